@@ -1,0 +1,33 @@
+"""POST /api/v1/auth/token: trade a username and password for a bearer token."""
+
+from __future__ import annotations
+
+from node.api.router import api
+from node.api.routing import ApiCall
+from node.api.schemas import TokenRequest, TokenResponse
+from node.appkeys import CONFIG
+from node.errors import Unauthorized
+from node.services.accounts import authenticate, issue_token
+from storage.repositories import CommunityRepository
+
+
+@api.route(
+    "POST",
+    "/auth/token",
+    summary="Get a bearer token",
+    tag="auth",
+    auth="none",
+    body=TokenRequest,
+    response=TokenResponse,
+    errors=(401, 422),
+)
+async def create_token(call: ApiCall[TokenRequest, None]) -> TokenResponse:
+    slug = call.body.community or call.request.app[CONFIG].slug
+    community = await CommunityRepository(call.session).get_local_by_slug(slug)
+    member = None
+    if community is not None:
+        member = await authenticate(call.session, community, call.body.username, call.body.password)
+    if member is None:
+        raise Unauthorized("wrong username or password")
+    issued = await issue_token(call.session, member, "api")
+    return TokenResponse(token=issued.secret, expires_at=issued.expires_at)

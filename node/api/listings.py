@@ -1,0 +1,82 @@
+"""The listings endpoints."""
+
+from __future__ import annotations
+
+from node.api.router import api
+from node.api.routing import ApiCall
+from node.api.schemas import ListingCreate, ListingList, ListingOut, ListingQuery, ListingUpdate
+from node.services import listings as service
+from storage.repositories import ListingFilters
+
+
+@api.route(
+    "POST",
+    "/listings",
+    summary="Post an offer or a need",
+    tag="listings",
+    status=201,
+    body=ListingCreate,
+    response=ListingOut,
+    errors=(401, 415, 422),
+)
+async def create_listing(call: ApiCall[ListingCreate, None]) -> ListingOut:
+    listing = await service.create_listing(call.session, call.me, call.body)
+    return service.listing_to_api(listing)
+
+
+@api.route(
+    "GET",
+    "/listings",
+    summary="List the community's listings",
+    tag="listings",
+    query=ListingQuery,
+    response=ListingList,
+    errors=(401, 422),
+)
+async def list_listings(call: ApiCall[None, ListingQuery]) -> ListingList:
+    q = call.query
+    filters = ListingFilters(kind=q.kind, category=q.category, status=q.status)
+    listings = await service.list_community_listings(call.session, call.me, filters)
+    return ListingList(items=[service.listing_to_api(listing) for listing in listings])
+
+
+@api.route(
+    "GET",
+    "/listings/{id}",
+    summary="Get one listing",
+    tag="listings",
+    response=ListingOut,
+    errors=(401, 404),
+)
+async def get_listing(call: ApiCall[None, None]) -> ListingOut:
+    listing_id = call.request.match_info["id"]
+    listing = await service.get_visible_listing(call.session, call.me, listing_id)
+    return service.listing_to_api(listing)
+
+
+@api.route(
+    "PATCH",
+    "/listings/{id}",
+    summary="Change a listing (author or steward)",
+    tag="listings",
+    body=ListingUpdate,
+    response=ListingOut,
+    errors=(401, 403, 404, 415, 422),
+)
+async def update_listing(call: ApiCall[ListingUpdate, None]) -> ListingOut:
+    event = await service.update_listing(
+        call.session, call.me, call.request.match_info["id"], call.body
+    )
+    return service.listing_to_api(event.listing)
+
+
+@api.route(
+    "DELETE",
+    "/listings/{id}",
+    summary="Delete a listing (author or steward)",
+    tag="listings",
+    status=204,
+    errors=(401, 403, 404),
+)
+async def delete_listing(call: ApiCall[None, None]) -> None:
+    await service.delete_listing(call.session, call.me, call.request.match_info["id"])

@@ -1,0 +1,155 @@
+"""A small route table for the JSON API.
+
+Each operation names its request and response models once; the same declaration
+validates requests, serialises responses and produces the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.appkeys import CONFIG, SESSIONS
+from node.errors import Forbidden, UnsupportedMediaType, ValidationFailed
+from node.services.auth_context import authenticate_bearer
+from storage.models import Member
+
+API_PREFIX = "/api/v1"
+Auth = Literal["none", "member", "steward"]
+BodyT = TypeVar("BodyT", bound=BaseModel | None)
+QueryT = TypeVar("QueryT", bound=BaseModel | None)
+
+
+@dataclass
+class ApiCall(Generic[BodyT, QueryT]):
+    """Everything a handler needs, already authenticated and validated."""
+
+    request: web.Request
+    session: AsyncSession
+    member: Member | None
+    body: BodyT
+    query: QueryT
+
+    @property
+    def me(self) -> Member:
+        assert self.member is not None, "operation declared auth='none'"
+        return self.member
+
+
+Handler = Callable[[ApiCall[Any, Any]], Awaitable[BaseModel | None]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: Auth
+    status: int
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    errors: tuple[int, ...]
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": [str(part) for part in err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(f"invalid {where}", details=_validation_details(exc)) from exc
+
+
+async def read_json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(f"body is not valid JSON: {exc}") from exc
+
+
+class ApiRouter:
+    def __init__(self, prefix: str = API_PREFIX) -> None:
+        self.prefix = prefix
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        auth: Auth = "member",
+        status: int = 200,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.operations.append(
+                Operation(
+                    method,
+                    self.prefix + path,
+                    handler,
+                    summary,
+                    tag,
+                    auth,
+                    status,
+                    body,
+                    query,
+                    response,
+                    errors,
+                )
+            )
+            return handler
+
+        return register
+
+    def setup(self, app: web.Application) -> None:
+        for operation in self.operations:
+            app.router.add_route(operation.method, operation.path, _endpoint(operation))
+
+
+def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def endpoint(request: web.Request) -> web.Response:
+        sessions = request.app[SESSIONS]
+        async with sessions() as session:
+            member = None
+            if op.auth != "none":
+                member = await authenticate_bearer(session, request, request.app[CONFIG])
+                if op.auth == "steward" and not member.is_steward:
+                    raise Forbidden("stewards only")
+            query = parse_model(op.query, dict(request.query), "query") if op.query else None
+            body = None
+            if op.body is not None:
+                body = parse_model(op.body, await read_json_body(request), "body")
+            result = await op.handler(ApiCall(request, session, member, body, query))
+            await session.commit()
+        if result is None:
+            return web.Response(status=op.status)
+        return json_response(result.model_dump(mode="json"), op.status)
+
+    endpoint.__name__ = op.handler.__name__
+    return endpoint

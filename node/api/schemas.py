@@ -1,0 +1,112 @@
+"""Request and response models. They validate input and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Kind = Literal["offer", "need"]
+Status = Literal["active", "closed"]
+VisibilityField = Literal["community", "partners", "public"]
+Origin = Literal["local", "partner", "public"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Location(StrictModel):
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+
+
+class TokenRequest(StrictModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    community: str | None = Field(
+        default=None, description="Slug of the community, when the node hosts several."
+    )
+
+
+class TokenResponse(BaseModel):
+    token: str
+    expires_at: datetime
+
+
+class ListingCreate(StrictModel):
+    kind: Kind
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    category: str = Field(default="", max_length=64)
+    visibility: VisibilityField | None = None
+    is_public: bool | None = Field(
+        default=None, description="Alias: true means visibility `public`."
+    )
+    location: Location | None = None
+
+    @field_validator("category")
+    @classmethod
+    def _lower_category(cls, value: str) -> str:
+        return value.lower()
+
+
+class ListingUpdate(StrictModel):
+    kind: Kind | None = None
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    category: str | None = Field(default=None, max_length=64)
+    status: Status | None = None
+    visibility: VisibilityField | None = None
+    is_public: bool | None = None
+    location: Location | None = None
+
+    @field_validator("category")
+    @classmethod
+    def _lower_category(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+
+class ListingQuery(StrictModel):
+    kind: Kind | None = None
+    category: str | None = Field(default=None, max_length=64)
+    status: Status | None = None
+    include_public: bool = False
+    include_partners: bool = False
+
+
+class CommunityRef(BaseModel):
+    id: str = Field(description="The community's actor URL.")
+    handle: str
+    name: str
+
+
+class ListingOut(BaseModel):
+    id: str
+    ap_id: str
+    kind: Kind
+    title: str
+    description: str
+    category: str
+    status: Status
+    visibility: VisibilityField
+    is_public: bool
+    location: Location | None
+    community: CommunityRef
+    origin: Origin
+    created_at: datetime
+    updated_at: datetime
+
+
+class ListingList(BaseModel):
+    items: list[ListingOut]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

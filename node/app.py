@@ -1,0 +1,59 @@
+"""The aiohttp application: `init_app()` builds it, `setup_routes()` wires the URLs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+import node.api.auth
+import node.api.listings  # noqa: F401  (registers routes)
+from node import __version__
+from node.api.docs import setup_docs
+from node.api.openapi import build_openapi
+from node.api.router import api
+from node.api.routing import json_response
+from node.appkeys import CONFIG, ENGINE, SESSIONS
+from node.config import NodeConfig
+from node.middleware import error_middleware, security_headers_middleware
+from node.web.pages import setup_pages
+from storage.engine import create_engine, create_session_factory
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    doc = build_openapi(
+        api, title="Commons Node API", version=__version__, server_url=config.base_url
+    )
+    return json_response(doc)
+
+
+def setup_routes(app: web.Application) -> None:
+    api.setup(app)
+    app.router.add_get("/api/v1/openapi.json", openapi_document)
+    setup_docs(app)
+    setup_pages(app)
+
+
+def database_ctx(config: NodeConfig):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        engine = create_engine(config.database_url)
+        app[ENGINE] = engine
+        app[SESSIONS] = create_session_factory(engine)
+        yield
+        await engine.dispose()
+
+    return ctx
+
+
+def init_app(config: NodeConfig) -> web.Application:
+    app = web.Application(
+        middlewares=[security_headers_middleware, error_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[CONFIG] = config
+    app.cleanup_ctx.append(database_ctx(config))
+    setup_routes(app)
+    return app

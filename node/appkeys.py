@@ -1,0 +1,14 @@
+"""Typed application state (aiohttp `AppKey`s), so handlers never guess at `app[...]`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from jinja2 import Environment
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from node.config import NodeConfig
+
+CONFIG = web.AppKey("config", NodeConfig)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+TEMPLATES = web.AppKey("templates", Environment)

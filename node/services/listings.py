@@ -1,0 +1,142 @@
+"""Listing use cases: who may create, change and see what."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.api.schemas import CommunityRef, ListingCreate, ListingOut, ListingUpdate, Location
+from node.errors import Forbidden, NotFound, ValidationFailed
+from node.services.visibility import Viewer, may_view, resolve_visibility
+from storage.models import Community, Listing, Member, new_id, utcnow
+from storage.repositories import ListingFilters, ListingRepository
+
+
+@dataclass(frozen=True)
+class ListingEvent:
+    """What changed, for whoever must tell other nodes about it (federation hooks in here)."""
+
+    action: str  # "create" | "update" | "delete"
+    listing: Listing
+    previous_visibility: str | None = None
+
+
+def community_ref(community: Community) -> CommunityRef:
+    return CommunityRef(id=community.ap_id, handle=community.handle, name=community.name)
+
+
+def listing_to_api(listing: Listing) -> ListingOut:
+    location = (
+        Location(lat=listing.latitude, lon=listing.longitude)
+        if listing.latitude is not None and listing.longitude is not None
+        else None
+    )
+    return ListingOut(
+        id=listing.id,
+        ap_id=listing.ap_id,
+        kind=listing.kind,  # type: ignore[arg-type]
+        title=listing.title,
+        description=listing.description,
+        category=listing.category,
+        status=listing.status,  # type: ignore[arg-type]
+        visibility=listing.visibility,  # type: ignore[arg-type]
+        is_public=listing.is_public,
+        location=location,
+        community=community_ref(listing.community),
+        origin="local",
+        created_at=listing.created_at,
+        updated_at=listing.updated_at,
+    )
+
+
+def _visibility_or_422(visibility: str | None, is_public: bool | None) -> str:
+    try:
+        return resolve_visibility(visibility, is_public)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+
+
+def _can_edit(member: Member, listing: Listing) -> bool:
+    if member.community_id != listing.community_id:
+        return False
+    return member.is_steward or listing.author_id == member.id
+
+
+async def create_listing(session: AsyncSession, member: Member, data: ListingCreate) -> Listing:
+    visibility = _visibility_or_422(data.visibility, data.is_public)
+    listing_id = new_id()
+    now = utcnow()
+    listing = Listing(
+        id=listing_id,
+        ap_id=f"{member.community.ap_id}/listings/{listing_id}",
+        community_id=member.community_id,
+        author_id=member.id,
+        kind=data.kind,
+        title=data.title,
+        description=data.description,
+        category=data.category,
+        status="active",
+        visibility=visibility,
+        is_public=visibility == "public",
+        latitude=data.location.lat if data.location else None,
+        longitude=data.location.lon if data.location else None,
+        created_at=now,
+        updated_at=now,
+    )
+    await ListingRepository(session).add(listing)
+    listing.community = member.community
+    return listing
+
+
+async def get_visible_listing(session: AsyncSession, member: Member, listing_id: str) -> Listing:
+    listing = await ListingRepository(session).get(listing_id)
+    if listing is None or not may_view(listing, Viewer(local_community_id=member.community_id)):
+        raise NotFound("no such listing")
+    return listing
+
+
+async def update_listing(
+    session: AsyncSession, member: Member, listing_id: str, data: ListingUpdate
+) -> ListingEvent:
+    listing = await get_visible_listing(session, member, listing_id)
+    if not _can_edit(member, listing):
+        raise Forbidden("only the author or a steward may change this listing")
+    previous = listing.visibility
+    changes = data.model_dump(exclude_unset=True)
+    if "visibility" in changes or "is_public" in changes:
+        visibility = data.visibility
+        if visibility is None and data.is_public is not None:
+            visibility = "public" if data.is_public else _non_public(previous)
+        listing.visibility = _visibility_or_422(visibility, data.is_public)
+        listing.is_public = listing.visibility == "public"
+    for field in ("kind", "title", "description", "category", "status"):
+        if field in changes and changes[field] is not None:
+            setattr(listing, field, changes[field])
+    if "location" in changes:
+        listing.latitude = data.location.lat if data.location else None
+        listing.longitude = data.location.lon if data.location else None
+    listing.updated_at = utcnow()
+    await session.flush()
+    return ListingEvent("update", listing, previous_visibility=previous)
+
+
+def _non_public(previous: str) -> str:
+    """`is_public: false` on a public listing means community; otherwise keep what it was."""
+    return "community" if previous == "public" else previous
+
+
+async def delete_listing(session: AsyncSession, member: Member, listing_id: str) -> ListingEvent:
+    listing = await get_visible_listing(session, member, listing_id)
+    if not _can_edit(member, listing):
+        raise Forbidden("only the author or a steward may delete this listing")
+    event = ListingEvent("delete", listing, previous_visibility=listing.visibility)
+    await ListingRepository(session).delete(listing)
+    return event
+
+
+async def list_community_listings(
+    session: AsyncSession, member: Member, filters: ListingFilters
+) -> Sequence[Listing]:
+    return await ListingRepository(session).list_for_community(member.community_id, filters)

@@ -1,0 +1,148 @@
+"""Database rows. Wire formats live in `federation/`; `node/services` converts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+class Community(Base):
+    """A community actor: one we host (`is_local`, with keys) or a cached remote one."""
+
+    __tablename__ = "communities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ap_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    is_local: Mapped[bool] = mapped_column(Boolean, default=False)
+    slug: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    base_url: Mapped[str] = mapped_column(String(2048))
+    inbox_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    shared_inbox_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    outbox_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    followers_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    public_key_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    private_key_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    public_offer_count: Mapped[int] = mapped_column(Integer, default=0)
+    public_need_count: Mapped[int] = mapped_column(Integer, default=0)
+    fetched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_communities_is_local_slug", "is_local", "slug"),)
+
+    @property
+    def handle(self) -> str:
+        return f"{self.slug}@{self.host}"
+
+
+class Member(Base):
+    """A person in one local community. Stewards administer it."""
+
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    community: Mapped[Community] = relationship(lazy="joined")
+
+    __table_args__ = (UniqueConstraint("community_id", "username"),)
+
+    @property
+    def is_steward(self) -> bool:
+        return self.role == "steward"
+
+
+class AuthToken(Base):
+    """A bearer token or a browser session. Only a hash of the secret is stored."""
+
+    __tablename__ = "auth_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    csrf_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    member: Mapped[Member] = relationship(lazy="joined")
+
+
+class Listing(Base):
+    """An offer or a need posted by a local member."""
+
+    __tablename__ = "listings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    ap_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True
+    )
+    kind: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    visibility: Mapped[str] = mapped_column(
+        String(16), default="community", server_default="community"
+    )
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    community: Mapped[Community] = relationship(lazy="joined")
+    author: Mapped[Member | None] = relationship(lazy="joined")
+
+    __table_args__ = (
+        Index("ix_listings_is_public_status", "is_public", "status"),
+        Index("ix_listings_community_id_created_at", "community_id", "created_at"),
+    )

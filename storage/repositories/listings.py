@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Listing
+
+
+@dataclass(frozen=True)
+class ListingFilters:
+    kind: str | None = None
+    category: str | None = None
+    status: str | None = None
+    limit: int = 200
+    offset: int = 0
+
+
+def _apply_filters(query: Select[Listing], filters: ListingFilters) -> Select[Listing]:
+    if filters.kind:
+        query = query.where(Listing.kind == filters.kind)
+    if filters.category:
+        query = query.where(Listing.category == filters.category)
+    if filters.status:
+        query = query.where(Listing.status == filters.status)
+    return (
+        query.order_by(Listing.created_at.desc(), Listing.id)
+        .limit(filters.limit)
+        .offset(filters.offset)
+    )
+
+
+class ListingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, listing_id: str) -> Listing | None:
+        return await self.session.get(Listing, listing_id)
+
+    async def get_by_ap_id(self, ap_id: str) -> Listing | None:
+        result = await self.session.execute(select(Listing).where(Listing.ap_id == ap_id))
+        return result.scalar_one_or_none()
+
+    async def add(self, listing: Listing) -> Listing:
+        self.session.add(listing)
+        await self.session.flush()
+        return listing
+
+    async def delete(self, listing: Listing) -> None:
+        await self.session.delete(listing)
+        await self.session.flush()
+
+    async def list_for_community(
+        self, community_id: int, filters: ListingFilters = ListingFilters()
+    ) -> Sequence[Listing]:
+        query = select(Listing).where(Listing.community_id == community_id)
+        result = await self.session.execute(_apply_filters(query, filters))
+        return result.scalars().all()
+
+    async def get_public_listings(
+        self, community_id: int | None = None, filters: ListingFilters = ListingFilters()
+    ) -> Sequence[Listing]:
+        """Public listings (served on the `(is_public, status)` index), newest first."""
+        query = select(Listing).where(Listing.is_public.is_(True))
+        if community_id is not None:
+            query = query.where(Listing.community_id == community_id)
+        result = await self.session.execute(_apply_filters(query, filters))
+        return result.scalars().all()
+
+    async def count_public(self, community_id: int, kind: str) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(Listing)
+            .where(
+                Listing.is_public.is_(True),
+                Listing.status == "active",
+                Listing.community_id == community_id,
+                Listing.kind == kind,
+            )
+        )
+        return int(result.scalar_one())
