@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -37,7 +37,7 @@ def setup_routes(app: web.Application) -> None:
     setup_pages(app)
 
 
-def database_ctx(config: NodeConfig):  # type: ignore[no-untyped-def]
+def database_ctx(config: NodeConfig) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = create_engine(config.database_url)
         app[ENGINE] = engine

@@ -52,6 +52,7 @@ def listing_to_api(listing: Listing) -> ListingOut:
 
 
 def _visibility_or_422(visibility: str | None, is_public: bool | None) -> str:
+    """Resolve the pair or answer 422; mypy sees str, the rule guarantees a Visibility."""
     try:
         return resolve_visibility(visibility, is_public)
     except ValueError as exc:
@@ -106,7 +107,7 @@ async def update_listing(
     previous = listing.visibility
     changes = data.model_dump(exclude_unset=True)
     if "visibility" in changes or "is_public" in changes:
-        visibility = data.visibility
+        visibility: str | None = data.visibility
         if visibility is None and data.is_public is not None:
             visibility = "public" if data.is_public else _non_public(previous)
         listing.visibility = _visibility_or_422(visibility, data.is_public)
@@ -140,3 +141,8 @@ async def list_community_listings(
     session: AsyncSession, member: Member, filters: ListingFilters
 ) -> Sequence[Listing]:
     return await ListingRepository(session).list_for_community(member.community_id, filters)
+
+
+def may_edit(member: Member, listing: Listing) -> bool:
+    """The edit rule, public so that pages can offer (or refuse) a form before it is sent."""
+    return _can_edit(member, listing)

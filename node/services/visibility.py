@@ -35,11 +35,12 @@ def resolve_visibility(visibility: str | None, is_public: bool | None) -> Visibi
     """Combine the two request fields; `is_public` is an alias kept for older clients."""
     if visibility is None:
         return "public" if is_public else "community"
-    if visibility not in VISIBILITIES:
-        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}")
-    if is_public is not None and is_public != (visibility == "public"):
-        raise ValueError("is_public contradicts visibility")
-    return visibility  # type: ignore[return-value]
+    for known in VISIBILITIES:
+        if visibility == known:
+            if is_public is not None and is_public != (known == "public"):
+                raise ValueError("is_public contradicts visibility")
+            return known
+    raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}")
 
 
 def may_view(listing: Listing, viewer: Viewer) -> bool:

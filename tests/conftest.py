@@ -1,0 +1,193 @@
+"""Shared fixtures: a throw-away database per test on SQLite and on PostgreSQL, and nodes.
+
+PostgreSQL runs when COMMONS_TEST_POSTGRES_URL names a server we may create
+databases on (CI sets it); elsewhere those tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy.engine import make_url
+
+from node.app import init_app
+from node.config import NodeConfig, write_config
+from node.services.accounts import create_member
+from node.services.communities import create_local_community
+from storage.engine import create_engine, create_session_factory
+from storage.migrate import upgrade_to_head
+from storage.models import Community
+from storage.repositories import CommunityRepository
+
+PG_ENV = "COMMONS_TEST_POSTGRES_URL"
+PASSWORD = "correct horse battery"
+
+
+def _skip_postgres() -> None:
+    reason = f"PostgreSQL tests need {PG_ENV}=postgresql://user@host:port/db"
+    if os.environ.get("COMMONS_REQUIRE_POSTGRES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _pg_admin_url() -> str | None:
+    return os.environ.get(PG_ENV)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _with_database(url: str, name: str) -> str:
+    return (
+        make_url(url)
+        .set(drivername="postgresql+asyncpg", database=name)
+        .render_as_string(hide_password=False)
+    )
+
+
+async def _pg_execute(admin_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _in_thread(fn: Any, *args: Any) -> Any:
+    """Session fixtures may be first requested from inside a running loop; step aside."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    _in_thread(upgrade_to_head, f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[tuple[str, str]]:
+    admin = _pg_admin_url()
+    if not admin:
+        _skip_postgres()
+    name = f"commons_tpl_{uuid.uuid4().hex[:12]}"
+    _in_thread(asyncio.run, _pg_execute(admin, f'CREATE DATABASE "{name}"'))
+    try:
+        _in_thread(upgrade_to_head, _with_database(admin, name))
+        yield admin, name
+    finally:
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        _in_thread(asyncio.run, _pg_execute(admin, drop))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    if request.param == "sqlite":
+        path = tmp_path / "commons.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    admin, template = request.getfixturevalue("pg_template")
+    name = f"commons_test_{uuid.uuid4().hex[:12]}"
+    await _pg_execute(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield _with_database(admin, name)
+    finally:
+        await _pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Like `database_url` but with no schema: for migration tests. Parametrise indirectly."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin = _pg_admin_url()
+    if not admin:
+        _skip_postgres()
+    name = f"commons_empty_{uuid.uuid4().hex[:12]}"
+    await _pg_execute(admin, f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(admin, name)
+    finally:
+        await _pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class NodeHandle:
+    """A node under test: its config, an API client, and ways to add people to it."""
+
+    config: NodeConfig
+    client: TestClient[Any, Any]
+
+    async def add_member(self, username: str, role: str = "member") -> None:
+        engine = create_engine(self.config.database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                community = await CommunityRepository(session).get_local_by_slug(self.config.slug)
+                assert community is not None
+                await create_member(session, community, username, PASSWORD, role)
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    async def token(self, username: str) -> str:
+        resp = await self.client.post(
+            "/api/v1/auth/token", json={"username": username, "password": PASSWORD}
+        )
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["token"])
+
+    async def login(self, username: str, role: str = "member") -> dict[str, str]:
+        await self.add_member(username, role)
+        return {"Authorization": f"Bearer {await self.token(username)}"}
+
+
+async def create_node_community(config: NodeConfig) -> Community:
+    engine = create_engine(config.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            community = await create_local_community(
+                session,
+                config,
+                slug=config.slug,
+                name=config.name,
+                description="Tools for everyone",
+                location=(51.5072, -0.1276),
+            )
+            await session.commit()
+            return community
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def node(tmp_path: Path, database_url: str, aiohttp_client: Any) -> AsyncIterator[NodeHandle]:
+    data = tmp_path / "node"
+    data.mkdir()
+    config = write_config(
+        data,
+        base_url="http://tools.test",
+        slug="tools",
+        name="Tool Library",
+        database_url=database_url,
+        allow_private_addresses=True,
+    )
+    await create_node_community(config)
+    client = await aiohttp_client(init_app(config))
+    yield NodeHandle(config=config, client=client)

@@ -1,0 +1,41 @@
+"""The OpenAPI document is generated from the models that validate requests."""
+
+from __future__ import annotations
+
+from tests.conftest import NodeHandle
+
+
+async def test_openapi_document_describes_the_listing_contract(node: NodeHandle) -> None:
+    resp = await node.client.get("/api/v1/openapi.json")
+    assert resp.status == 200
+    doc = await resp.json()
+    assert doc["openapi"].startswith("3.")
+    create = doc["paths"]["/api/v1/listings"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ListingCreate"
+    )
+    assert "201" in create["responses"]
+    assert "422" in create["responses"]
+    schemas = doc["components"]["schemas"]
+    assert schemas["ListingCreate"]["properties"]["kind"]["enum"] == ["offer", "need"]
+    assert schemas["ListingCreate"]["properties"]["visibility"]["enum"][:3] == [
+        "community",
+        "partners",
+        "public",
+    ]
+    assert "kind" in schemas["ListingCreate"]["required"]
+    params = {p["name"] for p in doc["paths"]["/api/v1/listings"]["get"]["parameters"]}
+    assert {"kind", "category", "status", "include_public", "include_partners"} <= params
+    assert doc["paths"]["/api/v1/auth/token"]["post"].get("security") is None
+    assert create["security"] == [{"bearer": []}]
+
+
+async def test_interactive_docs_are_served_without_a_network(node: NodeHandle) -> None:
+    resp = await node.client.get("/api/docs")
+    assert resp.status == 200
+    html = await resp.text()
+    assert "swagger-ui" in html
+    assert "https://" not in html
+    asset = await node.client.get("/api/docs/static/swagger-ui-bundle.js")
+    assert asset.status == 200
+    assert len(await asset.read()) > 100_000
