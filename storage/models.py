@@ -147,3 +147,143 @@ class Listing(Base):
         Index("ix_listings_is_public_status", "is_public", "status"),
         Index("ix_listings_community_id_created_at", "community_id", "created_at"),
     )
+
+
+class RemoteListing(Base):
+    """The mirror: a listing another community shared with us, as we last heard of it."""
+
+    __tablename__ = "remote_listings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    ap_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    origin_community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), index=True
+    )
+    audience: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    remote_updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    is_tombstoned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    origin_community: Mapped[Community] = relationship(lazy="joined")
+
+    __table_args__ = (Index("ix_remote_listings_audience_status", "audience", "status"),)
+
+
+class Follow(Base):
+    """A plain (public-listing) follow, in either direction.
+
+    `direction` "in": a remote actor follows one of our communities (they get our
+    public listings). "out": one of our communities follows a remote community.
+    """
+
+    __tablename__ = "follows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    local_community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    remote_actor: Mapped[str] = mapped_column(String(2048))
+    remote_inbox: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    remote_shared_inbox: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    follow_activity_id: Mapped[str] = mapped_column(String(2048))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("direction", "local_community_id", "remote_actor"),
+        Index("ix_follows_follow_activity_id", "follow_activity_id"),
+    )
+
+
+class InboxEntry(Base):
+    """Every activity we accepted: the dedupe key, the audit trail, and work to handle."""
+
+    __tablename__ = "inbox_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    activity_type: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(2048))
+    raw: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="received", index=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Delivery(Base):
+    """One activity to POST to one inbox; survives restarts, retried with backoff."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[str] = mapped_column(String(2048))
+    sender_community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    target_inbox: Mapped[str] = mapped_column(String(2048))
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("activity_id", "target_inbox"),
+        Index("ix_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+
+class PeerHost(Base):
+    """Health of a remote host as a whole, so one dead server is backed off once."""
+
+    __tablename__ = "peer_hosts"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    backoff_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_failure_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class KnownPeer(Base):
+    """A node a steward pointed us at; we learn and refresh its communities from it."""
+
+    __tablename__ = "known_peers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    base_url: Mapped[str] = mapped_column(String(2048), unique=True)
+    added_by_community_id: Mapped[int | None] = mapped_column(
+        ForeignKey("communities.id", ondelete="SET NULL"), nullable=True
+    )
+    last_checked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BlockedDomain(Base):
+    """Nothing is sent to or accepted from a blocked host (`host` or `host:port`)."""
+
+    __tablename__ = "blocked_domains"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
