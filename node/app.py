@@ -8,12 +8,13 @@ from aiohttp import web
 
 import node.api.auth
 import node.api.listings  # noqa: F401  (registers routes)
+from federation.http_client import HttpLimits, create_client_session
 from node import __version__
 from node.api.docs import setup_docs
 from node.api.openapi import build_openapi
 from node.api.router import api
 from node.api.routing import json_response
-from node.appkeys import CONFIG, ENGINE, SESSIONS
+from node.appkeys import CONFIG, ENGINE, HTTP, SESSIONS
 from node.config import NodeConfig
 from node.middleware import error_middleware, security_headers_middleware
 from node.web.pages import setup_pages
@@ -48,6 +49,20 @@ def database_ctx(config: NodeConfig) -> Callable[[web.Application], AsyncIterato
     return ctx
 
 
+def http_client_ctx(config: NodeConfig) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        session = create_client_session(
+            allow_private=config.allow_private_addresses,
+            user_agent=f"CommonsNode/{__version__} (+{config.base_url})",
+            limits=HttpLimits(),
+        )
+        app[HTTP] = session
+        yield
+        await session.close()
+
+    return ctx
+
+
 def init_app(config: NodeConfig) -> web.Application:
     app = web.Application(
         middlewares=[security_headers_middleware, error_middleware],
@@ -55,5 +70,6 @@ def init_app(config: NodeConfig) -> web.Application:
     )
     app[CONFIG] = config
     app.cleanup_ctx.append(database_ctx(config))
+    app.cleanup_ctx.append(http_client_ctx(config))
     setup_routes(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,3 +13,4 @@ CONFIG = web.AppKey("config", NodeConfig)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 TEMPLATES = web.AppKey("templates", Environment)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
