@@ -1,0 +1,240 @@
+"""Signed outbound HTTP: fetching ActivityPub documents and posting to inboxes.
+
+Every URL here comes from a remote server, so every request is bounded: the
+address guard on each hop, timeouts, a response size limit (checked against
+`Content-Length` and again while streaming, since the header may lie or be
+absent) and a redirect limit. Redirects are followed by hand so that each hop
+is guarded and signed for its own host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from federation.address_guard import GuardedResolver, check_url
+from federation.errors import (
+    DeliveryNetworkError,
+    FetchError,
+    ObjectGone,
+    ObjectNotFound,
+    ResponseTooLarge,
+    SignatureError,
+    TooManyRedirects,
+)
+from federation.signatures import sign_request
+
+ACCEPT_ACTIVITY = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+CONTENT_TYPE_ACTIVITY = "application/activity+json"
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_READ_CHUNK_BYTES = 64 * 1024
+_EXCERPT_CHARS = 500
+_EXCERPT_BYTES = 4 * _EXCERPT_CHARS
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Bounds on one outbound request; a slow or huge remote must not stall a worker."""
+
+    connect_timeout: float = 5.0
+    total_timeout: float = 20.0
+    max_response_bytes: int = 2 * 1024 * 1024
+    max_redirects: int = 3
+
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.total_timeout, sock_connect=self.connect_timeout)
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """What an inbox answered; the delivery worker classifies it (retry, give up)."""
+
+    status: int
+    retry_after: float | None
+    body_excerpt: str
+
+
+def create_client_session(
+    *, allow_private: bool, user_agent: str, limits: HttpLimits
+) -> aiohttp.ClientSession:
+    """A session for talking to other servers; call it inside the running loop.
+
+    It resolves names through `GuardedResolver` (so DNS rebinding cannot reach
+    a private address), keeps no cookies (remote servers must not be able to
+    tie our requests together or to each other), and ignores proxy variables.
+    """
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=allow_private))
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=limits.client_timeout(),
+        headers={"User-Agent": user_agent},
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` of delta-seconds or an HTTP-date.
+
+    Returns None when absent or unparseable, so the caller's own backoff
+    applies; a date in the past means "now" (0.0).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _raise_for_status(status: int, url: str) -> None:
+    if 200 <= status < 300:
+        return
+    if status == 404:
+        raise ObjectNotFound(f"{url} was not found", url=url, status=status)
+    if status == 410:
+        raise ObjectGone(f"{url} is gone", url=url, status=status)
+    raise FetchError(f"{url} answered HTTP {status}", url=url, status=status)
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int, url: str) -> bytes:
+    """Read the body, refusing as soon as it is known to exceed `limit` bytes."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise ResponseTooLarge(f"{url} declares {declared} bytes, limit {limit}", url=url)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_READ_CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(f"{url} sent more than {limit} bytes", url=url)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_excerpt(response: aiohttp.ClientResponse) -> str:
+    """The start of a body, for logs: enough to see an error message, no more."""
+    data = bytearray()
+    while len(data) < _EXCERPT_BYTES:
+        chunk = await response.content.read(_EXCERPT_BYTES - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", errors="replace")[:_EXCERPT_CHARS]
+
+
+def _json_object(body: bytes, url: str) -> dict[str, Any]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise FetchError(f"{url} did not answer JSON: {exc}", url=url) from exc
+    if not isinstance(document, dict):
+        raise FetchError(f"{url} answered JSON that is not an object", url=url)
+    return document
+
+
+def _redirect_target(response: aiohttp.ClientResponse, url: str) -> str:
+    location = response.headers.get("Location")
+    if not location:
+        raise FetchError(f"{url} redirected without a Location", url=url, status=response.status)
+    try:
+        return str(URL(url).join(URL(location)).with_fragment(None))
+    except ValueError as exc:
+        raise FetchError(f"{url} redirected to bad URL {location!r}", url=url) from exc
+
+
+def _get_headers(url: str, key_id: str | None, private_key_pem: str | None) -> dict[str, str]:
+    headers = {"Accept": ACCEPT_ACTIVITY}
+    if key_id is None and private_key_pem is None:
+        return headers
+    if key_id is None or private_key_pem is None:
+        raise SignatureError("key_id and private_key_pem must be given together")
+    return sign_request("GET", url, headers, None, key_id, private_key_pem)
+
+
+async def _get_hop(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], limits: HttpLimits
+) -> str | dict[str, Any]:
+    """One GET without following redirects: a redirect target or the document."""
+    try:
+        async with session.get(
+            url, headers=headers, allow_redirects=False, timeout=limits.client_timeout()
+        ) as response:
+            if response.status in _REDIRECT_STATUSES:
+                return _redirect_target(response, url)
+            _raise_for_status(response.status, url)
+            body = await _read_limited(response, limits.max_response_bytes, url)
+    except aiohttp.InvalidURL as exc:
+        raise FetchError(f"invalid URL {url!r}", url=url) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise DeliveryNetworkError(f"GET {url} failed: {exc!r}", url=url) from exc
+    return _json_object(body, url)
+
+
+async def signed_get_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    key_id: str | None,
+    private_key_pem: str | None,
+    allow_private: bool,
+    limits: HttpLimits,
+) -> dict[str, Any]:
+    """GET an ActivityPub document (a JSON object), signed when a key is given.
+
+    Signed fetch is what lets a partner serve us partner-only objects; an
+    unsigned GET is for servers that reject signatures from unknown actors.
+    """
+    current = url
+    for _ in range(limits.max_redirects + 1):
+        await check_url(current, allow_private=allow_private)
+        headers = _get_headers(current, key_id, private_key_pem)
+        result = await _get_hop(session, current, headers, limits)
+        if isinstance(result, dict):
+            return result
+        current = result
+    raise TooManyRedirects(f"{url} redirected more than {limits.max_redirects} times", url=url)
+
+
+async def signed_post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    *,
+    key_id: str,
+    private_key_pem: str,
+    allow_private: bool,
+    limits: HttpLimits,
+) -> PostResult:
+    """POST an activity to an inbox and report the answer, whatever its status.
+
+    Redirects are not followed: an inbox that moves must be rediscovered from
+    the actor document, not trusted from a 3xx. Only failures below HTTP raise
+    (`DeliveryNetworkError`), and a guarded address raises `Refused`.
+    """
+    await check_url(url, allow_private=allow_private)
+    base = {"Content-Type": CONTENT_TYPE_ACTIVITY, "Accept": ACCEPT_ACTIVITY}
+    headers = sign_request("POST", url, base, body, key_id, private_key_pem)
+    try:
+        async with session.post(
+            url, data=body, headers=headers, allow_redirects=False, timeout=limits.client_timeout()
+        ) as response:
+            excerpt = await _read_excerpt(response)
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return PostResult(response.status, retry_after, excerpt)
+    except aiohttp.InvalidURL as exc:
+        raise FetchError(f"invalid URL {url!r}", url=url) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise DeliveryNetworkError(f"POST {url} failed: {exc!r}", url=url) from exc
