@@ -51,6 +51,7 @@ class Community(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ap_id: Mapped[str] = mapped_column(String(2048), unique=True)
     is_local: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor_type: Mapped[str] = mapped_column(String(32), default="Group", server_default="Group")
     slug: Mapped[str] = mapped_column(String(64))
     host: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(200))

@@ -17,6 +17,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # Remote actors that are not communities (a Mastodon user following us) are
+    # cached in the same table, told apart by their AS2 type.
+    with op.batch_alter_table("communities", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("actor_type", sa.String(length=32), nullable=False, server_default="Group")
+        )
     op.create_table(
         "blocked_domains",
         sa.Column("domain", sa.String(length=255), nullable=False),
@@ -170,6 +176,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("communities", schema=None) as batch_op:
+        batch_op.drop_column("actor_type")
     with op.batch_alter_table("remote_listings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_remote_listings_origin_community_id"))
         batch_op.drop_index("ix_remote_listings_audience_status")
