@@ -36,8 +36,14 @@ async def create_listing(call: ApiCall[ListingCreate, None]) -> ListingOut:
 async def list_listings(call: ApiCall[None, ListingQuery]) -> ListingList:
     q = call.query
     filters = ListingFilters(kind=q.kind, category=q.category, status=q.status)
-    listings = await service.list_community_listings(call.session, call.me, filters)
-    return ListingList(items=[service.listing_to_api(listing) for listing in listings])
+    items = await service.list_listings_for_member(
+        call.session,
+        call.me,
+        filters,
+        include_public=q.include_public,
+        include_partners=q.include_partners,
+    )
+    return ListingList(items=items)
 
 
 @api.route(

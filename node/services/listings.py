@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.api.schemas import CommunityRef, ListingCreate, ListingOut, ListingUpdate, Location
 from node.errors import Forbidden, NotFound, ValidationFailed
 from node.services.visibility import Viewer, may_view, resolve_visibility
-from storage.models import Community, Listing, Member, new_id, utcnow
+from storage.models import Community, Listing, Member, RemoteListing, new_id, utcnow
 from storage.repositories import ListingFilters, ListingRepository
+from storage.repositories.remote_listings import RemoteListingRepository
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,32 @@ def listing_to_api(listing: Listing) -> ListingOut:
         origin="local",
         created_at=listing.created_at,
         updated_at=listing.updated_at,
+    )
+
+
+def remote_listing_to_api(cached: RemoteListing) -> ListingOut:
+    """A mirrored listing, shown with its home community and how it reached us."""
+    location = (
+        Location(lat=cached.latitude, lon=cached.longitude)
+        if cached.latitude is not None and cached.longitude is not None
+        else None
+    )
+    visibility = "public" if cached.audience == "public" else "partners"
+    return ListingOut(
+        id=cached.id,
+        ap_id=cached.ap_id,
+        kind=cached.kind,  # type: ignore[arg-type]
+        title=cached.title,
+        description=cached.description,
+        category=cached.category,
+        status=cached.status,  # type: ignore[arg-type]
+        visibility=visibility,
+        is_public=visibility == "public",
+        location=location,
+        community=community_ref(cached.origin_community),
+        origin="public" if visibility == "public" else "partner",
+        created_at=cached.published_at or cached.received_at,
+        updated_at=cached.remote_updated_at or cached.updated_at,
     )
 
 
@@ -141,6 +168,24 @@ async def list_community_listings(
     session: AsyncSession, member: Member, filters: ListingFilters
 ) -> Sequence[Listing]:
     return await ListingRepository(session).list_for_community(member.community_id, filters)
+
+
+async def list_listings_for_member(
+    session: AsyncSession,
+    member: Member,
+    filters: ListingFilters,
+    *,
+    include_public: bool = False,
+    include_partners: bool = False,
+) -> list[ListingOut]:
+    """Own community's listings, plus mirrored ones when asked; newest first."""
+    items = [listing_to_api(x) for x in await list_community_listings(session, member, filters)]
+    audiences = [a for a, on in (("public", include_public), ("partners", include_partners)) if on]
+    if audiences:
+        cached = await RemoteListingRepository(session).list_visible(audiences, filters)
+        items += [remote_listing_to_api(x) for x in cached]
+        items.sort(key=lambda item: item.created_at, reverse=True)
+    return items
 
 
 def may_edit(member: Member, listing: Listing) -> bool:

@@ -25,6 +25,7 @@ class Viewer:
     local_community_id: int | None = None
     remote_actor: str | None = None
     is_active_partner: bool = False
+    partner_actors: tuple[str, ...] = ()
 
     @classmethod
     def anonymous(cls) -> Viewer:

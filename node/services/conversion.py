@@ -1,0 +1,114 @@
+"""Rows <-> wire types, in one place (the Lemmy `into_json`/`from_json` pair).
+
+Every listing that leaves the node is built by `listing_to_note()`, which asks
+the visibility rule for the audience first: a community-only listing has no
+audience and cannot be serialised at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from federation.vocab import PUBLIC, Note, Place, build_note, html_to_plain_text
+from node.services.visibility import leaves_node
+from storage.models import Community, Listing
+
+KINDS = frozenset({"offer", "need"})
+STATUSES = frozenset({"active", "closed"})
+TITLE_MAX = 200
+DESCRIPTION_MAX = 5000
+CATEGORY_MAX = 64
+
+
+class NotShareable(Exception):
+    """Raised when asked to serialise a listing that must not leave its community."""
+
+
+def audience(
+    listing: Listing, community: Community, partners: list[str]
+) -> tuple[list[str], list[str]]:
+    """(to, cc) for a listing: public to everyone plus followers; partners by name only."""
+    if listing.visibility == "public":
+        return [PUBLIC], [community.followers_url or f"{community.ap_id}/followers"]
+    if listing.visibility == "partners":
+        return sorted(partners), []
+    raise NotShareable(f"listing {listing.id} is community-only")
+
+
+def listing_to_note(
+    listing: Listing, community: Community, partners: list[str] | None = None
+) -> dict[str, Any]:
+    if not leaves_node(listing):
+        raise NotShareable(f"listing {listing.id} is community-only")
+    to, cc = audience(listing, community, partners or [])
+    location = (
+        Place(listing.latitude, listing.longitude)
+        if listing.latitude is not None and listing.longitude is not None
+        else None
+    )
+    return build_note(
+        note_id=listing.ap_id,
+        attributed_to=community.ap_id,
+        title=listing.title,
+        description=listing.description,
+        to=to,
+        cc=cc,
+        published=listing.created_at,
+        updated=listing.updated_at if listing.updated_at != listing.created_at else None,
+        kind=listing.kind,
+        category=listing.category or None,
+        status=listing.status,
+        visibility=listing.visibility,
+        location=location,
+        url=listing.ap_id,
+    )
+
+
+@dataclass(frozen=True)
+class MirroredFields:
+    """What we keep of a remote Note, already cleaned and bounded."""
+
+    kind: str
+    title: str
+    description: str
+    category: str
+    status: str
+    latitude: float | None
+    longitude: float | None
+    url: str | None
+    published_at: datetime | None
+    remote_updated_at: datetime | None
+
+
+def _title_and_description(note: Note) -> tuple[str, str]:
+    """Our notes carry the title in `name`; a plain fediverse post has only content."""
+    text = html_to_plain_text(note.content)
+    if note.name:
+        title = note.name.strip()
+        lines = text.splitlines()
+        if lines and lines[0].strip() == title:
+            text = "\n".join(lines[1:]).strip()
+    else:
+        first, _, rest = text.partition("\n")
+        title, text = first.strip(), rest.strip()
+    return (title or "(untitled)")[:TITLE_MAX], text[:DESCRIPTION_MAX]
+
+
+def note_to_mirrored_fields(note: Note) -> MirroredFields:
+    title, description = _title_and_description(note)
+    kind = note.kind if note.kind in KINDS else "offer"
+    status = note.status if note.status in STATUSES else "active"
+    return MirroredFields(
+        kind=kind,
+        title=title,
+        description=description,
+        category=(note.category or "").strip().lower()[:CATEGORY_MAX],
+        status=status,
+        latitude=round(note.location.latitude, 2) if note.location else None,
+        longitude=round(note.location.longitude, 2) if note.location else None,
+        url=note.url,
+        published_at=note.published,
+        remote_updated_at=note.updated or note.published,
+    )

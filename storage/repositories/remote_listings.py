@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import BlockedDomain, Community, RemoteListing, utcnow
+from storage.repositories.listings import ListingFilters
+
+
+class RemoteListingRepository:
+    """The mirror cache of listings other communities shared with us."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_by_ap_id(self, ap_id: str) -> RemoteListing | None:
+        result = await self.session.execute(
+            select(RemoteListing).where(RemoteListing.ap_id == ap_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def upsert(
+        self, ap_id: str, origin: Community, audience: str, fields: dict[str, Any]
+    ) -> RemoteListing:
+        """Insert or refresh; an older version (by the origin's `updated`) never wins."""
+        cached = await self.get_by_ap_id(ap_id)
+        if cached is None:
+            cached = RemoteListing(ap_id=ap_id, origin_community_id=origin.id, **fields)
+            cached.audience = audience
+            self.session.add(cached)
+        else:
+            newer = fields.get("remote_updated_at")
+            if cached.remote_updated_at and newer and newer < cached.remote_updated_at:
+                return cached
+            for key, value in fields.items():
+                setattr(cached, key, value)
+            cached.audience = audience
+            cached.is_tombstoned = False
+            cached.updated_at = utcnow()
+        await self.session.flush()
+        return cached
+
+    async def remove(self, ap_id: str) -> bool:
+        result = await self.session.execute(
+            delete(RemoteListing).where(RemoteListing.ap_id == ap_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def remove_from_origin(self, origin_community_id: int, audience: str) -> int:
+        result = await self.session.execute(
+            delete(RemoteListing).where(
+                RemoteListing.origin_community_id == origin_community_id,
+                RemoteListing.audience == audience,
+            )
+        )
+        return int(getattr(result, "rowcount", 0))
+
+    def _visible(self, audiences: Sequence[str]) -> Select[RemoteListing]:
+        blocked = (
+            select(BlockedDomain.domain)
+            .where(
+                or_(
+                    Community.host == BlockedDomain.domain,
+                    Community.host.like(BlockedDomain.domain + ":%"),
+                )
+            )
+            .exists()
+        )
+        return (
+            select(RemoteListing)
+            .join(Community, RemoteListing.origin_community_id == Community.id)
+            .where(
+                RemoteListing.audience.in_(audiences),
+                RemoteListing.is_tombstoned.is_(False),
+                ~blocked,
+            )
+        )
+
+    async def list_visible(
+        self, audiences: Sequence[str], filters: ListingFilters = ListingFilters()
+    ) -> Sequence[RemoteListing]:
+        query = self._visible(audiences)
+        if filters.kind:
+            query = query.where(RemoteListing.kind == filters.kind)
+        if filters.category:
+            query = query.where(RemoteListing.category == filters.category)
+        if filters.status:
+            query = query.where(RemoteListing.status == filters.status)
+        query = query.order_by(RemoteListing.published_at.desc(), RemoteListing.id)
+        result = await self.session.execute(query.limit(filters.limit).offset(filters.offset))
+        return result.scalars().all()
+
+    async def list_from_origin(
+        self, origin_community_id: int, audience: str
+    ) -> Sequence[RemoteListing]:
+        result = await self.session.execute(
+            select(RemoteListing).where(
+                RemoteListing.origin_community_id == origin_community_id,
+                RemoteListing.audience == audience,
+            )
+        )
+        return result.scalars().all()
