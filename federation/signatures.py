@@ -26,14 +26,13 @@ from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
-import httpsig
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from httpsig.utils import HttpSigException
 from yarl import URL
 
 from federation.errors import FederationError, InvalidKeyError, SignatureError
+from federation.httpsig_compat import HttpSigException, httpsig
 from federation.keys import load_public_key
 
 logger = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from node.app import init_app
@@ -111,8 +112,18 @@ def cmd_init(args: argparse.Namespace) -> None:
     print(f"Steward: {args.steward}. Start it with: commons-node serve --data {data}")
 
 
+def _restrict_database_file(config: NodeConfig) -> None:
+    """The database holds the community's private key: owner-only, like config.toml."""
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        Path(url.database).chmod(0o600)
+
+
 def _check_schema(config: NodeConfig) -> None:
-    current = asyncio.run(current_revision(config.database_url))
+    try:
+        current = asyncio.run(current_revision(config.database_url))
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"cannot reach the database: {exc}") from exc
     if current != head_revision():
         raise CliError(
             f"database schema is at {current or 'nothing'}, code expects {head_revision()}: "
@@ -163,7 +174,10 @@ def cmd_member_add(args: argparse.Namespace) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     config = load_config(args.data)
-    upgrade_to_head(config.database_url)
+    try:
+        upgrade_to_head(config.database_url)
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"cannot migrate the database: {exc}") from exc
     print(f"Database at {head_revision()}")
 
 

@@ -31,6 +31,7 @@ def test_init_creates_a_node_and_refuses_to_overwrite_it(tmp_path: Path) -> None
     assert (data / "config.toml").is_file()
     assert (data / "commons.db").is_file()
     assert oct((data / "config.toml").stat().st_mode & 0o777) == "0o600"
+    assert oct((data / "commons.db").stat().st_mode & 0o777) == "0o600"
     db = sqlite3.connect(data / "commons.db")
     community = db.execute(
         "SELECT slug, name, latitude, private_key_pem IS NOT NULL FROM communities"
