@@ -92,18 +92,19 @@ def cmd_init(args: argparse.Namespace) -> None:
     if len(args.password) < 8:
         raise CliError("the steward's password must have at least 8 characters")
     created = not data.exists()
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         config = write_config(
             data,
             base_url=args.base_url,
             slug=args.slug,
             name=args.name,
-            database_url=args.database_url,
+            database_url=args.database_url or os.environ.get(DATABASE_ENV),
             allow_private_addresses=args.allow_private_addresses,
         )
         asyncio.run(_init_database(config, args))
-    except (ConfigError, CommunityError, AccountError, SQLAlchemyError) as exc:
+        _restrict_database_file(config)
+    except (ConfigError, CommunityError, AccountError, SQLAlchemyError, OSError) as exc:
         (data / "config.toml").unlink(missing_ok=True)
         if created:
             shutil.rmtree(data, ignore_errors=True)
