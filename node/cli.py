@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from node.app import init_app
-from node.config import ConfigError, NodeConfig, load_config, write_config
+from node.config import DATABASE_ENV, ConfigError, NodeConfig, load_config, write_config
 from node.services.accounts import AccountError, create_member
 from node.services.communities import CommunityError, create_local_community, parse_location
 from storage.engine import create_engine, create_session_factory
