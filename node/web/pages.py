@@ -1,7 +1,19 @@
-"""Placeholder until the web pages land (being written now)."""
+"""The server-rendered web pages: one entry point that node/app.py calls."""
+
+from __future__ import annotations
 
 from aiohttp import web
 
+from node.appkeys import TEMPLATES
+from node.web import auth_pages, listings_pages
+from node.web.templating import STATIC_DIR, build_environment
+
+ROUTE_TABLES = (auth_pages.routes, listings_pages.routes)
+
 
 def setup_pages(app: web.Application) -> None:
-    return None
+    """Register the Jinja2 environment, the page routes and /static."""
+    app[TEMPLATES] = build_environment()
+    for table in ROUTE_TABLES:
+        app.router.add_routes(table)
+    app.router.add_static("/static", STATIC_DIR, name="static", append_version=False)

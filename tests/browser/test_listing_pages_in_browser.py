@@ -1,0 +1,195 @@
+"""A steward and a member use the listing pages in a real Chromium."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from tests.browser.conftest import COMMUNITY_NAME, MEMBER, STEWARD, Session, unavailable
+
+try:
+    from playwright.sync_api import Locator, expect
+except ImportError:
+    unavailable("the playwright package is not installed (pip install -e '.[test]')")
+
+pytestmark = pytest.mark.browser
+SHARE = "Make visible to other communities"
+
+
+def unique(title: str) -> str:
+    """Tests share one node; a suffix keeps each test's listings apart."""
+    return f"{title} {uuid.uuid4().hex[:4]}"
+
+
+def card(session: Session, title: str) -> Locator:
+    cards: Locator = session.page.locator("article.listing-card")
+    return cards.filter(has_text=title)
+
+
+def badge(session: Session, title: str, visibility: str) -> Locator:
+    """The visibility badge on a listing's card: icon plus text, e.g. "Public"."""
+    return card(session, title).locator(f".badge--{visibility}")
+
+
+def post_listing(session: Session, kind: str, title: str, *, share: bool = False) -> None:
+    session.page.get_by_role("link", name=f"New {kind}", exact=True).click()
+    session.page.get_by_label("Title", exact=True).fill(title)
+    session.page.get_by_label("Description").fill(f"{title}: ask me about it.\nWeekends work best.")
+    session.page.get_by_label("Category").fill("tools")
+    if share:
+        session.page.get_by_label(SHARE).check()
+    session.page.get_by_role("button", name=f"Post {kind}").click()
+    expect(session.page.get_by_role("heading", level=1)).to_have_text(title)
+
+
+def test_steward_shares_an_offer_and_keeps_a_need_in_the_community(desktop: Session) -> None:
+    page = desktop.page
+    desktop.goto("/")
+    expect(page).to_have_url(re.compile(r"/signin$"))
+    expect(page.get_by_role("heading", name=f"Sign in to {COMMUNITY_NAME}")).to_be_visible()
+    desktop.shot("signin")
+    desktop.sign_in()
+    expect(page).to_have_url(re.compile(r"/listings$"))
+    expect(page.get_by_role("status")).to_contain_text(f"Welcome, {STEWARD}.")
+    expect(page.locator(".site-header")).to_contain_text(COMMUNITY_NAME)
+    expect(page.locator(".account")).to_contain_text(STEWARD)
+
+    offer, need = unique("Ladder, 3 m"), unique("Help moving a sofa")
+    page.get_by_role("link", name="New offer", exact=True).click()
+    audience = page.get_by_role("group", name="Which other communities?")
+    expect(audience).to_be_hidden()
+    page.get_by_label(SHARE).check()
+    expect(audience).to_be_visible()
+    expect(page.get_by_label("Every community on the network")).to_be_checked()
+    page.get_by_label("Title", exact=True).fill(offer)
+    desktop.shot("new-offer-form")
+    page.get_by_role("button", name="Post offer").click()
+    expect(page.get_by_role("status")).to_contain_text("is posted")
+    expect(page.locator(".listing-detail .badge--public")).to_have_text("Visible to: Public")
+    desktop.shot("offer-detail")
+
+    post_listing(desktop, "need", need)
+    expect(page.locator(".listing-detail .badge--community")).to_contain_text("Community")
+
+    page.get_by_role("link", name="Listings", exact=True).click()
+    expect(badge(desktop, offer, "public")).to_be_visible()
+    expect(badge(desktop, offer, "public")).to_have_text("Visible to: Public")
+    expect(badge(desktop, offer, "public").locator("svg")).to_be_visible()
+    expect(card(desktop, need)).not_to_contain_text("Public")
+    expect(badge(desktop, need, "community")).to_have_text("Visible to: Community")
+    titles = page.locator(".listing-card__title").all_inner_texts()
+    assert titles.index(need) < titles.index(offer), "newest first"
+    desktop.shot("listings")
+
+
+def test_author_edits_closes_and_deletes_a_listing(desktop: Session) -> None:
+    page = desktop.page
+    desktop.sign_in()
+    title = unique("Pressure washer")
+    post_listing(desktop, "offer", title, share=True)
+
+    page.get_by_role("link", name="Edit", exact=True).click()
+    expect(page.get_by_label(SHARE)).to_be_checked()
+    page.get_by_label("Title", exact=True).fill(f"{title} (with hose)")
+    page.get_by_label("Only our partner communities").check()
+    desktop.shot("edit-form")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_have_text("Your changes are saved.")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"{title} (with hose)")
+    expect(page.locator(".listing-detail .badge--partners")).to_contain_text("Partners")
+
+    page.get_by_role("button", name="Close listing").click()
+    expect(page.locator(".listing-detail .badge--closed")).to_have_text("Closed")
+    desktop.shot("closed-detail")
+    page.get_by_role("button", name="Reopen listing").click()
+    expect(page.locator(".listing-detail .badge--closed")).to_have_count(0)
+
+    page.get_by_role("link", name="Delete…").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Delete “")
+    desktop.shot("delete-confirm")
+    page.get_by_role("button", name="Delete for good").click()
+    expect(page).to_have_url(re.compile(r"/listings$"))
+    expect(page.get_by_role("status")).to_contain_text("is deleted")
+    expect(card(desktop, title)).to_have_count(0)
+
+
+def test_form_errors_keep_what_was_typed(desktop: Session) -> None:
+    page = desktop.page
+    desktop.sign_in()
+    page.get_by_role("link", name="New need", exact=True).click()
+    page.get_by_label("Title", exact=True).fill("   ")
+    page.get_by_label("Description").fill("Any size will do.")
+    page.get_by_label("Latitude").fill("somewhere")
+    page.get_by_role("button", name="Post need").click()
+    expect(page.get_by_role("alert")).to_contain_text("Nothing was saved yet.")
+    expect(page.locator("#title-error")).to_have_text("Please fill this in.")
+    expect(page.get_by_label("Description")).to_have_value("Any size will do.")
+    expect(page.get_by_label("Latitude")).to_have_value("somewhere")
+    desktop.shot("form-errors")
+
+
+def test_member_cannot_edit_the_stewards_listing(desktop: Session) -> None:
+    page = desktop.page
+    desktop.sign_in()
+    title = unique("Sewing machine")
+    post_listing(desktop, "offer", title)
+    listing_url = page.url
+    page.get_by_role("button", name="Sign out").click()
+
+    desktop.sign_in(MEMBER)
+    page.goto(listing_url)
+    expect(page.get_by_role("heading", level=1)).to_have_text(title)
+    expect(page.get_by_role("link", name="Edit", exact=True)).to_have_count(0)
+    response = page.goto(listing_url + "/edit")
+    assert response is not None and response.status == 403
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
+    desktop.shot("forbidden")
+
+
+def test_sign_out_returns_to_sign_in(desktop: Session) -> None:
+    page = desktop.page
+    desktop.sign_in(password="wrong password")
+    expect(page.get_by_role("alert")).to_contain_text("do not match")
+    desktop.shot("signin-error")
+    desktop.sign_in()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/signin$"))
+    expect(page.get_by_role("status")).to_have_text("You have signed out.")
+    desktop.goto("/listings")
+    expect(page).to_have_url(re.compile(r"/signin\?next="))
+
+
+def test_keyboard_focus_is_visible(desktop: Session) -> None:
+    page = desktop.page
+    desktop.goto("/signin")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+
+
+def test_pages_fit_a_phone_screen(phone: Session) -> None:
+    page = phone.page
+
+    def fits() -> None:
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
+
+    phone.goto("/signin")
+    fits()
+    phone.shot("signin")
+    phone.sign_in()
+    title = unique("Child seat for a long trip to the coast and back again")
+    post_listing(phone, "need", title, share=True)
+    fits()
+    phone.shot("need-detail")
+    page.get_by_role("link", name="Listings", exact=True).click()
+    expect(badge(phone, title, "public")).to_be_visible()
+    fits()
+    phone.shot("listings")
+    page.get_by_role("link", name="New offer", exact=True).click()
+    page.get_by_label(SHARE).check()
+    fits()
+    phone.shot("new-offer-form")
