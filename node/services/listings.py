@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +60,9 @@ def remote_listing_to_api(cached: RemoteListing) -> ListingOut:
         if cached.latitude is not None and cached.longitude is not None
         else None
     )
-    visibility = "public" if cached.audience == "public" else "partners"
+    visibility: Literal["public", "partners"] = (
+        "public" if cached.audience == "public" else "partners"
+    )
     return ListingOut(
         id=cached.id,
         ap_id=cached.ap_id,
