@@ -1,0 +1,735 @@
+"""ActivityStreams 2 wire types: what we read from other servers, what we send.
+
+Remote JSON is parsed once, at the boundary, into small frozen dataclasses so
+that nothing past this module handles a remote dict or guesses at its shape.
+AS2 lets most properties be a string, an object or a list of either; the
+parsers accept every form and reduce it to one, and reject (with
+`VocabError`) what no reading could make sense of.
+
+Parsers expect a document that `federation.jsonld.normalize_activity` has put
+in compact form under our context; they read only the names in `READ_TERMS`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
+
+from federation.contexts import default_context
+from federation.errors import FederationError
+
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+_PUBLIC_ALIASES = frozenset({PUBLIC, "as:Public", "Public"})
+
+ACTOR_TYPES = frozenset({"Application", "Group", "Organization", "Person", "Service"})
+NOTE_TYPES = frozenset({"Note", "Article", "Page"})
+# Activities that mean nothing without an object; others may omit it.
+_OBJECT_REQUIRED = frozenset(
+    {"Accept", "Add", "Announce", "Block", "Create", "Delete", "Flag", "Follow"}
+    | {"Like", "Move", "Offer", "Reject", "Remove", "Undo", "Update"}
+)
+
+FEDERATED_COORDINATE_DECIMALS = 2
+"""Two decimals is about 1 km: exact coordinates never leave the node."""
+
+READ_TERMS = frozenset(
+    {"id", "type", "actor", "object", "to", "cc", "published", "updated", "partnership"}
+    | {"attributedTo", "content", "contentMap", "name", "nameMap", "summary", "summaryMap"}
+    | {"kind", "category", "status", "visibility", "location", "latitude", "longitude"}
+    | {"url", "href", "preferredUsername", "inbox", "outbox", "followers", "endpoints"}
+    | {"sharedInbox", "publicKey", "owner", "publicKeyPem", "publicOfferCount"}
+    | {"publicNeedCount", "orderedItems", "items", "first", "next", "prev", "partOf"}
+    | {"totalItems"}
+)
+"""Every compact name a parser here reads (collections included, for callers
+that page outboxes). The JSON-LD fast path trusts a document as-is only when
+its context gives these names the meaning ours does, so a parser that starts
+reading a new name must add it here; a test enforces that."""
+
+
+class VocabError(FederationError, ValueError):
+    """A document does not have the shape AS2, or our dialect of it, requires.
+
+    A `ValueError` because it is bad input; a `FederationError` so the inbox
+    can answer 400 to the whole family of bad-input errors at once.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    latitude: float
+    longitude: float
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A listing as it travels: an AS2 Note any fediverse reader can show."""
+
+    id: str
+    type: str
+    attributed_to: str | None
+    content: str
+    name: str | None
+    summary: str | None
+    published: datetime | None
+    updated: datetime | None
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    kind: str | None
+    category: str | None
+    status: str | None
+    visibility: str | None
+    location: Place | None
+    url: str | None
+
+    @property
+    def is_public(self) -> bool:
+        return is_public_audience(self.to + self.cc)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    id: str
+    type: str
+    preferred_username: str | None
+    name: str | None
+    summary: str | None
+    inbox: str
+    outbox: str | None
+    followers: str | None
+    shared_inbox: str | None
+    public_key_id: str | None
+    public_key_owner: str | None
+    public_key_pem: str | None
+    location: Place | None
+    public_offer_count: int | None
+    public_need_count: int | None
+    url: str | None
+
+    @property
+    def delivery_inbox(self) -> str:
+        """Where to POST: one request per remote server when it offers that."""
+        return self.shared_inbox or self.inbox
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """An activity's envelope. `object` stays a dict when embedded, because
+    what it must be parsed as depends on the activity's type."""
+
+    id: str
+    type: str
+    actor: str
+    object: str | dict[str, Any] | None
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    published: datetime | None
+    partnership: bool
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def object_id(self) -> str | None:
+        if isinstance(self.object, dict):
+            object_id = self.object.get("id")
+            return object_id if isinstance(object_id, str) else None
+        return self.object
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def _object(doc: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(doc, Mapping):
+        raise VocabError(f"{what} must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _literal(value: Any) -> Any:
+    """Unwrap a list of at most one item (pyld compacts those away, and JSON-LD
+    reads an empty list as no value) and a JSON-LD value object, which pyld
+    leaves where a value carries a language or datatype our context lacks."""
+    if isinstance(value, list) and len(value) <= 1:
+        value = _first(value)
+    if isinstance(value, Mapping) and "@value" in value:
+        return value["@value"]
+    return value
+
+
+def _first(value: Any) -> Any:
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def _string(doc: Mapping[str, Any], key: str, what: str) -> str | None:
+    value = _literal(doc.get(key))
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise VocabError(f"{what}.{key} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _language_string(doc: Mapping[str, Any], key: str, what: str) -> str | None:
+    """`content`, else the first entry of `contentMap` (likewise name, summary)."""
+    plain = _string(doc, key, what)
+    if plain is not None:
+        return plain
+    by_language = doc.get(f"{key}Map")
+    if isinstance(by_language, Mapping):
+        for value in by_language.values():
+            first = _first(value)
+            if isinstance(first, str):
+                return first
+    return None
+
+
+def is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _url(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise VocabError(f"{what} must be a URL string, got {type(value).__name__}")
+    if not is_http_url(value):
+        raise VocabError(f"{what} must be an http(s) URL, got {value[:200]!r}")
+    return value
+
+
+def _reference(value: Any, what: str) -> str | None:
+    """An id given as a string, as an object with `id`, or as a Link's href."""
+    value = _first(value)
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        value = value.get("id", value.get("href"))
+    return _url(value, what)
+
+
+def _display_url(value: Any) -> str | None:
+    """A link for humans: anything but http(s) (say `javascript:`) is dropped."""
+    candidate = _first(value)
+    if isinstance(candidate, Mapping):
+        candidate = candidate.get("href", candidate.get("id"))
+    return candidate if is_http_url(candidate) else None
+
+
+def _audience(value: Any, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    audience: list[str] = []
+    for item in items:
+        target = item.get("id") if isinstance(item, Mapping) else item
+        if isinstance(target, str) and target in _PUBLIC_ALIASES:
+            audience.append(PUBLIC)
+        else:
+            audience.append(_url(target, what))
+    return tuple(audience)
+
+
+def is_public_audience(values: Iterable[str] | str | None) -> bool:
+    """True when an audience includes the public collection under any alias.
+
+    pyld compacts the public IRI to `as:Public`, and some servers write
+    `Public`; all three mean the same collection.
+    """
+    if values is None:
+        return False
+    if isinstance(values, str):
+        values = (values,)
+    return any(value in _PUBLIC_ALIASES for value in values)
+
+
+def _datetime(doc: Mapping[str, Any], key: str, what: str) -> datetime | None:
+    text = _string(doc, key, what)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise VocabError(f"{what}.{key} is not an ISO 8601 date-time: {text[:60]!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _type(doc: Mapping[str, Any], what: str) -> str:
+    value = _first(doc.get("type"))
+    if not isinstance(value, str) or not value:
+        raise VocabError(f"{what} has no type")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    value = _literal(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise VocabError(f"{what} must be a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise VocabError(f"{what} must be a number, got {str(value)[:40]!r}") from None
+
+
+def _place(value: Any, what: str) -> Place | None:
+    value = _first(value)
+    if not isinstance(value, Mapping) or "latitude" not in value or "longitude" not in value:
+        return None
+    latitude = _number(value["latitude"], f"{what}.latitude")
+    longitude = _number(value["longitude"], f"{what}.longitude")
+    if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
+        raise VocabError(f"{what} is outside the globe: {latitude}, {longitude}")
+    return Place(latitude, longitude, _string(value, "name", what))
+
+
+def _count(doc: Mapping[str, Any], key: str, what: str) -> int | None:
+    value = _literal(doc.get(key))
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise VocabError(f"{what}.{key} must be a non-negative integer")
+    return value
+
+
+def _flag(doc: Mapping[str, Any], key: str, what: str) -> bool:
+    value = _literal(doc.get(key))
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise VocabError(f"{what}.{key} must be true or false")
+    return value
+
+
+def _same_origin(first: str, second: str) -> bool:
+    a, b = urlsplit(first), urlsplit(second)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
+def parse_note(doc: Any) -> Note:
+    """Read a Note (or an Article or Page, which fediverse readers treat alike)."""
+    doc = _object(doc, "note")
+    note_type = _type(doc, "note")
+    if note_type not in NOTE_TYPES:
+        raise VocabError(f"expected a Note, got {note_type!r}")
+    return Note(
+        id=_url(doc.get("id"), "note.id"),
+        type=note_type,
+        attributed_to=_reference(doc.get("attributedTo"), "note.attributedTo"),
+        content=_language_string(doc, "content", "note") or "",
+        name=_language_string(doc, "name", "note"),
+        summary=_language_string(doc, "summary", "note"),
+        published=_datetime(doc, "published", "note"),
+        updated=_datetime(doc, "updated", "note"),
+        to=_audience(doc.get("to"), "note.to"),
+        cc=_audience(doc.get("cc"), "note.cc"),
+        kind=_string(doc, "kind", "note"),
+        category=_string(doc, "category", "note"),
+        status=_string(doc, "status", "note"),
+        visibility=_string(doc, "visibility", "note"),
+        location=_place(doc.get("location"), "note.location"),
+        url=_display_url(doc.get("url")),
+    )
+
+
+def _public_key(doc: Mapping[str, Any], actor_id: str) -> tuple[str | None, str | None, str | None]:
+    """(id, owner, pem) of the actor's key, refusing a key claimed for someone else.
+
+    The signature checker trusts the owner named here, so an actor document
+    that names another actor as its key's owner, or a key hosted elsewhere,
+    is an impersonation attempt rather than a quirk.
+    """
+    key = _first(doc.get("publicKey"))
+    if key is None:
+        return None, None, None
+    key = _object(key, "actor.publicKey")
+    key_id = _url(key.get("id"), "actor.publicKey.id")
+    owner = _reference(key.get("owner"), "actor.publicKey.owner")
+    if owner is not None and owner != actor_id:
+        raise VocabError(f"actor {actor_id} publishes a key owned by {owner}")
+    if not _same_origin(key_id, actor_id):
+        raise VocabError(f"actor {actor_id} publishes a key hosted elsewhere: {key_id}")
+    return key_id, owner, _string(key, "publicKeyPem", "actor.publicKey")
+
+
+def parse_actor(doc: Any) -> Actor:
+    """Read any AS2 actor; our communities are Groups, Mastodon users Persons."""
+    doc = _object(doc, "actor")
+    actor_type = _type(doc, "actor")
+    if actor_type not in ACTOR_TYPES:
+        raise VocabError(f"expected an actor, got {actor_type!r}")
+    actor_id = _url(doc.get("id"), "actor.id")
+    endpoints = doc.get("endpoints")
+    shared_inbox = endpoints.get("sharedInbox") if isinstance(endpoints, Mapping) else None
+    key_id, key_owner, key_pem = _public_key(doc, actor_id)
+    return Actor(
+        id=actor_id,
+        type=actor_type,
+        preferred_username=_string(doc, "preferredUsername", "actor"),
+        name=_language_string(doc, "name", "actor"),
+        summary=_language_string(doc, "summary", "actor"),
+        inbox=_url(_reference(doc.get("inbox"), "actor.inbox"), "actor.inbox"),
+        outbox=_reference(doc.get("outbox"), "actor.outbox"),
+        followers=_reference(doc.get("followers"), "actor.followers"),
+        shared_inbox=_reference(shared_inbox, "actor.endpoints.sharedInbox"),
+        public_key_id=key_id,
+        public_key_owner=key_owner,
+        public_key_pem=key_pem,
+        location=_place(doc.get("location"), "actor.location"),
+        public_offer_count=_count(doc, "publicOfferCount", "actor"),
+        public_need_count=_count(doc, "publicNeedCount", "actor"),
+        url=_display_url(doc.get("url")),
+    )
+
+
+def _activity_actor(value: Any) -> str:
+    """The one actor of an activity; the signature check needs exactly one."""
+    candidates = value if isinstance(value, list) else [value]
+    ids = {_reference(candidate, "activity.actor") for candidate in candidates}
+    actors = [actor for actor in ids if actor is not None]
+    if len(actors) != 1:
+        raise VocabError("activity must have exactly one actor")
+    return actors[0]
+
+
+def _activity_object(value: Any, activity_type: str, context: Any) -> str | dict[str, Any] | None:
+    """The object as a URL, or as a dict that carries the activity's context.
+
+    An embedded object means what the enclosing document's context says; a
+    handler that normalises it on its own would otherwise read it under the
+    bare AS context and lose our extension terms.
+    """
+    value = _first(value) if isinstance(value, list) and len(value) == 1 else value
+    if value is None:
+        if activity_type in _OBJECT_REQUIRED:
+            raise VocabError(f"{activity_type} activity has no object")
+        return None
+    if isinstance(value, str):
+        return _url(value, "activity.object")
+    if isinstance(value, Mapping):
+        if "id" in value:
+            object_id = _url(value["id"], "activity.object.id")
+            if all(item is None for key, item in value.items() if key != "id"):
+                return object_id  # a bare reference, as pyld would compact it
+        if context is None or "@context" in value:
+            return dict(value)
+        return {"@context": context, **value}
+    raise VocabError("activity.object must be a URL or one object")
+
+
+def parse_activity(doc: Any) -> Activity:
+    """Read an activity's envelope; its object is read by the type's handler."""
+    doc = _object(doc, "activity")
+    activity_type = _type(doc, "activity")
+    return Activity(
+        id=_url(doc.get("id"), "activity.id"),
+        type=activity_type,
+        actor=_activity_actor(doc.get("actor")),
+        object=_activity_object(doc.get("object"), activity_type, doc.get("@context")),
+        to=_audience(doc.get("to"), "activity.to"),
+        cc=_audience(doc.get("cc"), "activity.cc"),
+        published=_datetime(doc, "published", "activity"),
+        partnership=_flag(doc, "partnership", "activity"),
+        raw=dict(doc),
+    )
+
+
+# --- HTML --------------------------------------------------------------------
+
+_BLOCK_TAGS = frozenset(
+    {"p", "div", "li", "ul", "ol", "blockquote", "pre", "table", "tr", "section"}
+    | {"article", "header", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "dd", "dt"}
+)
+# Text inside these is never meant for a human reader.
+_SKIPPED_TAGS = frozenset({"script", "style", "template", "noscript", "head", "title"})
+_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
+
+
+class _TextExtractor(HTMLParser):
+    """Keeps text and paragraph structure, drops every tag and attribute."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED_TAGS:
+            self._skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _SKIPPED_TAGS:
+            self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED_TAGS:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(_HTML_SPACE.sub(" ", data))
+
+
+def html_to_plain_text(markup: str) -> str:
+    """Plain text of remote HTML, for search, previews and our own pages.
+
+    Built on the stdlib parser and keeping no markup at all, so nothing a
+    remote server writes can reach a page as HTML. Whitespace collapses the
+    way a browser would; paragraphs become blank lines, `<br>` a newline.
+    """
+    extractor = _TextExtractor()
+    extractor.feed(markup)
+    extractor.close()
+    lines = (line.strip(" ") for line in "".join(extractor.parts).split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+
+
+def plain_text_to_html(text: str) -> str:
+    """AS2 `content` is HTML: escape the text, blank lines make paragraphs."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs = []
+    for block in re.split(r"\n[ \t]*\n", text):
+        lines = [html.escape(line.strip(), quote=False) for line in block.split("\n")]
+        lines = [line for line in lines if line]
+        if lines:
+            paragraphs.append("<p>" + "<br>".join(lines) + "</p>")
+    return "".join(paragraphs)
+
+
+# --- building ----------------------------------------------------------------
+
+
+def _timestamp(moment: datetime) -> str:
+    """Whole seconds in UTC with a Z: the form every fediverse parser accepts."""
+    if moment.tzinfo is None:
+        raise ValueError("refusing to publish a naive datetime; give it a timezone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _without_context(value: Any) -> Any:
+    """Embedded objects take their meaning from the outer document's context."""
+    if isinstance(value, Mapping) and "@context" in value:
+        return {key: item for key, item in value.items() if key != "@context"}
+    return value
+
+
+def place_document(place: Place) -> dict[str, Any]:
+    """An AS2 Place with coordinates rounded to about 1 km before they leave."""
+    document: dict[str, Any] = {
+        "type": "Place",
+        "latitude": round(place.latitude, FEDERATED_COORDINATE_DECIMALS),
+        "longitude": round(place.longitude, FEDERATED_COORDINATE_DECIMALS),
+    }
+    if place.name:
+        document["name"] = place.name
+    return document
+
+
+def main_key_id(actor_id: str) -> str:
+    return f"{actor_id}#main-key"
+
+
+def build_actor_document(
+    *,
+    actor_id: str,
+    preferred_username: str,
+    name: str,
+    description: str,
+    inbox: str,
+    outbox: str,
+    followers: str,
+    shared_inbox: str,
+    public_key_pem: str,
+    url: str,
+    location: Place | None = None,
+    public_offer_count: int = 0,
+    public_need_count: int = 0,
+    published: datetime | None = None,
+) -> dict[str, Any]:
+    """A community as an AS2 Group, shaped like the actors Mastodon serves.
+
+    `description` is plain text; AS2 `summary` is HTML, so it is converted
+    here rather than trusted to every caller.
+    """
+    document: dict[str, Any] = {
+        "@context": default_context(),
+        "id": actor_id,
+        "type": "Group",
+        "preferredUsername": preferred_username,
+        "name": name,
+        "summary": plain_text_to_html(description),
+        "url": url,
+        "inbox": inbox,
+        "outbox": outbox,
+        "followers": followers,
+        "endpoints": {"sharedInbox": shared_inbox},
+        "publicKey": {
+            "id": main_key_id(actor_id),
+            "owner": actor_id,
+            "publicKeyPem": public_key_pem,
+        },
+        "manuallyApprovesFollowers": False,
+        "discoverable": True,
+        "publicOfferCount": public_offer_count,
+        "publicNeedCount": public_need_count,
+    }
+    if location is not None:
+        document["location"] = place_document(location)
+    if published is not None:
+        document["published"] = _timestamp(published)
+    return document
+
+
+def listing_content_html(title: str, description: str) -> str:
+    """Title in bold, then the description: how a listing reads in Mastodon,
+    which shows `content` and ignores a Note's `name`."""
+    heading = f"<p><strong>{html.escape(title.strip(), quote=False)}</strong></p>"
+    return heading + plain_text_to_html(description)
+
+
+def build_note(
+    *,
+    note_id: str,
+    attributed_to: str,
+    title: str,
+    description: str,
+    to: Sequence[str],
+    cc: Sequence[str],
+    published: datetime,
+    updated: datetime | None = None,
+    kind: str | None = None,
+    category: str | None = None,
+    status: str | None = None,
+    visibility: str | None = None,
+    location: Place | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """A listing as an AS2 Note. `summary` stays unset: Mastodon shows it as a
+    content warning and would hide the listing behind it."""
+    document: dict[str, Any] = {
+        "@context": default_context(),
+        "id": note_id,
+        "type": "Note",
+        "attributedTo": attributed_to,
+        "name": title,
+        "content": listing_content_html(title, description),
+        "published": _timestamp(published),
+        "to": list(to),
+        "cc": list(cc),
+    }
+    extensions = {"kind": kind, "category": category, "status": status, "visibility": visibility}
+    document.update({key: value for key, value in extensions.items() if value is not None})
+    if updated is not None:
+        document["updated"] = _timestamp(updated)
+    if location is not None:
+        document["location"] = place_document(location)
+    if url is not None:
+        document["url"] = url
+    return document
+
+
+def build_activity(
+    type: str,
+    id: str,
+    actor: str,
+    object: str | Mapping[str, Any],
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """An activity with our context. `extra` carries further AS2 properties
+    (`published`, `partnership`, ...); datetimes are written as timestamps."""
+    document: dict[str, Any] = {
+        "@context": default_context(),
+        "id": id,
+        "type": type,
+        "actor": actor,
+        "object": _without_context(object),
+        "to": list(to),
+        "cc": list(cc),
+    }
+    for key, value in extra.items():
+        document[key] = _timestamp(value) if isinstance(value, datetime) else value
+    return document
+
+
+def build_tombstone(
+    id: str,
+    *,
+    former_type: str | None = None,
+    deleted: datetime | None = None,
+) -> dict[str, Any]:
+    """What stands where a deleted listing was, served with 410 and sent in
+    a Delete (whose builder drops the inner `@context`)."""
+    document: dict[str, Any] = {"@context": default_context(), "id": id, "type": "Tombstone"}
+    if former_type is not None:
+        document["formerType"] = former_type
+    if deleted is not None:
+        document["deleted"] = _timestamp(deleted)
+    return document
+
+
+def ordered_collection(
+    collection_id: str,
+    *,
+    total_items: int,
+    first: str | None = None,
+    last: str | None = None,
+    ordered_items: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """An OrderedCollection: paged (`first`/`last`) or, when small, inline."""
+    document: dict[str, Any] = {
+        "@context": default_context(),
+        "id": collection_id,
+        "type": "OrderedCollection",
+        "totalItems": total_items,
+    }
+    if first is not None:
+        document["first"] = first
+    if last is not None:
+        document["last"] = last
+    if ordered_items is not None:
+        document["orderedItems"] = [_without_context(item) for item in ordered_items]
+    return document
+
+
+def ordered_collection_page(
+    page_id: str,
+    *,
+    part_of: str,
+    ordered_items: Sequence[Any],
+    next_page: str | None = None,
+    prev_page: str | None = None,
+) -> dict[str, Any]:
+    """One page of an OrderedCollection; items newest first, as in outboxes."""
+    document: dict[str, Any] = {
+        "@context": default_context(),
+        "id": page_id,
+        "type": "OrderedCollectionPage",
+        "partOf": part_of,
+        "orderedItems": [_without_context(item) for item in ordered_items],
+    }
+    if next_page is not None:
+        document["next"] = next_page
+    if prev_page is not None:
+        document["prev"] = prev_page
+    return document
