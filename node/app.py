@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 import node.api.auth
+import node.api.discovery
+import node.api.federation
 import node.api.listings  # noqa: F401  (registers routes)
 from federation.http_client import HttpLimits, create_client_session
 from node import __version__
@@ -17,6 +19,7 @@ from node.api.routing import json_response
 from node.appkeys import CONFIG, ENGINE, HTTP, SESSIONS
 from node.config import NodeConfig
 from node.middleware import error_middleware, security_headers_middleware
+from node.protocol.setup import setup_federation, wake_after_commit
 from node.web.pages import setup_pages
 from storage.engine import create_engine, create_session_factory
 
@@ -42,7 +45,9 @@ def database_ctx(config: NodeConfig) -> Callable[[web.Application], AsyncIterato
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = create_engine(config.database_url)
         app[ENGINE] = engine
-        app[SESSIONS] = create_session_factory(engine)
+        app[SESSIONS] = create_session_factory(
+            engine, after_commit=lambda session: wake_after_commit(app, session)
+        )
         yield
         await engine.dispose()
 
@@ -71,5 +76,6 @@ def init_app(config: NodeConfig) -> web.Application:
     app[CONFIG] = config
     app.cleanup_ctx.append(database_ctx(config))
     app.cleanup_ctx.append(http_client_ctx(config))
+    setup_federation(app)
     setup_routes(app)
     return app

@@ -223,6 +223,9 @@ class InboxEntry(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(nullable=True)
     locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Which local inbox it came to (a community's actor id); None: the shared inbox.
+    recipient: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Delivery(Base):

@@ -110,3 +110,39 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+class PeerRequest(StrictModel):
+    url: str = Field(min_length=8, max_length=2048, description="Base URL of another node.")
+
+
+class PeerLearned(BaseModel):
+    url: str
+    communities: list[CommunityRef]
+
+
+class PeerHealth(BaseModel):
+    host: str = Field(description="host, or host:port when the port is not the default")
+    communities: list[str]
+    queued: int
+    failures: int
+    last_success_at: datetime | None
+    next_attempt_at: datetime | None
+    state: Literal["ok", "backing_off", "unreachable", "blocked"]
+
+
+class PeerHealthList(BaseModel):
+    items: list[PeerHealth]
+
+
+class BlockRequest(StrictModel):
+    domain: str = Field(min_length=1, max_length=255, description="host or host:port")
+
+
+class BlockOut(BaseModel):
+    domain: str
+    created_at: datetime
+
+
+class BlockList(BaseModel):
+    items: list[BlockOut]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.api.schemas import CommunityRef, ListingCreate, ListingOut, ListingUpdate, Location
 from node.errors import Forbidden, NotFound, ValidationFailed
+from node.protocol.publishing import publish_listing_change
 from node.services.visibility import Viewer, may_view, resolve_visibility
 from storage.models import Community, Listing, Member, RemoteListing, new_id, utcnow
 from storage.repositories import ListingFilters, ListingRepository
@@ -118,6 +119,7 @@ async def create_listing(session: AsyncSession, member: Member, data: ListingCre
     )
     await ListingRepository(session).add(listing)
     listing.community = member.community
+    await publish_listing_change(session, listing, None, "create")
     return listing
 
 
@@ -150,6 +152,7 @@ async def update_listing(
         listing.longitude = data.location.lon if data.location else None
     listing.updated_at = utcnow()
     await session.flush()
+    await publish_listing_change(session, listing, previous, "update")
     return ListingEvent("update", listing, previous_visibility=previous)
 
 
@@ -163,6 +166,7 @@ async def delete_listing(session: AsyncSession, member: Member, listing_id: str)
     if not _can_edit(member, listing):
         raise Forbidden("only the author or a steward may delete this listing")
     event = ListingEvent("delete", listing, previous_visibility=listing.visibility)
+    await publish_listing_change(session, listing, listing.visibility, "delete")
     await ListingRepository(session).delete(listing)
     return event
 

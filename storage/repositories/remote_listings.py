@@ -3,10 +3,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import BlockedDomain, Community, RemoteListing, utcnow
+from storage.models import Community, RemoteListing, utcnow
+from storage.repositories.actors import BlockRepository, host_is_blocked
 from storage.repositories.listings import ListingFilters
 
 
@@ -58,31 +59,13 @@ class RemoteListingRepository:
         )
         return int(getattr(result, "rowcount", 0))
 
-    def _visible(self, audiences: Sequence[str]) -> Select[RemoteListing]:
-        blocked = (
-            select(BlockedDomain.domain)
-            .where(
-                or_(
-                    Community.host == BlockedDomain.domain,
-                    Community.host.like(BlockedDomain.domain + ":%"),
-                )
-            )
-            .exists()
-        )
-        return (
-            select(RemoteListing)
-            .join(Community, RemoteListing.origin_community_id == Community.id)
-            .where(
-                RemoteListing.audience.in_(audiences),
-                RemoteListing.is_tombstoned.is_(False),
-                ~blocked,
-            )
-        )
-
     async def list_visible(
         self, audiences: Sequence[str], filters: ListingFilters = ListingFilters()
-    ) -> Sequence[RemoteListing]:
-        query = self._visible(audiences)
+    ) -> list[RemoteListing]:
+        """Cached listings shared under `audiences`, hiding those from blocked domains."""
+        query = select(RemoteListing).where(
+            RemoteListing.audience.in_(audiences), RemoteListing.is_tombstoned.is_(False)
+        )
         if filters.kind:
             query = query.where(RemoteListing.kind == filters.kind)
         if filters.category:
@@ -91,7 +74,12 @@ class RemoteListingRepository:
             query = query.where(RemoteListing.status == filters.status)
         query = query.order_by(RemoteListing.published_at.desc(), RemoteListing.id)
         result = await self.session.execute(query.limit(filters.limit).offset(filters.offset))
-        return result.scalars().all()
+        blocked = await BlockRepository(self.session).domains()
+        return [
+            listing
+            for listing in result.scalars().all()
+            if not host_is_blocked(blocked, listing.origin_community.host)
+        ]
 
     async def list_from_origin(
         self, origin_community_id: int, audience: str

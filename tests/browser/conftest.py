@@ -118,8 +118,10 @@ def running_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNo
     assert code == 0, f"serve exited with {code} on SIGTERM:\n{node.log_tail()}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API holds an event loop on this thread while it
+    runs, and async tests in later modules need the thread back."""
     if not CHROMIUM.exists():
         unavailable(f"Chromium not found at {CHROMIUM}; install the distribution's chromium")
     try:

@@ -1,0 +1,502 @@
+"""The inbox: accept a signed activity, store it, answer 202; handle it later.
+
+Receiving does only what must happen before we answer (Takahē and
+microblog.pub do the same): bound the body, check the media type and JSON,
+refuse blocked domains, check the HTTP signature and that the signer is the
+activity's actor, store the raw activity under its id (which deduplicates
+retries), then answer 202 and wake the processor. Nothing a handler does can
+slow the sender down or make it retry, and an activity stored is never lost
+to a crash: the processor claims stored entries with a lease.
+
+Everything that touches the node (storage, key lookup, the handler table) is
+injected, so this module knows aiohttp and the protocol and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, Protocol
+from urllib.parse import urlsplit
+
+import orjson
+from aiohttp import web
+
+from federation.jsonld import normalize_activity
+from federation.signatures import (
+    DEFAULT_MAX_SKEW,
+    KeyResolver,
+    signature_key_id,
+    verify_request,
+)
+from federation.vocab import Activity, VocabError, parse_activity
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+MAX_JSON_DEPTH: Final = 32
+"""Deeper than any real activity nests; refused before anything walks it."""
+ACTIVITY_MEDIA_TYPES: Final = frozenset(
+    {"application/activity+json", "application/ld+json", "application/json"}
+)
+MAX_ID_LENGTH: Final = 2048
+MAX_TYPE_LENGTH: Final = 64
+_READ_CHUNK_BYTES: Final = 64 * 1024
+
+
+# --- what the node provides ------------------------------------------------------
+
+
+class InboxStore(Protocol):
+    """Where accepted activities go; `node` backs it with the inbox log."""
+
+    async def is_blocked(self, host: str) -> bool:
+        """True when nothing from `host` (`name` or `name:port`) is accepted."""
+        ...
+
+    async def store(self, activity: Activity, raw: bytes, recipient: str | None) -> bool:
+        """Persist the raw activity; False when its id is already stored."""
+        ...
+
+
+# --- refusals ------------------------------------------------------------------
+
+
+class InboxRefusal(Exception):
+    """Why a delivery was refused, as the status and JSON error we answer with."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def response(self) -> web.Response:
+        return error_response(self.status, self.code, self.message)
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    """The node's error shape, `{"error": {"code", "message"}}`."""
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+# --- the receiving pipeline, one check per function ------------------------------------
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refusing with 413 as soon as it is known to exceed `limit`.
+
+    `Content-Length` is checked before reading; a chunked (or lying) body is
+    read in pieces and dropped once one byte past `limit` has arrived.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise InboxRefusal(413, "payload_too_large", f"body of {declared} bytes exceeds {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(min(_READ_CHUNK_BYTES, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    raise InboxRefusal(413, "payload_too_large", f"body exceeds {limit} bytes")
+
+
+def check_media_type(request: web.Request) -> None:
+    """AS2 media types, with or without `profile`/`charset`, and plain JSON (Pleroma)."""
+    if request.content_type not in ACTIVITY_MEDIA_TYPES:
+        raise InboxRefusal(
+            415,
+            "unsupported_media_type",
+            f"expected application/activity+json, got {request.content_type}",
+        )
+
+
+def _nesting_exceeds(document: Any, limit: int) -> bool:
+    """True when containers nest more than `limit` deep; iterative, so no recursion."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """The body as a JSON object no deeper than `max_depth`, else a 400."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InboxRefusal(400, "invalid_json", f"body is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InboxRefusal(400, "invalid_json", "body must be a JSON object")
+    # Depth cannot exceed the number of brackets; counting bytes is nearly free.
+    if body.count(b"{") + body.count(b"[") > max_depth and _nesting_exceeds(document, max_depth):
+        raise InboxRefusal(400, "invalid_json", f"JSON nests deeper than {max_depth} levels")
+    return document
+
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def url_host(url: Any) -> str | None:
+    """`host`, or `host:port` for a port other than the scheme's; None if there is none."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is None or port == _DEFAULT_PORTS.get(parts.scheme):
+        return name
+    return f"{name}:{port}"
+
+
+def claimed_actor_ids(document: Mapping[str, Any]) -> list[str]:
+    """The actor ids a raw document names, read as loosely as AS2 allows."""
+    value = document.get("actor")
+    items = value if isinstance(value, list) else [value]
+    ids = [item.get("id") if isinstance(item, dict) else item for item in items]
+    return [item for item in ids if isinstance(item, str)]
+
+
+async def check_not_blocked(
+    store: InboxStore, key_id: str | None, document: Mapping[str, Any]
+) -> None:
+    """Refuse (403) when the signing key's host or the actor's host is blocked."""
+    hosts = {url_host(key_id)} | {url_host(actor) for actor in claimed_actor_ids(document)}
+    for host in sorted(h for h in hosts if h):
+        if await store.is_blocked(host):
+            logger.info("refused an activity from blocked domain %s", host)
+            raise InboxRefusal(403, "domain_blocked", f"{host} is blocked on this node")
+
+
+def _is_self_delete(document: Mapping[str, Any]) -> bool:
+    """An actor announcing its own deletion: its key is usually gone by now."""
+    actors = claimed_actor_ids(document)
+    target = document.get("object")
+    target = target.get("id") if isinstance(target, dict) else target
+    return document.get("type") == "Delete" and len(actors) == 1 and actors[0] == target
+
+
+def read_activity(document: dict[str, Any]) -> Activity:
+    """Normalise and parse the envelope, and refuse ids the log cannot keep."""
+    try:
+        activity = parse_activity(normalize_activity(document))
+    except VocabError as exc:
+        raise InboxRefusal(400, "invalid_activity", str(exc)) from None
+    if len(activity.type) > MAX_TYPE_LENGTH or any(
+        len(value) > MAX_ID_LENGTH for value in (activity.id, activity.actor)
+    ):
+        raise InboxRefusal(400, "invalid_activity", "activity id, actor or type is too long")
+    if "\x00" in activity.id + activity.actor + activity.type:
+        raise InboxRefusal(400, "invalid_activity", "activity id, actor or type holds a NUL")
+    if url_host(activity.id) != url_host(activity.actor):
+        # Otherwise one server could claim another's activity ids and have the
+        # real activities dropped as duplicates.
+        raise InboxRefusal(400, "invalid_activity", "activity id is not on the actor's host")
+    return activity
+
+
+class InboxReceiver:
+    """The POST handler for an inbox: verify, store, 202, wake the processor.
+
+    One instance serves the shared inbox (register `receiver.__call__`, which
+    aiohttp sees as a coroutine function) and every per-community inbox
+    (`receive(request, recipient=...)`, after the route found the community).
+    """
+
+    def __init__(
+        self,
+        store: InboxStore,
+        resolve_key: KeyResolver,
+        wake: Callable[[], None],
+        *,
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.store = store
+        self.resolve_key = resolve_key
+        self.wake = wake
+        self.max_skew = max_skew
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        return await self.receive(request, recipient=None)
+
+    async def receive(self, request: web.Request, *, recipient: str | None) -> web.Response:
+        """Answer 202 for a stored (or already stored) activity, a JSON error otherwise."""
+        try:
+            body = await read_body(request, self.max_body_bytes)
+            check_media_type(request)
+            document = parse_json(body)
+            await check_not_blocked(self.store, signature_key_id(request.headers), document)
+            activity = await self._verify(request, body, document)
+            if activity is None:
+                return web.Response(status=202)
+            stored = await self._store(activity, body, recipient)
+        except InboxRefusal as refusal:
+            response = refusal.response()
+            if refusal.status == 413:
+                response.force_close()
+            return response
+        if stored:
+            self.wake()
+        return web.Response(status=202)
+
+    async def _verify(
+        self, request: web.Request, body: bytes, document: dict[str, Any]
+    ) -> Activity | None:
+        """Signature, then envelope, then signer == actor. None: accept and drop."""
+        url = request.rel_url
+        try:
+            info = await verify_request(
+                request.method,
+                url.raw_path,
+                url.raw_query_string,
+                request.headers,
+                body,
+                self.resolve_key,
+                max_skew=self.max_skew,
+            )
+        except Exception:
+            # The key store itself failed (not the key): a 401 would make the
+            # sender give up on an activity it should retry.
+            logger.exception("could not look up the key of a delivery")
+            raise InboxRefusal(503, "unavailable", "keys cannot be checked now") from None
+        if not info.valid:
+            if _is_self_delete(document):
+                # The actor is gone with its key; a refusal would only have
+                # some servers retry a message that asks nothing of us.
+                logger.debug("dropped unverifiable self-Delete from %s", info.key_id)
+                return None
+            raise InboxRefusal(401, "bad_signature", info.reason or "signature does not verify")
+        activity = read_activity(document)
+        if info.key_owner != activity.actor:
+            raise InboxRefusal(
+                401,
+                "actor_mismatch",
+                f"signed by {info.key_owner}, but the activity's actor is {activity.actor}",
+            )
+        return activity
+
+    async def _store(self, activity: Activity, body: bytes, recipient: str | None) -> bool:
+        """Persist; a storage failure is a 503 so that the sender retries later."""
+        try:
+            return await self.store.store(activity, body, recipient)
+        except Exception:
+            logger.exception("could not store activity %s", activity.id)
+            raise InboxRefusal(
+                503, "unavailable", "the activity could not be stored; try again later"
+            ) from None
+
+
+# --- handling -----------------------------------------------------------------------
+
+EntryState = Literal["handled", "ignored", "failed", "retry"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundActivity:
+    """What a handler is given: the activity and where it arrived.
+
+    `recipient` is the actor id of the local community whose inbox it was
+    posted to, or None for the shared inbox (where the audience says who it
+    is for). `attempt` counts from 1; above 1 the handler is being retried.
+    """
+
+    activity: Activity
+    recipient: str | None
+    entry_id: int
+    attempt: int
+
+
+Handler = Callable[[InboundActivity], Awaitable[None]]
+HandlerTable = Mapping[str, Handler]
+
+
+class IgnoreActivity(Exception):
+    """Raised by a handler for a well-formed activity it will not act on.
+
+    Recorded as `ignored` with the reason, never retried (an `Accept` nobody
+    asked for, a `Follow` of something that is not ours). `node` may subclass it.
+    """
+
+
+class Retry(Exception):
+    """Raised by a handler when a later attempt may succeed (a remote fetch failed).
+
+    `delay` overrides the processor's schedule for this attempt.
+    """
+
+    def __init__(self, reason: str, *, delay: timedelta | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedActivity:
+    """A stored activity claimed for handling; `attempts` includes this one."""
+
+    entry_id: int
+    raw: str
+    recipient: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed entry; a `retry` waits until `retry_at`."""
+
+    entry_id: int
+    state: EntryState
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+class InboxQueue(Protocol):
+    """The stored activities as a work queue with leases; `node` backs it with the log."""
+
+    async def claim(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> Sequence[QueuedActivity]: ...
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write the outcomes of a batch at once (one commit for many activities)."""
+        ...
+
+
+RETRY_DELAYS: Final = (timedelta(seconds=30), timedelta(minutes=5), timedelta(minutes=30))
+"""Waits before attempts 2, 3 and 4: enough to ride out a remote restarting,
+a deploy, or a short maintenance window; anything longer is a failure a
+steward should see rather than a retry loop."""
+MAX_ERROR_CHARS: Final = 2000
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:MAX_ERROR_CHARS]
+
+
+class InboxProcessor:
+    """Handles stored activities: one handler per type, outcomes recorded per entry.
+
+    Entries are handled one at a time in arrival order, so a `Follow` and
+    its `Undo` are seen in the order they came. An unknown type is recorded
+    as ignored; a handler's exception is recorded as failed and logged, and
+    never stops the loop; `Retry` puts the entry back for a later attempt.
+    """
+
+    def __init__(
+        self,
+        queue: InboxQueue,
+        handlers: HandlerTable,
+        *,
+        lease: timedelta = timedelta(minutes=5),
+        retry_delays: Sequence[timedelta] = RETRY_DELAYS,
+        batch_size: int = 50,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.handlers = handlers
+        self.lease = lease
+        self.retry_delays = tuple(retry_delays)
+        self.batch_size = batch_size
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._stopping = False
+        self._wake_event: asyncio.Event | None = None
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+    async def run_once(self, limit: int | None = None) -> int:
+        """Claim and handle up to `limit` entries; returns how many were claimed.
+
+        Outcomes are written together once the batch is done, even when it is
+        cut short; an entry whose outcome was not written is handled again
+        after its lease, as after a crash (handlers must bear that anyway).
+        """
+        entries = await self.queue.claim(self._clock(), limit or self.batch_size, self.lease)
+        outcomes: list[Outcome] = []
+        try:
+            for entry in entries:
+                outcomes.append(await self._process(entry))
+        finally:
+            if outcomes:
+                await self.queue.record(outcomes)
+        return len(entries)
+
+    async def run_forever(self, poll_interval: float, wake_event: asyncio.Event) -> None:
+        """Work whenever woken (an activity was stored) or every `poll_interval` seconds.
+
+        The poll picks up retries that came due and entries whose lease ran
+        out because a worker died. Errors of the queue itself are logged and
+        waited out. Returns after `stop()` once the current batch is done;
+        cancellation ends it at once.
+        """
+        self._wake_event = wake_event
+        while not self._stopping:
+            wake_event.clear()
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                logger.exception("inbox processing failed; trying again in %ss", poll_interval)
+                claimed = 0
+            if claimed >= self.batch_size or self._stopping:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake_event.wait(), poll_interval)
+
+    def stop(self) -> None:
+        """Ask `run_forever` to return when its current batch is done (a clean shutdown)."""
+        self._stopping = True
+        if self._wake_event is not None:
+            self._wake_event.set()
+
+    async def _process(self, entry: QueuedActivity) -> Outcome:
+        if entry.attempts > self.max_attempts:
+            return Outcome(entry.entry_id, "failed", "gave up: too many attempts")
+        try:
+            activity = parse_activity(normalize_activity(orjson.loads(entry.raw)))
+        except (orjson.JSONDecodeError, VocabError) as exc:
+            return Outcome(entry.entry_id, "failed", _describe(exc))
+        handler = self.handlers.get(activity.type)
+        if handler is None:
+            return Outcome(entry.entry_id, "ignored", f"no handler for {activity.type}")
+        inbound = InboundActivity(activity, entry.recipient, entry.entry_id, entry.attempts)
+        return await self._run_handler(handler, inbound)
+
+    async def _run_handler(self, handler: Handler, inbound: InboundActivity) -> Outcome:
+        entry_id, activity = inbound.entry_id, inbound.activity
+        try:
+            await handler(inbound)
+        except IgnoreActivity as exc:
+            return Outcome(entry_id, "ignored", str(exc) or type(exc).__name__)
+        except Retry as exc:
+            return self._retry_or_fail(inbound, exc)
+        except Exception as exc:
+            logger.exception("handler for %s %s failed", activity.type, activity.id)
+            return Outcome(entry_id, "failed", _describe(exc))
+        return Outcome(entry_id, "handled")
+
+    def _retry_or_fail(self, inbound: InboundActivity, exc: Retry) -> Outcome:
+        if inbound.attempt >= self.max_attempts:
+            reason = f"gave up after {inbound.attempt} attempts: {_describe(exc)}"
+            return Outcome(inbound.entry_id, "failed", reason[:MAX_ERROR_CHARS])
+        delay = exc.delay if exc.delay is not None else self.retry_delays[inbound.attempt - 1]
+        activity = inbound.activity
+        logger.info("will retry %s %s in %s: %s", activity.type, activity.id, delay, exc)
+        return Outcome(inbound.entry_id, "retry", _describe(exc), self._clock() + delay)

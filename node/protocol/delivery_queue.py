@@ -1,0 +1,133 @@
+"""The delivery queue over the database: what `federation.delivery` needs from storage.
+
+Every method is its own short transaction, so the worker never holds a
+transaction (or, on SQLite, the single write lock) open across an HTTP request.
+Enqueuing is the exception: it joins the caller's transaction, so an activity
+is queued if and only if the change that caused it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from federation.delivery import DeliveryJob, host_backoff
+from storage.models import Community, Delivery, utcnow
+from storage.repositories import DeliveryRepository
+
+logger = logging.getLogger(__name__)
+
+
+async def enqueue_activity(
+    session: AsyncSession,
+    activity: Mapping[str, Any],
+    sender: Community,
+    inboxes: Iterable[str],
+) -> int:
+    """Queue `activity` from local community `sender` to each of `inboxes`.
+
+    Runs in the caller's session and does not commit; once the caller has
+    committed, `node.protocol.workers.wake_delivery(app)` sends it at once
+    instead of at the worker's next poll. Returns how many deliveries were new.
+    """
+    activity_id = activity.get("id")
+    if not isinstance(activity_id, str) or not activity_id:
+        raise ValueError("an activity needs a string id to be delivered")
+    if not sender.is_local or not sender.key_id or not sender.private_key_pem:
+        raise ValueError(f"{sender.ap_id} cannot sign: it is not a local community with keys")
+    body = orjson.dumps(activity).decode("utf-8")
+    return await DeliveryRepository(session).enqueue(activity_id, sender.id, inboxes, body)
+
+
+def _job(delivery: Delivery, sender: Community) -> DeliveryJob | None:
+    if not sender.key_id or not sender.private_key_pem:
+        return None
+    return DeliveryJob(
+        id=delivery.id,
+        activity_id=delivery.activity_id,
+        target_inbox=delivery.target_inbox,
+        host=delivery.host,
+        body=delivery.body.encode("utf-8"),
+        key_id=sender.key_id,
+        private_key_pem=sender.private_key_pem,
+        attempts=delivery.attempts,
+    )
+
+
+class SqlDeliveryQueue:
+    """`federation.delivery.DeliveryQueue` backed by `DeliveryRepository`.
+
+    `clock` and `rng` are injectable so tests can move time and pin jitter
+    instead of sleeping.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._sessions = session_factory
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    async def claim(self, limit: int, lease: timedelta) -> list[DeliveryJob]:
+        """Lease due deliveries; one whose sender lost its keys can never be signed,
+        so it is given up on here rather than claimed again forever.
+        """
+        async with self._sessions() as session, session.begin():
+            repo = DeliveryRepository(session)
+            jobs: list[DeliveryJob] = []
+            for delivery, sender in await repo.claim_due(self._clock(), limit, lease):
+                job = _job(delivery, sender)
+                if job is None:
+                    logger.warning("delivery %s: sender %s has no key", delivery.id, sender.ap_id)
+                    await repo.mark_failed(delivery.id, None, "sender has no signing key")
+                else:
+                    jobs.append(job)
+            return jobs
+
+    async def delivered(self, job: DeliveryJob, status: int) -> None:
+        now = self._clock()
+        async with self._sessions() as session, session.begin():
+            repo = DeliveryRepository(session)
+            await repo.mark_delivered(job.id, now, status)
+            await repo.record_host_success(job.host, now)
+
+    async def retry(
+        self,
+        job: DeliveryJob,
+        at: datetime,
+        status: int | None,
+        error: str,
+        *,
+        host_failed: bool = True,
+        host_wait: timedelta | None = None,
+    ) -> None:
+        async with self._sessions() as session, session.begin():
+            repo = DeliveryRepository(session)
+            await repo.mark_retry(job.id, at, status, error)
+            if host_failed:
+                await repo.record_host_failure(
+                    job.host, self._clock(), error, self._host_schedule(host_wait)
+                )
+
+    def _host_schedule(self, host_wait: timedelta | None) -> Callable[[int], timedelta]:
+        """The host's own backoff, stretched to what the remote asked for, if more."""
+        floor = host_wait or timedelta(0)
+        return lambda failures: max(host_backoff(failures, self._rng), floor)
+
+    async def give_up(self, job: DeliveryJob, status: int | None, error: str) -> None:
+        async with self._sessions() as session, session.begin():
+            await DeliveryRepository(session).mark_failed(job.id, status, error)
+
+    async def release(self, jobs: Sequence[DeliveryJob]) -> None:
+        async with self._sessions() as session, session.begin():
+            await DeliveryRepository(session).release([job.id for job in jobs])

@@ -1,0 +1,267 @@
+"""What other servers read from us: actors, WebFinger, NodeInfo, /ns, outboxes, objects.
+
+Every listing served here went through `listing_to_note()`, which refuses a
+community-only listing; the queries below never select one in the first place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.contexts import commons_context_document
+from federation.discovery_docs import (
+    nodeinfo_document,
+    nodeinfo_index,
+    parse_acct,
+    webfinger_document,
+)
+from federation.vocab import (
+    Place,
+    build_activity,
+    build_actor_document,
+    ordered_collection,
+    ordered_collection_page,
+)
+from node import __version__
+from node.api.routing import json_response
+from node.appkeys import CONFIG, SESSIONS
+from node.protocol.audience import viewer_for_request
+from node.services.conversion import listing_to_note
+from node.services.visibility import may_view
+from storage.models import Community, Listing, Member
+from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
+from storage.repositories.follows import FollowRepository
+
+AP_CONTENT_TYPE = "application/activity+json"
+PAGE_SIZE = 20
+AP_MEDIA = ("application/activity+json", "application/ld+json", "application/json")
+
+
+def wants_activity_json(request: web.Request) -> bool:
+    """JSON unless the client plainly asks for a page: a browser's Accept starts with HTML."""
+    accept = request.headers.get("Accept", "")
+    if not accept or any(media in accept for media in AP_MEDIA):
+        return True
+    return "text/html" not in accept
+
+
+def activity_response(document: dict[str, Any], status: int = 200) -> web.Response:
+    response = json_response(document, status)
+    response.content_type = AP_CONTENT_TYPE
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+async def local_community_or_404(session: AsyncSession, slug: str) -> Community:
+    community = await CommunityRepository(session).get_local_by_slug(slug)
+    if community is None:
+        raise web.HTTPNotFound(text="no such community")
+    return community
+
+
+async def public_counts(session: AsyncSession, community: Community) -> tuple[int, int]:
+    repo = ListingRepository(session)
+    return await repo.count_public(community.id, "offer"), await repo.count_public(
+        community.id, "need"
+    )
+
+
+async def actor_document(session: AsyncSession, community: Community) -> dict[str, Any]:
+    offers, needs = await public_counts(session, community)
+    location = (
+        Place(community.latitude, community.longitude)
+        if community.latitude is not None and community.longitude is not None
+        else None
+    )
+    assert community.public_key_pem is not None
+    return build_actor_document(
+        actor_id=community.ap_id,
+        preferred_username=community.slug,
+        name=community.name,
+        description=community.description,
+        inbox=community.inbox_url or f"{community.ap_id}/inbox",
+        outbox=community.outbox_url or f"{community.ap_id}/outbox",
+        followers=community.followers_url or f"{community.ap_id}/followers",
+        shared_inbox=community.shared_inbox_url or f"{community.base_url}/inbox",
+        public_key_pem=community.public_key_pem,
+        url=community.ap_id,
+        location=location,
+        public_offer_count=offers,
+        public_need_count=needs,
+        published=community.created_at,
+    )
+
+
+async def actor(request: web.Request) -> web.StreamResponse:
+    if not wants_activity_json(request):
+        raise web.HTTPFound(f"/communities/{request.match_info['slug']}")
+    async with request.app[SESSIONS]() as session:
+        community = await local_community_or_404(session, request.match_info["slug"])
+        return activity_response(await actor_document(session, community))
+
+
+async def webfinger(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    resource = request.query.get("resource", "")
+    try:
+        user, host = parse_acct(resource)
+    except ValueError as exc:
+        return json_response({"error": {"code": "bad_request", "message": str(exc)}}, 400)
+    if host != config.host.lower():
+        return json_response({"error": {"code": "not_found", "message": "not our host"}}, 404)
+    async with request.app[SESSIONS]() as session:
+        community = await CommunityRepository(session).get_local_by_slug(user)
+    if community is None:
+        return json_response({"error": {"code": "not_found", "message": "no such community"}}, 404)
+    document = webfinger_document(f"acct:{user}@{host}", community.ap_id, community.ap_id)
+    response = json_response(document)
+    response.content_type = "application/jrd+json"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+async def nodeinfo_links(request: web.Request) -> web.Response:
+    return json_response(nodeinfo_index(request.app[CONFIG].base_url))
+
+
+async def nodeinfo(request: web.Request) -> web.Response:
+    async with request.app[SESSIONS]() as session:
+        communities = await CommunityRepository(session).list_local()
+        entries = []
+        for community in communities:
+            offers, needs = await public_counts(session, community)
+            entries.append(
+                {
+                    "id": community.ap_id,
+                    "handle": community.handle,
+                    "name": community.name,
+                    "publicOfferCount": offers,
+                    "publicNeedCount": needs,
+                }
+            )
+        members = (await session.execute(select(func.count()).select_from(Member))).scalar_one()
+        posts = (
+            await session.execute(
+                select(func.count()).select_from(Listing).where(Listing.is_public.is_(True))
+            )
+        ).scalar_one()
+    document = nodeinfo_document(
+        "commons-node", __version__, int(members), int(posts), entries, open_registrations=False
+    )
+    response = json_response(document)
+    response.content_type = "application/json"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+async def namespace(_request: web.Request) -> web.Response:
+    response = json_response(commons_context_document())
+    response.content_type = "application/ld+json"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def create_activity(listing: Listing, community: Community) -> dict[str, Any]:
+    """The outbox's view of a public listing; its id is stable per listing."""
+    note = listing_to_note(listing, community)
+    return build_activity(
+        "Create",
+        f"{listing.ap_id}#create",
+        community.ap_id,
+        note,
+        to=note["to"],
+        cc=note["cc"],
+        published=listing.created_at,
+    )
+
+
+def _page_number(request: web.Request) -> int | None:
+    raw = request.query.get("page")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+        raise web.HTTPBadRequest(text="page must be a positive integer")
+    return int(raw)
+
+
+async def outbox(request: web.Request) -> web.Response:
+    """Public listings only, newest first, `PAGE_SIZE` a page."""
+    page = _page_number(request)
+    async with request.app[SESSIONS]() as session:
+        community = await local_community_or_404(session, request.match_info["slug"])
+        repo = ListingRepository(session)
+        collection_id = community.outbox_url or f"{community.ap_id}/outbox"
+        if page is None:
+            total = await repo.count_public(community.id, "offer") + await repo.count_public(
+                community.id, "need"
+            )
+            total += await _count_closed_public(session, community)
+            document = ordered_collection(
+                collection_id, total_items=total, first=f"{collection_id}?page=1"
+            )
+            return activity_response(document)
+        filters = ListingFilters(limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+        listings = list(await repo.get_public_listings(community.id, filters))
+    more = len(listings) > PAGE_SIZE
+    items = [create_activity(listing, community) for listing in listings[:PAGE_SIZE]]
+    document = ordered_collection_page(
+        f"{collection_id}?page={page}",
+        part_of=collection_id,
+        ordered_items=items,
+        next_page=f"{collection_id}?page={page + 1}" if more else None,
+        prev_page=f"{collection_id}?page={page - 1}" if page > 1 else None,
+    )
+    return activity_response(document)
+
+
+async def _count_closed_public(session: AsyncSession, community: Community) -> int:
+    result = await session.execute(
+        select(func.count())
+        .select_from(Listing)
+        .where(
+            Listing.community_id == community.id,
+            Listing.is_public.is_(True),
+            Listing.status != "active",
+        )
+    )
+    return int(result.scalar_one())
+
+
+async def followers(request: web.Request) -> web.Response:
+    """Only the count: who follows a community is nobody else's business."""
+    async with request.app[SESSIONS]() as session:
+        community = await local_community_or_404(session, request.match_info["slug"])
+        count = len(await FollowRepository(session).followers(community.id))
+    collection_id = community.followers_url or f"{community.ap_id}/followers"
+    return activity_response(ordered_collection(collection_id, total_items=count))
+
+
+async def listing_object(request: web.Request) -> web.StreamResponse:
+    """A listing by its AP id: the Note to those who may see it, 404 to everyone else."""
+    async with request.app[SESSIONS]() as session:
+        community = await local_community_or_404(session, request.match_info["slug"])
+        listing = await ListingRepository(session).get(request.match_info["listing_id"])
+        viewer = await viewer_for_request(request, session, community)
+        if listing is None or listing.community_id != community.id:
+            raise web.HTTPNotFound(text="no such listing")
+        if not may_view(listing, viewer):
+            raise web.HTTPNotFound(text="no such listing")
+        if not wants_activity_json(request):
+            raise web.HTTPFound(f"/communities/{community.slug}#listing-{listing.id}")
+        partners = viewer.partner_actors if listing.visibility == "partners" else []
+        return activity_response(listing_to_note(listing, community, list(partners)))
+
+
+def setup_document_routes(app: web.Application) -> None:
+    app.router.add_get("/.well-known/webfinger", webfinger)
+    app.router.add_get("/.well-known/nodeinfo", nodeinfo_links)
+    app.router.add_get("/nodeinfo/2.1", nodeinfo)
+    app.router.add_get("/ns", namespace)
+    app.router.add_get("/c/{slug}", actor)
+    app.router.add_get("/c/{slug}/outbox", outbox)
+    app.router.add_get("/c/{slug}/followers", followers)
+    app.router.add_get("/c/{slug}/listings/{listing_id}", listing_object)

@@ -1,0 +1,175 @@
+"""What we do with each kind of activity that reaches our inboxes.
+
+One small handler per type (the table is at the bottom). The inbox has already
+checked the signature and that the signer is the activity's actor; handlers
+check what only they can: that the object is ours to act on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from federation.errors import FetchError
+from federation.inbox import Handler, IgnoreActivity, InboundActivity, Retry
+from federation.jsonld import normalize_activity
+from federation.vocab import Activity, parse_note
+from node.protocol.context import FederationContext
+from node.protocol.mirror import NotMirrored, backfill_public, mirror_note
+from node.protocol.publishing import send
+from node.protocol.remote_actors import ActorUnavailable, resolve_actor
+from storage.models import Community
+from storage.repositories import CommunityRepository
+from storage.repositories.follows import FollowRepository
+from storage.repositories.remote_listings import RemoteListingRepository
+
+log = logging.getLogger(__name__)
+
+ProtocolHandler = Callable[[FederationContext, Activity], Awaitable[None]]
+
+
+class Ignored(IgnoreActivity):
+    """The activity is well-formed but not something we act on; recorded, not retried."""
+
+
+async def _local_target(ctx: FederationContext, ap_id: str | None) -> Community:
+    async with ctx.sessions() as session:
+        community = await CommunityRepository(session).get_by_ap_id(ap_id or "")
+    if community is None or not community.is_local:
+        raise Ignored(f"{ap_id} is not a community on this node")
+    return community
+
+
+async def on_follow(ctx: FederationContext, activity: Activity) -> None:
+    """A plain follow subscribes to public listings and is accepted at once."""
+    if activity.partnership:
+        raise Ignored("partnership proposals are handled by the partnership module")
+    community = await _local_target(ctx, activity.object_id)
+    follower = await resolve_actor(ctx, activity.actor)
+    async with ctx.sessions() as session:
+        await FollowRepository(session).upsert(
+            direction="in",
+            local_community_id=community.id,
+            remote_actor=follower.ap_id,
+            follow_activity_id=activity.id,
+            state="active",
+            remote_inbox=follower.inbox_url,
+            remote_shared_inbox=follower.shared_inbox_url,
+        )
+        inbox = follower.inbox_url or follower.shared_inbox_url
+        follow = {k: v for k, v in activity.raw.items() if k != "@context"}
+        await send(
+            session, community, "Accept", follow, {inbox} if inbox else set(), to=[follower.ap_id]
+        )
+        await session.commit()
+
+
+async def on_undo(ctx: FederationContext, activity: Activity) -> None:
+    obj = activity.object
+    if isinstance(obj, dict) and obj.get("type") not in (None, "Follow"):
+        raise Ignored(f"Undo of {obj.get('type')} is not something we track")
+    async with ctx.sessions() as session:
+        follows = FollowRepository(session)
+        follow = await follows.get_by_activity_id(activity.object_id or "")
+        if follow is None and isinstance(obj, dict):
+            target = await CommunityRepository(session).get_by_ap_id(str(obj.get("object")))
+            if target is not None:
+                follow = await follows.get("in", target.id, activity.actor)
+        if follow is None or follow.direction != "in" or follow.remote_actor != activity.actor:
+            raise Ignored("Undo names no follow of this actor")
+        await follows.delete(follow)
+        await session.commit()
+
+
+async def _answered_follow(ctx: FederationContext, activity: Activity, state: str) -> Community:
+    """The follow of ours that this Accept/Reject answers; refuses one nobody asked for."""
+    async with ctx.sessions() as session:
+        follows = FollowRepository(session)
+        follow = await follows.get_by_activity_id(activity.object_id or "")
+        if follow is None or follow.direction != "out" or follow.remote_actor != activity.actor:
+            raise Ignored(f"{activity.type} answers no follow we sent to {activity.actor}")
+        follow.state = state
+        local = await CommunityRepository(session).get(follow.local_community_id)
+        await session.commit()
+    assert local is not None
+    return local
+
+
+async def on_accept(ctx: FederationContext, activity: Activity) -> None:
+    local = await _answered_follow(ctx, activity, "active")
+    origin = await resolve_actor(ctx, activity.actor)
+    await backfill_public(ctx, origin, local)
+
+
+async def on_reject(ctx: FederationContext, activity: Activity) -> None:
+    await _answered_follow(ctx, activity, "rejected")
+
+
+async def _may_receive_public(ctx: FederationContext, origin: Community) -> bool:
+    async with ctx.sessions() as session:
+        follows = await FollowRepository(session).following(origin.ap_id)
+    return any(f.state in ("pending", "active") for f in follows)
+
+
+async def on_create_or_update(ctx: FederationContext, activity: Activity) -> None:
+    if not isinstance(activity.object, dict):
+        raise Ignored("we only mirror listings embedded in the activity")
+    note = parse_note(normalize_activity(activity.object))
+    origin = await resolve_actor(ctx, activity.actor)
+    if not note.is_public:
+        raise Ignored(f"{note.id} is not public and no partnership allows it")
+    if not await _may_receive_public(ctx, origin):
+        raise Ignored(f"no community here follows {origin.ap_id}")
+    async with ctx.sessions() as session:
+        try:
+            await mirror_note(session, note, origin, "public")
+        except NotMirrored as exc:
+            raise Ignored(str(exc)) from exc
+        await session.commit()
+
+
+async def on_delete(ctx: FederationContext, activity: Activity) -> None:
+    """A Delete removes the cached copy, if the deleter is the listing's community."""
+    target = activity.object_id or ""
+    async with ctx.sessions() as session:
+        listings = RemoteListingRepository(session)
+        origin = await CommunityRepository(session).get_by_ap_id(activity.actor)
+        if origin is None:
+            raise Ignored(f"Delete from unknown actor {activity.actor}")
+        if target == activity.actor:
+            for audience in ("public", "partners"):
+                await listings.remove_from_origin(origin.id, audience)
+        else:
+            cached = await listings.get_by_ap_id(target)
+            if cached is None or cached.origin_community_id != origin.id:
+                raise Ignored(f"Delete of {target}, which we do not hold from this actor")
+            await listings.remove(target)
+        await session.commit()
+
+
+def inbox_handlers(app: web.Application) -> dict[str, Handler]:
+    """The table the inbox processor dispatches on, bound to this app's resources."""
+
+    def bind(handler: ProtocolHandler) -> Handler:
+        async def handle(inbound: InboundActivity) -> None:
+            try:
+                await handler(FederationContext.from_app(app), inbound.activity)
+            except (ActorUnavailable, FetchError) as exc:
+                raise Retry(str(exc)) from exc
+
+        return handle
+
+    return {name: bind(handler) for name, handler in HANDLERS.items()}
+
+
+HANDLERS: dict[str, ProtocolHandler] = {
+    "Follow": on_follow,
+    "Undo": on_undo,
+    "Accept": on_accept,
+    "Reject": on_reject,
+    "Create": on_create_or_update,
+    "Update": on_create_or_update,
+    "Delete": on_delete,
+}

@@ -1,0 +1,120 @@
+"""The mirror cache: storing, refreshing and repairing listings other communities share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.errors import FederationError
+from federation.http_client import signed_get_json
+from federation.jsonld import normalize_embedded
+from federation.vocab import Note, VocabError, parse_note
+from node.protocol.context import FederationContext
+from node.services.conversion import KINDS, note_to_mirrored_fields
+from storage.models import Community, RemoteListing
+from storage.repositories.remote_listings import RemoteListingRepository
+
+log = logging.getLogger(__name__)
+MAX_OUTBOX_PAGES = 100_000
+
+
+class NotMirrored(Exception):
+    """The note is not a listing we may keep (wrong origin, not ours to see, not a listing)."""
+
+
+def check_origin(note: Note, origin: Community) -> None:
+    """A community may only speak for listings it hosts."""
+    if note.attributed_to is not None and note.attributed_to != origin.ap_id:
+        raise NotMirrored(f"{note.id} is attributed to {note.attributed_to}, not {origin.ap_id}")
+    if not note.id.startswith(origin.base_url.rstrip("/") + "/"):
+        raise NotMirrored(f"{note.id} is not hosted by {origin.ap_id}")
+    if note.kind not in KINDS:
+        raise NotMirrored(f"{note.id} is not a listing (kind={note.kind!r})")
+
+
+async def mirror_note(
+    session: AsyncSession, note: Note, origin: Community, audience: str
+) -> RemoteListing:
+    check_origin(note, origin)
+    fields = asdict(note_to_mirrored_fields(note))
+    return await RemoteListingRepository(session).upsert(note.id, origin, audience, fields)
+
+
+def _note_from_item(item: Any, page: dict[str, Any]) -> Note | None:
+    """Outbox items are Create activities (ours) or bare Notes (some servers)."""
+    if not isinstance(item, dict):
+        return None
+    obj = item.get("object") if item.get("type") == "Create" else item
+    if not isinstance(obj, dict):
+        return None
+    try:
+        return parse_note(normalize_embedded(obj, page))
+    except (VocabError, FederationError) as exc:
+        log.info("skipping outbox item: %s", exc)
+        return None
+
+
+async def _pages(
+    ctx: FederationContext, url: str, viewer: Community
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield every page of an OrderedCollection, following `first` then `next`."""
+    collection = await _get(ctx, url, viewer)
+    seen: set[str] = set()
+    page: Any = collection.get("first")
+    if page is None and collection.get("orderedItems") is not None:
+        yield collection
+        return
+    while page is not None and len(seen) < MAX_OUTBOX_PAGES:
+        if isinstance(page, str):
+            if page in seen:
+                return
+            seen.add(page)
+            page = await _get(ctx, page, viewer)
+        yield page
+        page = page.get("next")
+
+
+async def _get(ctx: FederationContext, url: str, viewer: Community) -> dict[str, Any]:
+    return await signed_get_json(
+        ctx.http,
+        url,
+        key_id=viewer.key_id,
+        private_key_pem=viewer.private_key_pem,
+        allow_private=ctx.config.allow_private_addresses,
+        limits=ctx.limits,
+    )
+
+
+async def backfill_public(ctx: FederationContext, origin: Community, viewer: Community) -> int:
+    """Page the origin's whole outbox; keep what it lists, drop public copies it no longer does.
+
+    The drop is the repair for a missed Delete or a listing made less visible.
+    """
+    if not origin.outbox_url:
+        return 0
+    notes: list[Note] = []
+    async for page in _pages(ctx, origin.outbox_url, viewer):
+        items = page.get("orderedItems") or page.get("items") or []
+        found = (_note_from_item(item, page) for item in items)
+        notes.extend(note for note in found if note is not None)
+    kept: set[str] = set()
+    async with ctx.sessions() as session:
+        for note in notes:
+            if not note.is_public:
+                continue
+            try:
+                await mirror_note(session, note, origin, "public")
+                kept.add(note.id)
+            except NotMirrored as exc:
+                log.info("backfill from %s skipped %s: %s", origin.ap_id, note.id, exc)
+        repo = RemoteListingRepository(session)
+        for cached in await repo.list_from_origin(origin.id, "public"):
+            if cached.ap_id not in kept:
+                await repo.remove(cached.ap_id)
+        await session.commit()
+    log.info("backfilled %d public listings from %s", len(kept), origin.ap_id)
+    return len(kept)

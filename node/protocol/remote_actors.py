@@ -1,0 +1,72 @@
+"""Remote actors: fetched once (signed), cached in `communities`, refreshed when stale."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from federation.errors import FederationError
+from federation.http_client import signed_get_json
+from federation.jsonld import normalize_activity
+from federation.vocab import Actor, VocabError, parse_actor
+from node.protocol.context import FederationContext
+from node.protocol.inbox import actor_to_data
+from storage.models import Community, utcnow
+from storage.repositories import CommunityRepository
+from storage.repositories.actors import RemoteActorRepository
+
+ACTOR_MAX_AGE = timedelta(days=1)
+
+
+class ActorUnavailable(Exception):
+    """The actor could not be fetched or is not a usable actor document."""
+
+
+async def signed_get(
+    ctx: FederationContext, url: str, viewer: Community | None = None
+) -> dict[str, Any]:
+    """GET as `viewer` (default: the node's first community), as Mastodon's secure mode wants."""
+    if viewer is None:
+        async with ctx.sessions() as session:
+            locals_ = await CommunityRepository(session).list_local()
+        viewer = locals_[0] if locals_ else None
+    return await signed_get_json(
+        ctx.http,
+        url,
+        key_id=viewer.key_id if viewer else None,
+        private_key_pem=viewer.private_key_pem if viewer else None,
+        allow_private=ctx.config.allow_private_addresses,
+        limits=ctx.limits,
+    )
+
+
+async def fetch_actor(ctx: FederationContext, url: str) -> Actor:
+    try:
+        actor = parse_actor(normalize_activity(await signed_get(ctx, url)))
+    except (FederationError, VocabError) as exc:
+        raise ActorUnavailable(f"{url}: {exc}") from exc
+    if actor.id != url:
+        raise ActorUnavailable(f"{url} answered with a different actor id {actor.id}")
+    return actor
+
+
+async def resolve_actor(
+    ctx: FederationContext, actor_id: str, *, refresh: bool = False
+) -> Community:
+    """The cached actor row, fetching it when unknown, stale or when asked to."""
+    async with ctx.sessions() as session:
+        cached = await CommunityRepository(session).get_by_ap_id(actor_id)
+    if cached is not None and cached.is_local:
+        return cached
+    fresh = (
+        cached is not None
+        and cached.fetched_at is not None
+        and (utcnow() - cached.fetched_at < ACTOR_MAX_AGE)
+    )
+    if cached is not None and fresh and not refresh:
+        return cached
+    actor = await fetch_actor(ctx, actor_id)
+    async with ctx.sessions() as session:
+        row = await RemoteActorRepository(session).upsert(actor_to_data(actor))
+        await session.commit()
+    return row

@@ -1,0 +1,36 @@
+"""Wiring the protocol into the app: routes, the inbox handler table, workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from federation.jsonld import install_document_loader
+from node.protocol.documents import setup_document_routes
+from node.protocol.handlers import inbox_handlers
+from node.protocol.inbox import inbox_processor_ctx, setup_inbox_routes
+from node.protocol.publishing import WAKE_DELIVERY
+from node.protocol.workers import delivery_worker_ctx, wake_delivery
+
+
+async def _document_loader_ctx(_app: web.Application) -> AsyncIterator[None]:
+    """pyld's loader is process-wide; installing our offline one is idempotent."""
+    install_document_loader()
+    yield
+
+
+def wake_after_commit(app: web.Application, session: Session) -> None:
+    """Session hook: a commit that queued deliveries wakes the worker at once."""
+    if session.info.pop(WAKE_DELIVERY, False):
+        wake_delivery(app)
+
+
+def setup_federation(app: web.Application) -> None:
+    """Call after the database and HTTP client contexts are registered."""
+    setup_document_routes(app)
+    setup_inbox_routes(app, inbox_handlers(app))
+    app.cleanup_ctx.append(_document_loader_ctx)
+    app.cleanup_ctx.append(delivery_worker_ctx)
+    app.cleanup_ctx.append(inbox_processor_ctx)

@@ -1,0 +1,94 @@
+"""The few statements that differ between SQLite and PostgreSQL, in one place.
+
+Everything else in `storage/` is portable SQL. What differs is locking and
+upserts: PostgreSQL has many concurrent writers and needs row locks
+(`FOR UPDATE`, with `SKIP LOCKED` for queues); SQLite has exactly one writer
+at a time, so a single `UPDATE` is already atomic and there is nothing to lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVarTuple
+
+from sqlalchemy import CTE, Select, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase
+
+_Ts = TypeVarTuple("_Ts")
+
+
+def dialect_name(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def is_postgresql(session: AsyncSession) -> bool:
+    return dialect_name(session) == "postgresql"
+
+
+def claimable(session: AsyncSession, query: Select[*_Ts], *, of: Any, name: str) -> CTE:
+    """`query` as a CTE that a claiming `UPDATE ... FROM` joins to, evaluated once.
+
+    On PostgreSQL the rows are locked with `SKIP LOCKED`, so several workers
+    share one queue without waiting on, or double-claiming, each other's rows;
+    and the CTE is `MATERIALIZED`, because as an `IN (subquery)` the planner
+    may re-run it per row and, skipping rows the statement itself just
+    locked, return more than its `LIMIT`. SQLite needs no lock: its single
+    writer makes the claiming `UPDATE` atomic on its own.
+    """
+    if is_postgresql(session):
+        locked = query.with_for_update(skip_locked=True, of=of)
+        return locked.cte(name).prefix_with("MATERIALIZED")
+    return query.cte(name)
+
+
+def lock_rows(session: AsyncSession, query: Select[*_Ts]) -> Select[*_Ts]:
+    """`FOR UPDATE` on PostgreSQL, so read-modify-write of a row is serialised."""
+    if is_postgresql(session):
+        return query.with_for_update()
+    return query
+
+
+def _insert(session: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:
+    name = dialect_name(session)
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for database dialect {name!r}")
+
+
+async def insert_ignoring_conflicts(
+    session: AsyncSession,
+    model: type[DeclarativeBase],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict_columns: Sequence[str],
+) -> int:
+    """Insert `rows`, silently skipping any that violate the unique `conflict_columns`.
+
+    Returns how many rows were inserted. Unlike check-then-insert this is safe
+    when two transactions insert the same key at once.
+    """
+    if not rows:
+        return 0
+    table = model.__table__
+    assert isinstance(table, Table)
+    stmt = (
+        _insert(session, table)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=list(conflict_columns))
+        .returning(*table.primary_key)
+    )
+    result = await session.execute(stmt)
+    return len(result.all())
+
+
+def conflict_insert(session: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """A bare INSERT that takes `on_conflict_do_nothing`/`on_conflict_do_update`.
+
+    For what `insert_ignoring_conflicts` does not cover: RETURNING chosen
+    columns (the inbox log's "which ids were new"), executemany, upserts.
+    """
+    return _insert(session, table)

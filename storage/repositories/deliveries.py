@@ -1,0 +1,327 @@
+"""The delivery queue and per-host health, as rows.
+
+Locking is lease-based so it works the same on SQLite and PostgreSQL: a
+claimed row carries `locked_until`, and a worker that dies simply lets the
+lease lapse. On PostgreSQL the claim also skips rows another worker is
+claiming at that moment (`storage.dialect.skip_locked`).
+
+Attempts are counted when an outcome is recorded, not when a row is claimed,
+so a lease released on shutdown costs the delivery nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Select,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from yarl import URL
+
+from storage import dialect
+from storage.models import Community, Delivery, PeerHost, utcnow
+from storage.repositories.actors import BlockRepository, host_is_blocked
+
+QUEUED = "queued"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class HostSummary:
+    """One remote host's delivery health, for the federation health API.
+
+    `next_attempt_at` is when something will next be sent to it: the earliest
+    queued delivery, but no sooner than the end of the host's backoff.
+    """
+
+    host: str
+    queued: int
+    failed: int
+    consecutive_failures: int
+    backoff_until: datetime | None
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+
+
+def inbox_host(inbox: str) -> str:
+    """The host a delivery counts against: `host`, or `host:port` off the default port.
+
+    The same spelling as `Community.host`, handles and the signed `Host` header.
+    """
+    try:
+        authority = URL(inbox).host_port_subcomponent
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not an inbox URL: {inbox!r}") from exc
+    if not authority:
+        raise ValueError(f"inbox URL has no host: {inbox!r}")
+    return authority
+
+
+def _host_backing_off(now: datetime) -> ColumnElement[bool]:
+    return exists().where(PeerHost.host == Delivery.host, PeerHost.backoff_until > now)
+
+
+def _unleased(now: datetime) -> ColumnElement[bool]:
+    return or_(Delivery.locked_until.is_(None), Delivery.locked_until <= now)
+
+
+def _due(now: datetime, limit: int, blocked_hosts: set[str]) -> Select[int]:
+    """Ids of deliveries a worker may take now, the longest-waiting first."""
+    query = select(Delivery.id).where(
+        Delivery.state == QUEUED,
+        Delivery.next_attempt_at <= now,
+        _unleased(now),
+        ~_host_backing_off(now),
+    )
+    if blocked_hosts:
+        query = query.where(Delivery.host.not_in(blocked_hosts))
+    return query.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+class DeliveryRepository:
+    """Queries for the delivery queue; the caller owns the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enqueue(
+        self,
+        activity_id: str,
+        sender_community_id: int,
+        inboxes: Iterable[str],
+        body: str,
+        *,
+        now: datetime | None = None,
+    ) -> int:
+        """Queue `body` for each distinct inbox; returns how many rows were added.
+
+        Enqueuing the same activity to the same inbox again is a no-op, so a
+        retried request or handler never sends twice. Blocked hosts get nothing.
+        """
+        hosts = {inbox: inbox_host(inbox) for inbox in dict.fromkeys(inboxes)}
+        blocked = await self._blocked_among(set(hosts.values()))
+        when = now or utcnow()
+        rows = [
+            {
+                "activity_id": activity_id,
+                "sender_community_id": sender_community_id,
+                "target_inbox": inbox,
+                "host": host,
+                "body": body,
+                "state": QUEUED,
+                "attempts": 0,
+                "next_attempt_at": when,
+                "created_at": when,
+            }
+            for inbox, host in hosts.items()
+            if host not in blocked
+        ]
+        return await dialect.insert_ignoring_conflicts(
+            self.session, Delivery, rows, conflict_columns=("activity_id", "target_inbox")
+        )
+
+    async def _blocked_among(self, hosts: Iterable[str]) -> set[str]:
+        """Which of `hosts` are blocked, by the one rule `host_is_blocked` keeps."""
+        blocked = await BlockRepository(self.session).domains()
+        if not blocked:
+            return set()
+        return {host for host in hosts if host_is_blocked(blocked, host)}
+
+    async def _blocked_due_hosts(self, now: datetime) -> set[str]:
+        """Hosts with due deliveries that are blocked; the block list is usually empty."""
+        blocked = await BlockRepository(self.session).domains()
+        if not blocked:
+            return set()
+        hosts = await self.session.scalars(
+            select(Delivery.host)
+            .where(Delivery.state == QUEUED, Delivery.next_attempt_at <= now)
+            .distinct()
+        )
+        return {host for host in hosts if host_is_blocked(blocked, host)}
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[tuple[Delivery, Community]]:
+        """Lease up to `limit` due deliveries, oldest due first, with their senders.
+
+        One `WITH due AS (SELECT ...) UPDATE ... FROM due` both picks and
+        leases the rows, re-checking the lease as it writes, so two workers
+        never hold the same row.
+        """
+        due = _due(now, limit, await self._blocked_due_hosts(now))
+        picked = dialect.claimable(self.session, due, of=Delivery, name="due")
+        claim = (
+            update(Delivery)
+            .where(Delivery.id == picked.c.id, Delivery.state == QUEUED, _unleased(now))
+            .values(locked_until=now + lease)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        ids = list((await self.session.execute(claim)).scalars())
+        if not ids:
+            return []
+        rows = await self.session.execute(
+            select(Delivery, Community)
+            .join(Community, Community.id == Delivery.sender_community_id)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .execution_options(populate_existing=True)
+        )
+        return [(delivery, community) for delivery, community in rows]
+
+    async def _finish(self, delivery_id: int, **values: Any) -> bool:
+        """End a lease with an outcome. A row no longer queued (another worker
+        finished it after our lease lapsed) is left as it is.
+        """
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.state == QUEUED)
+            .values(attempts=Delivery.attempts + 1, locked_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result) == 1
+
+    async def mark_delivered(self, delivery_id: int, now: datetime, status: int) -> bool:
+        return await self._finish(
+            delivery_id, state=DELIVERED, delivered_at=now, last_status=status, last_error=None
+        )
+
+    async def mark_retry(
+        self, delivery_id: int, at: datetime, status: int | None, error: str
+    ) -> bool:
+        return await self._finish(
+            delivery_id, next_attempt_at=at, last_status=status, last_error=error
+        )
+
+    async def mark_failed(self, delivery_id: int, status: int | None, error: str) -> bool:
+        """Give up: the row stays, in state `failed`, for the health view and audits."""
+        return await self._finish(delivery_id, state=FAILED, last_status=status, last_error=error)
+
+    async def release(self, delivery_ids: Sequence[int]) -> int:
+        """Drop leases without recording an attempt, so the rows are claimable now."""
+        if not delivery_ids:
+            return 0
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(list(delivery_ids)), Delivery.state == QUEUED)
+            .values(locked_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
+
+    async def _peer_for_update(self, host: str) -> PeerHost:
+        """The host's health row, created if new and locked until commit (PostgreSQL)."""
+        await dialect.insert_ignoring_conflicts(
+            self.session,
+            PeerHost,
+            [{"host": host, "consecutive_failures": 0}],
+            conflict_columns=("host",),
+        )
+        query = dialect.lock_rows(self.session, select(PeerHost).where(PeerHost.host == host))
+        result = await self.session.execute(query.execution_options(populate_existing=True))
+        return result.scalar_one()
+
+    async def record_host_failure(
+        self, host: str, now: datetime, error: str, schedule: Callable[[int], timedelta]
+    ) -> PeerHost:
+        """Count a failed round against `host` and back it off by `schedule(failures)`.
+
+        Failures while the host is already backed off belong to the same
+        round (jobs claimed together, failing together) and do not escalate
+        the backoff: ten queued activities must not turn a restart into a day.
+        """
+        peer = await self._peer_for_update(host)
+        peer.last_failure_at = now
+        peer.last_error = error
+        if peer.backoff_until is None or peer.backoff_until <= now:
+            peer.consecutive_failures += 1
+            peer.backoff_until = now + schedule(peer.consecutive_failures)
+        await self.session.flush()
+        return peer
+
+    async def record_host_success(self, host: str, now: datetime) -> None:
+        peer = await self._peer_for_update(host)
+        peer.consecutive_failures = 0
+        peer.backoff_until = None
+        peer.last_success_at = now
+        await self.session.flush()
+
+    async def retry_host(self, host: str, now: datetime) -> int:
+        """Forget the host's backoff and make its queued deliveries due now.
+
+        For a steward who knows the peer is back. Returns how many deliveries
+        were rescheduled; leased ones are in flight and left alone.
+        """
+        await self.session.execute(
+            update(PeerHost)
+            .where(PeerHost.host == host)
+            .values(consecutive_failures=0, backoff_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.host == host, Delivery.state == QUEUED, _unleased(now))
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
+
+    async def host_summaries(self) -> list[HostSummary]:
+        """Every host we have queued, failed or health data for, sorted by host."""
+        queued = await self.session.execute(
+            select(Delivery.host, func.count(), func.min(Delivery.next_attempt_at))
+            .where(Delivery.state == QUEUED)
+            .group_by(Delivery.host)
+        )
+        due = {host: (count, first) for host, count, first in queued}
+        failed_rows = await self.session.execute(
+            select(Delivery.host, func.count())
+            .where(Delivery.state == FAILED)
+            .group_by(Delivery.host)
+        )
+        failed = {host: count for host, count in failed_rows}
+        peers = {peer.host: peer for peer in (await self.session.scalars(select(PeerHost)))}
+        hosts = sorted(set(due) | set(failed) | set(peers))
+        return [
+            _summary(host, due.get(host), failed.get(host, 0), peers.get(host)) for host in hosts
+        ]
+
+
+def _summary(
+    host: str, due: tuple[int, datetime] | None, failed: int, peer: PeerHost | None
+) -> HostSummary:
+    queued, first_due = due if due is not None else (0, None)
+    backoff = peer.backoff_until if peer is not None else None
+    next_at = first_due
+    if first_due is not None and backoff is not None:
+        next_at = max(first_due, backoff)
+    return HostSummary(
+        host=host,
+        queued=queued,
+        failed=failed,
+        consecutive_failures=peer.consecutive_failures if peer is not None else 0,
+        backoff_until=backoff,
+        last_success_at=peer.last_success_at if peer is not None else None,
+        last_failure_at=peer.last_failure_at if peer is not None else None,
+        last_error=peer.last_error if peer is not None else None,
+        next_attempt_at=next_at,
+    )
