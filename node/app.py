@@ -9,7 +9,8 @@ from aiohttp import web
 import node.api.auth
 import node.api.discovery
 import node.api.federation
-import node.api.listings  # noqa: F401  (registers routes)
+import node.api.listings
+import node.api.partnerships  # noqa: F401  (registers routes)
 from federation.http_client import HttpLimits, create_client_session
 from node import __version__
 from node.api.docs import setup_docs

@@ -291,3 +291,69 @@ class BlockedDomain(Base):
 
     domain: Mapped[str] = mapped_column(String(255), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CommunityPartnership(Base):
+    """A partnership between one of our communities and a remote one, from our side.
+
+    `proposed`: we asked; `pending`: they asked and our stewards have not answered;
+    then `active`, `rejected` or `dissolved`. `follow_activity_id` is the proposal's
+    Follow id, which the answering Accept/Reject/Undo must name.
+    """
+
+    __tablename__ = "community_partnerships"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    local_community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    remote_community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    initiated_by: Mapped[str] = mapped_column(String(4))
+    message: Mapped[str] = mapped_column(Text, default="")
+    follow_activity_id: Mapped[str] = mapped_column(String(2048), index=True)
+    proposed_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True
+    )
+    approved_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True
+    )
+    approved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    local_community: Mapped[Community] = relationship(
+        lazy="joined", foreign_keys=[local_community_id]
+    )
+    remote_community: Mapped[Community] = relationship(
+        lazy="joined", foreign_keys=[remote_community_id]
+    )
+
+    __table_args__ = (
+        Index(
+            "ix_community_partnerships_local_remote",
+            "local_community_id",
+            "remote_community_id",
+        ),
+    )
+
+
+class Notification(Base):
+    """Something a community's stewards should see, like a partnership proposal."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    partnership_id: Mapped[str | None] = mapped_column(
+        ForeignKey("community_partnerships.id", ondelete="CASCADE"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(nullable=True)

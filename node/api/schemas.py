@@ -146,3 +146,36 @@ class BlockOut(BaseModel):
 
 class BlockList(BaseModel):
     items: list[BlockOut]
+
+
+class ProposeRequest(StrictModel):
+    target: str = Field(min_length=3, max_length=2048, description="slug@host or actor URL")
+    message: str = Field(default="", max_length=2000)
+
+
+class PartnershipOut(BaseModel):
+    id: str
+    state: Literal["proposed", "pending", "active", "rejected", "dissolved"]
+    partner: CommunityRef
+    initiated_by: Literal["us", "them"]
+    message: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+
+class PartnershipList(BaseModel):
+    items: list[PartnershipOut]
+
+
+class NotificationOut(BaseModel):
+    id: int
+    kind: str
+    text: str
+    partnership_id: str | None
+    created_at: datetime
+    read: bool
+
+
+class NotificationList(BaseModel):
+    items: list[NotificationOut]
+    unread: int

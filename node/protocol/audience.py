@@ -1,21 +1,54 @@
-"""Who is asking, for requests that arrive over federation (signed fetch)."""
+"""Who is asking, for requests that arrive over federation (signed fetch).
+
+A GET signed by an active partner's key sees what that community shares with
+partners; anything else, signed or not, is treated as the public.
+"""
 
 from __future__ import annotations
+
+import logging
+from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation.signatures import signature_key_id, verify_request
+from node.appkeys import CONFIG
+from node.protocol.inbox import INBOX_RECEIVER
 from node.services.visibility import Viewer
 from storage.models import Community
+from storage.repositories.partnerships import PartnershipRepository
+
+log = logging.getLogger(__name__)
+
+
+async def signed_actor(request: web.Request) -> str | None:
+    """The actor whose key validly signed this request, if any."""
+    if signature_key_id(request.headers) is None:
+        return None
+    info = await verify_request(
+        request.method,
+        request.rel_url.raw_path,
+        request.rel_url.raw_query_string,
+        request.headers,
+        b"",
+        request.app[INBOX_RECEIVER].resolve_key,
+        max_skew=timedelta(seconds=request.app[CONFIG].signature_max_skew_seconds),
+    )
+    if not info.valid:
+        log.info("unverified signed fetch of %s: %s", request.path, info.reason)
+        return None
+    return info.key_owner
 
 
 async def viewer_for_request(
     request: web.Request, session: AsyncSession, community: Community
 ) -> Viewer:
-    """Anonymous for now: only public listings are served until partnerships exist.
-
-    Partnerships (a signed fetch by an active partner's actor sees `partners`
-    listings) hook in here; until then nobody outside the node is a partner.
-    """
-    del request, session, community
-    return Viewer.anonymous()
+    actor = await signed_actor(request)
+    if actor is None:
+        return Viewer.anonymous()
+    repo = PartnershipRepository(session)
+    partners = tuple(
+        sorted(p.remote_community.ap_id for p in await repo.get_active_for_community(community.id))
+    )
+    return Viewer(remote_actor=actor, is_active_partner=actor in partners, partner_actors=partners)

@@ -165,9 +165,11 @@ async def namespace(_request: web.Request) -> web.Response:
     return response
 
 
-def create_activity(listing: Listing, community: Community) -> dict[str, Any]:
-    """The outbox's view of a public listing; its id is stable per listing."""
-    note = listing_to_note(listing, community)
+def create_activity(
+    listing: Listing, community: Community, partners: list[str] | None = None
+) -> dict[str, Any]:
+    """A collection's view of a shared listing; its id is stable per listing."""
+    note = listing_to_note(listing, community, partners)
     return build_activity(
         "Create",
         f"{listing.ap_id}#create",
@@ -231,6 +233,27 @@ async def _count_closed_public(session: AsyncSession, community: Community) -> i
     return int(result.scalar_one())
 
 
+async def partner_listings(request: web.Request) -> web.Response:
+    """Partner-only listings as one collection, served only to a signed fetch by an
+    active partner (everyone else gets 404, as if it did not exist)."""
+    async with request.app[SESSIONS]() as session:
+        community = await local_community_or_404(session, request.match_info["slug"])
+        viewer = await viewer_for_request(request, session, community)
+        if not viewer.is_active_partner:
+            raise web.HTTPNotFound(text="no such collection")
+        listings = await ListingRepository(session).list_for_community(
+            community.id, ListingFilters(limit=1_000_000)
+        )
+        shared = [listing for listing in listings if listing.visibility == "partners"]
+        items = [
+            create_activity(listing, community, list(viewer.partner_actors)) for listing in shared
+        ]
+    collection_id = f"{community.ap_id}/partner-listings"
+    return activity_response(
+        ordered_collection(collection_id, total_items=len(items), ordered_items=items)
+    )
+
+
 async def followers(request: web.Request) -> web.Response:
     """Only the count: who follows a community is nobody else's business."""
     async with request.app[SESSIONS]() as session:
@@ -264,4 +287,5 @@ def setup_document_routes(app: web.Application) -> None:
     app.router.add_get("/c/{slug}", actor)
     app.router.add_get("/c/{slug}/outbox", outbox)
     app.router.add_get("/c/{slug}/followers", followers)
+    app.router.add_get("/c/{slug}/partner-listings", partner_listings)
     app.router.add_get("/c/{slug}/listings/{listing_id}", listing_object)

@@ -16,13 +16,15 @@ from federation.errors import FetchError
 from federation.inbox import Handler, IgnoreActivity, InboundActivity, Retry
 from federation.jsonld import normalize_activity
 from federation.vocab import Activity, parse_note
+from node.protocol import partnerships
 from node.protocol.context import FederationContext
-from node.protocol.mirror import NotMirrored, backfill_public, mirror_note
+from node.protocol.mirror import NotMirrored, audience_of, backfill, mirror_note
 from node.protocol.publishing import send
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
 from storage.models import Community
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
+from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
 
 log = logging.getLogger(__name__)
@@ -42,12 +44,23 @@ async def _local_target(ctx: FederationContext, ap_id: str | None) -> Community:
     return community
 
 
+async def _partnership_of(ctx: FederationContext, activity: Activity) -> bool:
+    """Whether this Accept/Reject/Undo names a partnership proposal rather than a follow."""
+    async with ctx.sessions() as session:
+        found = await PartnershipRepository(session).get_by_follow_id(activity.object_id or "")
+    return found is not None or activity.partnership
+
+
 async def on_follow(ctx: FederationContext, activity: Activity) -> None:
-    """A plain follow subscribes to public listings and is accepted at once."""
-    if activity.partnership:
-        raise Ignored("partnership proposals are handled by the partnership module")
+    """A plain follow subscribes to public listings and is accepted at once; a
+    partnership proposal waits for a steward."""
     community = await _local_target(ctx, activity.object_id)
     follower = await resolve_actor(ctx, activity.actor)
+    if activity.partnership:
+        if follower.actor_type != "Group":
+            raise Ignored(f"{follower.ap_id} is not a community and cannot be a partner")
+        await _refusing(partnerships.receive_proposal(ctx, activity, community, follower))
+        return
     async with ctx.sessions() as session:
         await FollowRepository(session).upsert(
             direction="in",
@@ -66,7 +79,17 @@ async def on_follow(ctx: FederationContext, activity: Activity) -> None:
         await session.commit()
 
 
+async def _refusing(step: Awaitable[None]) -> None:
+    try:
+        await step
+    except partnerships.PartnershipRefused as exc:
+        raise Ignored(str(exc)) from exc
+
+
 async def on_undo(ctx: FederationContext, activity: Activity) -> None:
+    if await _partnership_of(ctx, activity):
+        await _refusing(partnerships.receive_undo(ctx, activity))
+        return
     obj = activity.object
     if isinstance(obj, dict) and obj.get("type") not in (None, "Follow"):
         raise Ignored(f"Undo of {obj.get('type')} is not something we track")
@@ -98,17 +121,32 @@ async def _answered_follow(ctx: FederationContext, activity: Activity, state: st
 
 
 async def on_accept(ctx: FederationContext, activity: Activity) -> None:
+    if await _partnership_of(ctx, activity):
+        await _refusing(partnerships.receive_accept(ctx, activity))
+        return
     local = await _answered_follow(ctx, activity, "active")
     origin = await resolve_actor(ctx, activity.actor)
-    await backfill_public(ctx, origin, local)
+    await backfill(ctx, origin, local)
 
 
 async def on_reject(ctx: FederationContext, activity: Activity) -> None:
+    if await _partnership_of(ctx, activity):
+        await _refusing(partnerships.receive_reject(ctx, activity))
+        return
     await _answered_follow(ctx, activity, "rejected")
 
 
-async def _may_receive_public(ctx: FederationContext, origin: Community) -> bool:
+async def _may_receive(ctx: FederationContext, origin: Community, audience: str) -> bool:
+    """Public listings from communities we follow or partner with; partner
+    listings only from an active partner."""
     async with ctx.sessions() as session:
+        partners = PartnershipRepository(session)
+        locals_ = await CommunityRepository(session).list_local()
+        for local in locals_:
+            if await partners.active_between(local.id, origin.ap_id):
+                return True
+        if audience != "public":
+            return False
         follows = await FollowRepository(session).following(origin.ap_id)
     return any(f.state in ("pending", "active") for f in follows)
 
@@ -118,13 +156,14 @@ async def on_create_or_update(ctx: FederationContext, activity: Activity) -> Non
         raise Ignored("we only mirror listings embedded in the activity")
     note = parse_note(normalize_activity(activity.object))
     origin = await resolve_actor(ctx, activity.actor)
-    if not note.is_public:
-        raise Ignored(f"{note.id} is not public and no partnership allows it")
-    if not await _may_receive_public(ctx, origin):
-        raise Ignored(f"no community here follows {origin.ap_id}")
+    audience = audience_of(note)
+    if audience is None:
+        raise Ignored(f"{note.id} is addressed to nobody we know how to show it to")
+    if not await _may_receive(ctx, origin, audience):
+        raise Ignored(f"no community here follows or partners with {origin.ap_id}")
     async with ctx.sessions() as session:
         try:
-            await mirror_note(session, note, origin, "public")
+            await mirror_note(session, note, origin, audience)
         except NotMirrored as exc:
             raise Ignored(str(exc)) from exc
         await session.commit()

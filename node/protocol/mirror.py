@@ -16,6 +16,7 @@ from federation.vocab import Note, VocabError, parse_note
 from node.protocol.context import FederationContext
 from node.services.conversion import KINDS, note_to_mirrored_fields
 from storage.models import Community, RemoteListing
+from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
 
 log = logging.getLogger(__name__)
@@ -89,32 +90,58 @@ async def _get(ctx: FederationContext, url: str, viewer: Community) -> dict[str,
     )
 
 
-async def backfill_public(ctx: FederationContext, origin: Community, viewer: Community) -> int:
-    """Page the origin's whole outbox; keep what it lists, drop public copies it no longer does.
+async def sync_collection(
+    ctx: FederationContext, origin: Community, viewer: Community, url: str, audience: str
+) -> int:
+    """Page a whole collection; keep what it lists, drop cached copies it no longer does.
 
     The drop is the repair for a missed Delete or a listing made less visible.
     """
-    if not origin.outbox_url:
-        return 0
     notes: list[Note] = []
-    async for page in _pages(ctx, origin.outbox_url, viewer):
+    async for page in _pages(ctx, url, viewer):
         items = page.get("orderedItems") or page.get("items") or []
         found = (_note_from_item(item, page) for item in items)
         notes.extend(note for note in found if note is not None)
     kept: set[str] = set()
     async with ctx.sessions() as session:
         for note in notes:
-            if not note.is_public:
+            if audience_of(note) != audience:
                 continue
             try:
-                await mirror_note(session, note, origin, "public")
+                await mirror_note(session, note, origin, audience)
                 kept.add(note.id)
             except NotMirrored as exc:
-                log.info("backfill from %s skipped %s: %s", origin.ap_id, note.id, exc)
+                log.info("sync from %s skipped %s: %s", origin.ap_id, note.id, exc)
         repo = RemoteListingRepository(session)
-        for cached in await repo.list_from_origin(origin.id, "public"):
+        for cached in await repo.list_from_origin(origin.id, audience):
             if cached.ap_id not in kept:
                 await repo.remove(cached.ap_id)
         await session.commit()
-    log.info("backfilled %d public listings from %s", len(kept), origin.ap_id)
+    log.info("synced %d %s listings from %s", len(kept), audience, origin.ap_id)
     return len(kept)
+
+
+def partner_collection_url(actor_id: str) -> str:
+    """Where a community lists what it shares with partners (served to partners only)."""
+    return f"{actor_id}/partner-listings"
+
+
+def audience_of(note: Note) -> str | None:
+    """`public` for notes addressed to everyone, `partners` for partner-only ones."""
+    if note.is_public:
+        return "public"
+    return "partners" if note.visibility == "partners" else None
+
+
+async def backfill(ctx: FederationContext, origin: Community, viewer: Community) -> int:
+    """Everything `origin` shares with `viewer`: its public outbox, and, for an
+    active partner, its partner collection (a signed fetch only partners pass)."""
+    async with ctx.sessions() as session:
+        partnered = await PartnershipRepository(session).active_between(viewer.id, origin.ap_id)
+    count = 0
+    if origin.outbox_url:
+        count += await sync_collection(ctx, origin, viewer, origin.outbox_url, "public")
+    if partnered:
+        url = partner_collection_url(origin.ap_id)
+        count += await sync_collection(ctx, origin, viewer, url, "partners")
+    return count

@@ -19,6 +19,7 @@ from node.protocol.delivery_queue import enqueue_activity
 from node.services.conversion import listing_to_note
 from storage.models import Community, Listing, new_id, utcnow
 from storage.repositories.follows import FollowRepository
+from storage.repositories.partnerships import PartnershipRepository
 
 WAKE_DELIVERY = "wake_delivery"
 
@@ -30,9 +31,15 @@ async def follower_inboxes(session: AsyncSession, community: Community) -> set[s
 
 
 async def partner_inboxes(session: AsyncSession, community: Community) -> dict[str, str]:
-    """Active partners' actor id -> delivery inbox. None until partnerships exist."""
-    del session, community
-    return {}
+    """Active partners' actor id -> delivery inbox (shared where they have one)."""
+    active = await PartnershipRepository(session).get_active_for_community(community.id)
+    inboxes = {}
+    for partnership in active:
+        remote = partnership.remote_community
+        inbox = remote.shared_inbox_url or remote.inbox_url
+        if inbox:
+            inboxes[remote.ap_id] = inbox
+    return inboxes
 
 
 async def recipients(

@@ -1,0 +1,188 @@
+"""The partnership protocol: a Follow flagged `partnership`, answered by Accept/Reject,
+ended by Undo (the proposer) or Reject (the other side). Both sides keep a row.
+
+On activation each side pages the other's partner collection; on dissolution
+each side purges the other's partner listings and withdraws its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.vocab import Activity, build_tombstone
+from node.protocol.context import FederationContext
+from node.protocol.mirror import backfill
+from node.protocol.publishing import send
+from storage.models import Community, CommunityPartnership, Notification, utcnow
+from storage.repositories import ListingFilters, ListingRepository
+from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
+from storage.repositories.remote_listings import RemoteListingRepository
+
+log = logging.getLogger(__name__)
+
+
+class PartnershipRefused(Exception):
+    """An inbound partnership message that answers nothing we know; recorded, not retried."""
+
+
+def inbox_of(remote: Community) -> set[str]:
+    inbox = remote.inbox_url or remote.shared_inbox_url
+    return {inbox} if inbox else set()
+
+
+async def send_proposal(
+    session: AsyncSession, local: Community, remote: Community, message: str
+) -> dict[str, Any]:
+    return await send(
+        session,
+        local,
+        "Follow",
+        remote.ap_id,
+        inbox_of(remote),
+        to=[remote.ap_id],
+        partnership=True,
+        content=message or None,
+    )
+
+
+async def send_answer(
+    session: AsyncSession, partnership: CommunityPartnership, answer: str
+) -> None:
+    """Accept or Reject naming the proposal's Follow by its id."""
+    local, remote = partnership.local_community, partnership.remote_community
+    follow = {
+        "id": partnership.follow_activity_id,
+        "type": "Follow",
+        "actor": remote.ap_id if partnership.initiated_by == "them" else local.ap_id,
+        "object": local.ap_id if partnership.initiated_by == "them" else remote.ap_id,
+        "partnership": True,
+    }
+    await send(
+        session, local, answer, follow, inbox_of(remote), to=[remote.ap_id], partnership=True
+    )
+
+
+async def send_dissolution(session: AsyncSession, partnership: CommunityPartnership) -> None:
+    """The proposer undoes its Follow; the other side rejects it. Either ends it for both."""
+    if partnership.initiated_by == "us":
+        local, remote = partnership.local_community, partnership.remote_community
+        follow = {
+            "id": partnership.follow_activity_id,
+            "type": "Follow",
+            "actor": local.ap_id,
+            "object": remote.ap_id,
+            "partnership": True,
+        }
+        await send(
+            session, local, "Undo", follow, inbox_of(remote), to=[remote.ap_id], partnership=True
+        )
+    else:
+        await send_answer(session, partnership, "Reject")
+
+
+async def withdraw_partner_listings(
+    session: AsyncSession, partnership: CommunityPartnership
+) -> None:
+    """Deletes for our partner-only listings, so the former partner drops its copies."""
+    local, remote = partnership.local_community, partnership.remote_community
+    listings = await ListingRepository(session).list_for_community(
+        local.id, ListingFilters(limit=1_000_000)
+    )
+    for listing in listings:
+        if listing.visibility == "partners":
+            tombstone = build_tombstone(listing.ap_id, former_type="Note", deleted=utcnow())
+            await send(session, local, "Delete", tombstone, inbox_of(remote), to=[remote.ap_id])
+
+
+async def end_partnership(
+    session: AsyncSession, partnership: CommunityPartnership, state: str
+) -> None:
+    """Stop sharing both ways: purge their partner listings, withdraw ours."""
+    was_active = partnership.state == "active"
+    partnership.state = state
+    partnership.ended_at = partnership.updated_at = utcnow()
+    if was_active:
+        await RemoteListingRepository(session).remove_from_origin(
+            partnership.remote_community_id, "partners"
+        )
+        await withdraw_partner_listings(session, partnership)
+
+
+async def receive_proposal(
+    ctx: FederationContext, activity: Activity, local: Community, remote: Community
+) -> None:
+    async with ctx.sessions() as session:
+        repo = PartnershipRepository(session)
+        if await repo.get_by_follow_id(activity.id) is not None:
+            return
+        existing = await repo.get_open(local.id, remote.id)
+        if existing is not None:
+            raise PartnershipRefused(
+                f"a partnership with {remote.ap_id} is already {existing.state}"
+            )
+        message = activity.raw.get("content")
+        partnership = await repo.add(
+            CommunityPartnership(
+                local_community_id=local.id,
+                remote_community_id=remote.id,
+                state="pending",
+                initiated_by="them",
+                follow_activity_id=activity.id,
+                message=message[:2000] if isinstance(message, str) else "",
+            )
+        )
+        await NotificationRepository(session).add(
+            Notification(
+                community_id=local.id,
+                kind="partnership_proposed",
+                partnership_id=partnership.id,
+                text=f"{remote.name} ({remote.handle}) proposes a partnership",
+            )
+        )
+        await session.commit()
+
+
+async def _answered(
+    session: AsyncSession, activity: Activity, expected_states: tuple[str, ...]
+) -> CommunityPartnership:
+    partnership = await PartnershipRepository(session).get_by_follow_id(activity.object_id or "")
+    if partnership is None or partnership.remote_community.ap_id != activity.actor:
+        raise PartnershipRefused(f"{activity.type} answers no partnership with {activity.actor}")
+    if partnership.state not in expected_states:
+        raise PartnershipRefused(f"{activity.type} for a partnership that is {partnership.state}")
+    return partnership
+
+
+async def receive_accept(ctx: FederationContext, activity: Activity) -> None:
+    """Only a proposal we sent can be accepted: an unsolicited Accept is refused."""
+    async with ctx.sessions() as session:
+        partnership = await _answered(session, activity, ("proposed", "active"))
+        if partnership.initiated_by != "us":
+            raise PartnershipRefused("an Accept for a proposal we did not send")
+        if partnership.state == "active":
+            return
+        partnership.state = "active"
+        partnership.updated_at = utcnow()
+        local, remote = partnership.local_community, partnership.remote_community
+        await session.commit()
+    await backfill(ctx, remote, local)
+
+
+async def receive_reject(ctx: FederationContext, activity: Activity) -> None:
+    async with ctx.sessions() as session:
+        partnership = await _answered(session, activity, ("proposed", "pending", "active"))
+        new_state = "dissolved" if partnership.state == "active" else "rejected"
+        await end_partnership(session, partnership, new_state)
+        await session.commit()
+
+
+async def receive_undo(ctx: FederationContext, activity: Activity) -> None:
+    async with ctx.sessions() as session:
+        partnership = await _answered(session, activity, ("pending", "active"))
+        if partnership.initiated_by != "them":
+            raise PartnershipRefused("only the proposer can undo a partnership proposal")
+        await end_partnership(session, partnership, "dissolved")
+        await session.commit()

@@ -1,0 +1,187 @@
+"""Partnership use cases for stewards: propose, answer, dissolve, list."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.discovery_docs import parse_acct
+from federation.errors import FederationError
+from node.api.schemas import PartnershipOut
+from node.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
+from node.protocol import partnerships as protocol
+from node.protocol.context import FederationContext
+from node.protocol.mirror import backfill
+from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
+from node.services.listings import community_ref
+from storage.models import Community, CommunityPartnership, Member, utcnow
+from storage.repositories import ListingFilters, ListingRepository
+from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
+
+log = logging.getLogger(__name__)
+
+
+def partnership_to_api(partnership: CommunityPartnership) -> PartnershipOut:
+    return PartnershipOut(
+        id=partnership.id,
+        state=partnership.state,  # type: ignore[arg-type]
+        partner=community_ref(partnership.remote_community),
+        initiated_by=partnership.initiated_by,  # type: ignore[arg-type]
+        message=partnership.message,
+        created_at=partnership.created_at,
+        updated_at=partnership.updated_at,
+    )
+
+
+def _require_steward(member: Member) -> None:
+    if not member.is_steward:
+        raise Forbidden("stewards only")
+
+
+async def _actor_from_webfinger(ctx: FederationContext, user: str, host: str) -> str:
+    schemes = ("http", "https") if ctx.config.allow_private_addresses else ("https",)
+    resource = quote(f"acct:{user}@{host}", safe=":@")
+    last_error: Exception | None = None
+    for scheme in schemes:
+        try:
+            jrd = await signed_get(
+                ctx, f"{scheme}://{host}/.well-known/webfinger?resource={resource}"
+            )
+        except FederationError as exc:
+            last_error = exc
+            continue
+        for link in jrd.get("links", []):
+            if (
+                isinstance(link, dict)
+                and link.get("rel") == "self"
+                and isinstance(link.get("href"), str)
+            ):
+                return str(link["href"])
+        raise BadRequest(f"{user}@{host} has no ActivityPub actor")
+    raise BadRequest(f"could not look up {user}@{host}: {last_error}")
+
+
+async def resolve_target(ctx: FederationContext, target: str) -> Community:
+    """A remote community from `slug@host`, `@slug@host`, `acct:…` or its actor URL."""
+    target = target.strip()
+    if target.startswith(("http://", "https://")):
+        actor_id = target
+    else:
+        try:
+            user, host = parse_acct(target)
+        except ValueError as exc:
+            raise ValidationFailed(f"target must be slug@host or an actor URL: {exc}") from exc
+        actor_id = await _actor_from_webfinger(ctx, user, host)
+    try:
+        community = await resolve_actor(ctx, actor_id, refresh=True)
+    except ActorUnavailable as exc:
+        raise BadRequest(f"could not fetch {actor_id}: {exc}") from exc
+    if community.actor_type != "Group":
+        raise ValidationFailed(f"{actor_id} is a {community.actor_type}, not a community")
+    return community
+
+
+async def propose(
+    ctx: FederationContext, session: AsyncSession, member: Member, target: str, message: str
+) -> CommunityPartnership:
+    _require_steward(member)
+    remote = await resolve_target(ctx, target)
+    local = member.community
+    if remote.is_local:
+        raise ValidationFailed("a community cannot partner with a community on its own node")
+    repo = PartnershipRepository(session)
+    existing = await repo.get_open(local.id, remote.id)
+    if existing is not None:
+        raise Conflict(f"a partnership with {remote.handle} is already {existing.state}")
+    activity = await protocol.send_proposal(session, local, remote, message)
+    return await repo.add(
+        CommunityPartnership(
+            local_community_id=local.id,
+            remote_community_id=remote.id,
+            state="proposed",
+            initiated_by="us",
+            follow_activity_id=activity["id"],
+            message=message,
+            proposed_by_id=member.id,
+            local_community=local,
+            remote_community=remote,
+        )
+    )
+
+
+async def _own(session: AsyncSession, member: Member, partnership_id: str) -> CommunityPartnership:
+    _require_steward(member)
+    partnership = await PartnershipRepository(session).get(partnership_id)
+    if partnership is None or partnership.local_community_id != member.community_id:
+        raise NotFound("no such partnership")
+    return partnership
+
+
+async def approve(
+    session: AsyncSession, member: Member, partnership_id: str
+) -> CommunityPartnership:
+    """Only a proposal that reached us can be approved here; the proposer never can."""
+    partnership = await _own(session, member, partnership_id)
+    if partnership.state != "pending":
+        raise Conflict(f"only a pending proposal can be approved; this one is {partnership.state}")
+    partnership.state = "active"
+    partnership.approved_by_id = member.id
+    partnership.approved_at = partnership.updated_at = utcnow()
+    await protocol.send_answer(session, partnership, "Accept")
+    await NotificationRepository(session).mark_read(member.community_id, partnership.id)
+    return partnership
+
+
+async def reject(
+    session: AsyncSession, member: Member, partnership_id: str
+) -> CommunityPartnership:
+    partnership = await _own(session, member, partnership_id)
+    if partnership.state != "pending":
+        raise Conflict(f"only a pending proposal can be rejected; this one is {partnership.state}")
+    await protocol.send_answer(session, partnership, "Reject")
+    await protocol.end_partnership(session, partnership, "rejected")
+    await NotificationRepository(session).mark_read(member.community_id, partnership.id)
+    return partnership
+
+
+async def dissolve(
+    session: AsyncSession, member: Member, partnership_id: str
+) -> CommunityPartnership:
+    """Ends an active partnership, or withdraws a proposal of ours still unanswered."""
+    partnership = await _own(session, member, partnership_id)
+    if partnership.state not in ("active", "proposed"):
+        raise Conflict(f"a {partnership.state} partnership cannot be dissolved")
+    await protocol.send_dissolution(session, partnership)
+    await protocol.end_partnership(session, partnership, "dissolved")
+    return partnership
+
+
+async def after_approval(ctx: FederationContext, partnership: CommunityPartnership) -> None:
+    """Pull what the new partner shares with us; they do the same when our Accept lands.
+
+    A failure here is logged, not raised: the approval stands, and the periodic
+    reconciliation pulls the listings later.
+    """
+    try:
+        await backfill(ctx, partnership.remote_community, partnership.local_community)
+    except (FederationError, ActorUnavailable) as exc:
+        log.warning(
+            "backfill from new partner %s failed: %s", partnership.remote_community.ap_id, exc
+        )
+
+
+async def list_partnerships(
+    session: AsyncSession, member: Member
+) -> Sequence[CommunityPartnership]:
+    return await PartnershipRepository(session).list_for_community(member.community_id)
+
+
+async def partner_shared_count(session: AsyncSession, community: Community) -> int:
+    """How many listings a new partner would see beyond the public ones."""
+    listings = await ListingRepository(session).list_for_community(
+        community.id, ListingFilters(status="active", limit=1_000_000)
+    )
+    return sum(1 for listing in listings if listing.visibility == "partners")

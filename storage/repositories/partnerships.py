@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import CommunityPartnership, Notification, utcnow
+
+OPEN_STATES = ("proposed", "pending", "active")
+
+
+class PartnershipRepository:
+    """Partnerships as seen from our side; at most one open one per pair of communities."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, partnership_id: str) -> CommunityPartnership | None:
+        return await self.session.get(CommunityPartnership, partnership_id)
+
+    async def add(self, partnership: CommunityPartnership) -> CommunityPartnership:
+        self.session.add(partnership)
+        await self.session.flush()
+        return partnership
+
+    async def get_by_follow_id(self, follow_activity_id: str) -> CommunityPartnership | None:
+        result = await self.session.execute(
+            select(CommunityPartnership).where(
+                CommunityPartnership.follow_activity_id == follow_activity_id
+            )
+        )
+        return result.scalars().first()
+
+    async def get_open(
+        self, local_community_id: int, remote_community_id: int
+    ) -> CommunityPartnership | None:
+        result = await self.session.execute(
+            select(CommunityPartnership).where(
+                CommunityPartnership.local_community_id == local_community_id,
+                CommunityPartnership.remote_community_id == remote_community_id,
+                CommunityPartnership.state.in_(OPEN_STATES),
+            )
+        )
+        return result.scalars().first()
+
+    async def list_for_community(self, local_community_id: int) -> Sequence[CommunityPartnership]:
+        result = await self.session.execute(
+            select(CommunityPartnership)
+            .where(CommunityPartnership.local_community_id == local_community_id)
+            .order_by(CommunityPartnership.updated_at.desc())
+        )
+        return result.scalars().all()
+
+    async def get_active_for_community(
+        self, local_community_id: int
+    ) -> Sequence[CommunityPartnership]:
+        result = await self.session.execute(
+            select(CommunityPartnership).where(
+                CommunityPartnership.local_community_id == local_community_id,
+                CommunityPartnership.state == "active",
+            )
+        )
+        return result.scalars().all()
+
+    async def active_between(self, local_community_id: int, remote_actor: str) -> bool:
+        for partnership in await self.get_active_for_community(local_community_id):
+            if partnership.remote_community.ap_id == remote_actor:
+                return True
+        return False
+
+    async def all_active(self) -> Sequence[CommunityPartnership]:
+        result = await self.session.execute(
+            select(CommunityPartnership).where(CommunityPartnership.state == "active")
+        )
+        return result.scalars().all()
+
+
+class NotificationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, notification: Notification) -> Notification:
+        self.session.add(notification)
+        await self.session.flush()
+        return notification
+
+    async def list_for_community(
+        self, community_id: int, limit: int = 50
+    ) -> Sequence[Notification]:
+        result = await self.session.execute(
+            select(Notification)
+            .where(Notification.community_id == community_id)
+            .order_by(Notification.created_at.desc(), Notification.id.desc())
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    async def unread_count(self, community_id: int) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.community_id == community_id, Notification.read_at.is_(None))
+        )
+        return int(result.scalar_one())
+
+    async def mark_read(self, community_id: int, partnership_id: str | None = None) -> None:
+        stmt = update(Notification).where(
+            Notification.community_id == community_id, Notification.read_at.is_(None)
+        )
+        if partnership_id is not None:
+            stmt = stmt.where(Notification.partnership_id == partnership_id)
+        await self.session.execute(stmt.values(read_at=utcnow()))
