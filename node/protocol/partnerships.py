@@ -16,6 +16,7 @@ from federation.vocab import Activity, build_tombstone
 from node.protocol.context import FederationContext
 from node.protocol.mirror import backfill
 from node.protocol.publishing import send
+from node.services.conversion import listing_to_note
 from storage.models import Community, CommunityPartnership, Notification, utcnow
 from storage.repositories import ListingFilters, ListingRepository
 from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
@@ -97,6 +98,23 @@ async def withdraw_partner_listings(
             await send(session, local, "Delete", tombstone, inbox_of(remote), to=[remote.ap_id])
 
 
+async def push_partner_listings(session: AsyncSession, partnership: CommunityPartnership) -> None:
+    """Creates for our partner-only listings, so a new partner holds them at once.
+
+    The approving side cannot pull them itself: until our Accept handler has
+    run, we would not yet serve our partner collection to it.
+    """
+    local, remote = partnership.local_community, partnership.remote_community
+    listings = await ListingRepository(session).list_for_community(
+        local.id, ListingFilters(limit=1_000_000)
+    )
+    partners = [remote.ap_id]
+    for listing in listings:
+        if listing.visibility == "partners":
+            note = listing_to_note(listing, local, partners)
+            await send(session, local, "Create", note, inbox_of(remote), to=partners)
+
+
 async def end_partnership(
     session: AsyncSession, partnership: CommunityPartnership, state: str
 ) -> None:
@@ -167,6 +185,7 @@ async def receive_accept(ctx: FederationContext, activity: Activity) -> None:
         partnership.state = "active"
         partnership.updated_at = utcnow()
         local, remote = partnership.local_community, partnership.remote_community
+        await push_partner_listings(session, partnership)
         await session.commit()
     await backfill(ctx, remote, local)
 

@@ -12,6 +12,7 @@ from node.protocol.documents import setup_document_routes
 from node.protocol.handlers import inbox_handlers
 from node.protocol.inbox import inbox_processor_ctx, setup_inbox_routes
 from node.protocol.publishing import WAKE_DELIVERY
+from node.protocol.reconcile import reconcile_ctx
 from node.protocol.workers import delivery_worker_ctx, wake_delivery
 
 
@@ -34,3 +35,4 @@ def setup_federation(app: web.Application) -> None:
     app.cleanup_ctx.append(_document_loader_ctx)
     app.cleanup_ctx.append(delivery_worker_ctx)
     app.cleanup_ctx.append(inbox_processor_ctx)
+    app.cleanup_ctx.append(reconcile_ctx)

@@ -14,7 +14,7 @@ from node.api.schemas import PartnershipOut
 from node.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
 from node.protocol import partnerships as protocol
 from node.protocol.context import FederationContext
-from node.protocol.mirror import backfill
+from node.protocol.mirror import sync_collection
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
 from node.services.listings import community_ref
 from storage.models import Community, CommunityPartnership, Member, utcnow
@@ -160,13 +160,17 @@ async def dissolve(
 
 
 async def after_approval(ctx: FederationContext, partnership: CommunityPartnership) -> None:
-    """Pull what the new partner shares with us; they do the same when our Accept lands.
+    """Pull the new partner's public listings now. Its partner-only ones arrive as
+    Creates once our Accept lands (it serves its partner collection to us only then).
 
     A failure here is logged, not raised: the approval stands, and the periodic
     reconciliation pulls the listings later.
     """
+    remote, local = partnership.remote_community, partnership.local_community
+    if not remote.outbox_url:
+        return
     try:
-        await backfill(ctx, partnership.remote_community, partnership.local_community)
+        await sync_collection(ctx, remote, local, remote.outbox_url, "public")
     except (FederationError, ActorUnavailable) as exc:
         log.warning(
             "backfill from new partner %s failed: %s", partnership.remote_community.ap_id, exc

@@ -81,3 +81,12 @@ class FollowRepository:
             select(Follow).where(Follow.direction == "out", Follow.remote_actor == remote_actor)
         )
         return result.scalars().all()
+
+    async def following_from(self, local_community_id: int) -> Sequence[Follow]:
+        """Follows one of our communities sent (any state)."""
+        result = await self.session.execute(
+            select(Follow).where(
+                Follow.direction == "out", Follow.local_community_id == local_community_id
+            )
+        )
+        return result.scalars().all()

@@ -1,0 +1,59 @@
+"""Nodes served from the test process on 127.0.0.1, for tests that step workers directly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from aiohttp import web
+
+from node.app import init_app
+from node.config import NodeConfig, write_config
+from node.services.accounts import create_member
+from node.services.communities import create_local_community
+from storage.engine import create_engine, create_session_factory
+from storage.migrate import upgrade_to_head_async
+from tests.support.processes import free_port
+
+PASSWORD = "in-process-password"
+
+
+@asynccontextmanager
+async def running_node(root: Path, slug: str) -> AsyncIterator[web.Application]:
+    """A migrated node with a steward `steward`, serving on a free loopback port."""
+    port = free_port()
+    data = root / slug
+    data.mkdir(parents=True)
+    config = write_config(
+        data,
+        base_url=f"http://127.0.0.1:{port}",
+        slug=slug,
+        name=f"{slug.title()} Commons",
+        database_url=None,
+        allow_private_addresses=True,
+    )
+    await upgrade_to_head_async(config.database_url)
+    await _seed(config)
+    app = init_app(config)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield app
+    finally:
+        await runner.cleanup()
+
+
+async def _seed(config: NodeConfig) -> None:
+    engine = create_engine(config.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            community = await create_local_community(
+                session, config, slug=config.slug, name=config.name
+            )
+            await create_member(session, community, "steward", PASSWORD, "steward")
+            await session.commit()
+    finally:
+        await engine.dispose()
+
