@@ -407,6 +407,7 @@ class InboxProcessor:
         lease: timedelta = timedelta(minutes=5),
         retry_delays: Sequence[timedelta] = RETRY_DELAYS,
         batch_size: int = 50,
+        batch_window: float = 0.05,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.queue = queue
@@ -414,6 +415,7 @@ class InboxProcessor:
         self.lease = lease
         self.retry_delays = tuple(retry_delays)
         self.batch_size = batch_size
+        self.batch_window = batch_window
         self._clock = clock or (lambda: datetime.now(UTC))
         self._stopping = False
         self._wake_event: asyncio.Event | None = None
@@ -440,7 +442,8 @@ class InboxProcessor:
         return len(entries)
 
     async def run_forever(self, poll_interval: float, wake_event: asyncio.Event) -> None:
-        """Work whenever woken (an activity was stored) or every `poll_interval` seconds.
+        """Work when woken (an activity was stored; after `batch_window` seconds, so
+        that a burst is claimed and recorded together) or every `poll_interval`.
 
         The poll picks up retries that came due and entries whose lease ran
         out because a worker died. Errors of the queue itself are logged and
@@ -459,6 +462,8 @@ class InboxProcessor:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake_event.wait(), poll_interval)
+                # Let a burst gather, so that it is claimed and recorded as one batch.
+                await asyncio.sleep(self.batch_window)
 
     def stop(self) -> None:
         """Ask `run_forever` to return when its current batch is done (a clean shutdown)."""

@@ -22,7 +22,7 @@ from federation.signatures import sign_request
 from federation.vocab import PUBLIC
 from node.protocol.context import FederationContext
 from tests.support.api import ApiClient, eventually
-from tests.support.inprocess import PASSWORD, running_node
+from tests.support.inprocess import PASSWORD, running_node, serving
 from tests.support.processes import free_port
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mastodon"
@@ -61,13 +61,8 @@ async def fake_mastodon() -> AsyncIterator[FakeMastodon]:
     app.router.add_get("/users/alice", fake.actor)
     app.router.add_post("/users/alice/inbox", fake.inbox)
     app.router.add_post("/inbox", fake.inbox)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with serving(app, port):
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 async def post_signed(

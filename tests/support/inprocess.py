@@ -36,11 +36,18 @@ async def running_node(root: Path, slug: str) -> AsyncIterator[web.Application]:
     await upgrade_to_head_async(config.database_url)
     await _seed(config)
     app = init_app(config)
+    async with serving(app, port):
+        yield app
+
+
+@asynccontextmanager
+async def serving(app: web.Application, port: int) -> AsyncIterator[None]:
+    """Serve `app` on 127.0.0.1:`port` for the duration of the block."""
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield app
+        yield
     finally:
         await runner.cleanup()
 
