@@ -62,6 +62,7 @@ async def test_public_listing_reaches_a_peer_and_private_ones_never_do(
 
     for secret in (SECRET_COMMUNITY, SECRET_PARTNERS):
         assert secret not in stored_text(a.data)
+        assert secret not in stored_text(b.data)
         assert secret not in await _everything_public(http, b.base_url, created_later)
 
 
