@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from node.app import init_app
 from node.config import DATABASE_ENV, ConfigError, NodeConfig, load_config, write_config
+from node.demo import run_demo
 from node.services.accounts import AccountError, create_member
 from node.services.communities import CommunityError, create_local_community, parse_location
 from storage.engine import create_engine, create_session_factory
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password", required=True)
     add.add_argument("--steward", action="store_true")
     add.add_argument("--community", help="slug, when the node hosts several communities")
+
+    demo = sub.add_parser("demo", help="several federated nodes on loopback with sample data")
+    demo.add_argument("--nodes", type=int, default=3)
+    demo.add_argument("--base-port", type=int, default=8701)
+    demo.add_argument("--data", type=Path, default=Path("demo-data"))
 
     migrate = sub.add_parser("migrate", help="upgrade the database to the current schema")
     migrate.add_argument("--data", required=True, type=Path)
@@ -183,12 +189,19 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     print(f"Database at {head_revision()}")
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    try:
+        asyncio.run(run_demo(args.nodes, args.base_port, args.data))
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    commands = {"init": cmd_init, "serve": cmd_serve, "migrate": cmd_migrate}
+    commands = {"init": cmd_init, "serve": cmd_serve, "migrate": cmd_migrate, "demo": cmd_demo}
     handler = cmd_member_add if args.command == "member" else commands[args.command]
     try:
         handler(args)
