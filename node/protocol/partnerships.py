@@ -122,6 +122,8 @@ async def end_partnership(
     was_active = partnership.state == "active"
     partnership.state = state
     partnership.ended_at = partnership.updated_at = utcnow()
+    # A proposal withdrawn before anyone answered must not keep the stewards' count up.
+    await NotificationRepository(session).mark_read(partnership.local_community_id, partnership.id)
     if was_active:
         await RemoteListingRepository(session).remove_from_origin(
             partnership.remote_community_id, "partners"

@@ -38,9 +38,7 @@ async def _unread_for(request: web.Request) -> int:
 
 
 @web.middleware
-async def steward_alerts_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
+async def steward_alerts_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if SESSION_COOKIE not in request.cookies or request.path.startswith(NOT_PAGES):
         return await handler(request)
     token = _UNREAD.set(await _unread_for(request))

@@ -5,15 +5,31 @@ from __future__ import annotations
 from aiohttp import web
 
 from node.appkeys import TEMPLATES
-from node.web import auth_pages, listings_pages
+from node.web import (
+    auth_pages,
+    community_pages,
+    listings_pages,
+    network_listings_pages,
+    partnership_pages,
+    steward_pages,
+)
+from node.web.nav_alerts import setup_nav_alerts
 from node.web.templating import STATIC_DIR, build_environment
 
-ROUTE_TABLES = (auth_pages.routes, listings_pages.routes)
+ROUTE_TABLES = (
+    auth_pages.routes,
+    listings_pages.routes,
+    network_listings_pages.routes,
+    steward_pages.routes,
+    partnership_pages.routes,
+    community_pages.routes,
+)
 
 
 def setup_pages(app: web.Application) -> None:
     """Register the Jinja2 environment, the page routes and /static."""
     app[TEMPLATES] = build_environment()
+    setup_nav_alerts(app)
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=False)

@@ -1,0 +1,355 @@
+"""Two stewards form a partnership through the web pages of two real nodes, and end it.
+
+Three `commons-node serve` processes on loopback: Alder (A) and Birch (B)
+partner; Cedar (C) follows both publicly and must never receive what they
+share only with partners. Stewards use nothing but the pages in Chromium;
+listings are posted through the API or the form, and C is checked through
+its API and its database. Federation runs in the nodes' background workers,
+so every cross-node expectation is polled against a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import PASSWORD, Session, _watch_for_problems, unavailable
+from tests.support.processes import RunningNode, cli, free_port, init_node, serve_node
+
+try:
+    from playwright.sync_api import expect
+except ImportError:
+    unavailable("the playwright package is not installed (pip install -e '.[test]')")
+
+pytestmark = pytest.mark.browser
+STEWARD, MEMBER = "stella", "max"
+FEDERATION_SECONDS = 30
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 860}}
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+TITLES = {
+    "a_partners": "Alder partners-only cargo bike",
+    "a_public": "Alder public apple press",
+    "b_partners": "Birch partners-only canoe",
+    "b_community": "Birch members-only sewing machine",
+    "b_public": "Birch public repair café",
+}
+
+
+@dataclass
+class Node:
+    slug: str
+    name: str
+    running: RunningNode
+
+    @property
+    def base_url(self) -> str:
+        return self.running.base_url
+
+    @property
+    def handle(self) -> str:
+        return f"{self.slug}@{self.base_url.removeprefix('http://')}"
+
+    def api(self, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base_url + path, data=data, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path}: {exc.code} {exc.read()[:300]!r}") from None
+
+    def token(self, username: str) -> str:
+        body = self.api(
+            "POST", "/api/v1/auth/token", body={"username": username, "password": PASSWORD}
+        )
+        return str(body["token"])
+
+    def cached_titles(self) -> set[str]:
+        with sqlite3.connect(self.running.data / "commons.db") as db:
+            return {row[0] for row in db.execute("SELECT title FROM remote_listings")}
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
+    root = tmp_path_factory.mktemp("partnership-nodes")
+    started: dict[str, Node] = {}
+    try:
+        for key, slug, description in (
+            ("a", "alder", "Tool library and seed swap by the river."),
+            ("b", "birch", "Neighbours on Birch Hill sharing boats, tools and skills."),
+            ("c", "cedar", "A community that only follows the others publicly."),
+        ):
+            data = root / slug
+            name = f"{slug.title()} Commons"
+            base_url = init_node(
+                data, slug=slug, name=name, port=free_port(), steward=STEWARD,
+                password=PASSWORD, extra=["--description", description],
+            )  # fmt: skip
+            added = cli("member", "add", "--data", str(data), "--username", MEMBER,
+                        "--password", PASSWORD)  # fmt: skip
+            assert added.returncode == 0, added.stderr
+            started[key] = Node(slug, name, serve_node(data, base_url))
+        yield started
+    finally:
+        for node in started.values():
+            node.running.stop()
+
+
+def eventually(check: Callable[[], bool], what: str, within: float = FEDERATION_SECONDS) -> None:
+    """Poll until `check()` holds; federation happens in the background."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        time.sleep(0.2)
+
+
+def shows(session: Session, path: str, selector: str, text: str) -> Callable[[], bool]:
+    """A check that reloads `path` and looks for `text` in `selector`."""
+
+    def check() -> bool:
+        session.goto(path)
+        return session.page.locator(selector).filter(has_text=text).count() > 0
+
+    return check
+
+
+@contextmanager
+def tab(chromium: Any, node: Node, name: str, device: dict[str, Any]) -> Iterator[Session]:
+    context = chromium.new_context(**device)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    session = Session(page, node.base_url, name)
+    _watch_for_problems(page, session.problems)
+    try:
+        yield session
+    finally:
+        context.close()
+    assert session.problems == [], f"{name}: the browser console reported problems"
+
+
+def fits_phone(session: Session) -> None:
+    overflow = session.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{session.page.url} scrolls sideways by {overflow}px"
+
+
+def sign_in_as(session: Session, username: str) -> None:
+    """Whoever was signed in before, as on a shared computer."""
+    session.page.context.clear_cookies()
+    session.sign_in(username)
+    expect(session.page.locator(".account")).to_contain_text(username)
+
+
+def both(desktop: Session, phone: Session, label: str, user: str = STEWARD) -> None:
+    """Screenshot what the desktop shows, and the same page at 390 px, which must fit."""
+    desktop.shot(label)
+    sign_in_as(phone, user)
+    phone.page.goto(desktop.page.url)
+    fits_phone(phone)
+    phone.shot(label)
+
+
+def propose(steward: Session, target: Node) -> None:
+    page = steward.page
+    page.get_by_role("link", name=re.compile(r"^Steward")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Steward dashboard")
+    page.get_by_role("link", name="Propose a partnership").click()
+    page.get_by_label("Community handle or address").fill(f"nobody@127.0.0.1:{free_port()}")
+    page.get_by_role("button", name="Look up community").click()
+    expect(page.get_by_role("alert")).to_contain_text("could not be reached")
+    steward.shot("alder-propose-error")
+    page.get_by_label("Community handle or address").fill(target.handle)
+    page.get_by_role("button", name="Look up community").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        f"Propose a partnership to {target.name}?"
+    )
+    preview = page.locator(".remote-preview")
+    expect(preview).to_contain_text("Neighbours on Birch Hill")
+    expect(preview.locator(".stat").filter(has_text="Public offers").locator("dd")).to_have_text(
+        "0"
+    )
+    expect(preview.locator(".stat").filter(has_text="Public needs").locator("dd")).to_have_text("1")
+    page.get_by_label("Message to their stewards").fill("Alder would love to share with Birch.")
+    steward.shot("alder-propose-preview")
+    page.get_by_role("button", name="Send proposal").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Proposal sent to {target.name}.")
+    expect(page.locator("#awaiting-them")).to_contain_text(target.name)
+
+
+def approve(steward: Session, phone: Session, proposer: Node) -> None:
+    page = steward.page
+    eventually(
+        shows(steward, "/listings", ".site-nav .nav-count", "1"),
+        "B's steward sees one unread notification in the header",
+    )
+    steward.shot("birch-notification-count")
+    page.get_by_role("link", name=re.compile(r"^Steward")).click()
+    waiting = page.locator("#awaiting-us")
+    expect(waiting).to_contain_text(proposer.name)
+    expect(waiting).to_contain_text("Alder would love to share with Birch.")
+    expect(page.locator("#notifications")).to_contain_text(f"{proposer.name} (alder@")
+    both(steward, phone, "birch-dashboard-pending")
+    waiting.get_by_role("link", name="Reject…").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Reject the proposal")
+    both(steward, phone, "birch-reject-confirm")
+    page.get_by_role("link", name="Cancel").click()
+    page.locator("#awaiting-us").get_by_role("link", name="Approve…").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        f"Become partners with {proposer.name}?"
+    )
+    expect(page.locator(".share-list")).to_contain_text("1 listing is shared with partners.")
+    expect(page.locator(".share-list")).to_contain_text("1 public listing is visible")
+    both(steward, phone, "birch-approve-confirm")
+    page.get_by_role("button", name="Approve partnership").click()
+    expect(page.get_by_role("status")).to_contain_text(f"You are now partners with {proposer.name}")
+    expect(page.locator("#active")).to_contain_text(proposer.name)
+    expect(page.locator(".site-nav .nav-count")).to_have_count(0)
+    steward.shot("birch-dashboard-active")
+
+
+def partner_card_is_marked(member: Session, title: str, partner: Node) -> None:
+    page = member.page
+    card = page.locator("article.listing-card").filter(has_text=title)
+    expect(card).to_have_class(re.compile(r"listing-card--from-partner"))
+    expect(card.locator(".badge--from-partner")).to_have_text("From: Partner")
+    link = card.get_by_role("link", name=partner.name)
+    expect(link).to_have_attribute("href", f"{partner.base_url}/c/{partner.slug}")
+    expect(card.locator("a[href^='/listings/']")).to_have_count(0)
+
+
+def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
+    chromium: Any, nodes: dict[str, Node]
+) -> None:
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    cedar = c.token(STEWARD)
+    for peer in (a, b):
+        c.api("POST", "/api/v1/discovery/peers", cedar, {"url": peer.base_url})
+    a_member = a.token(MEMBER)
+    for key, visibility in (("a_partners", "partners"), ("a_public", "public")):
+        body = {"kind": "offer", "title": TITLES[key], "visibility": visibility}
+        a.api("POST", "/api/v1/listings", a_member, body)
+    body = {"kind": "need", "title": TITLES["b_public"], "visibility": "public"}
+    b.api("POST", "/api/v1/listings", b.token(MEMBER), body)
+
+    with (
+        tab(chromium, a, "desktop", DESKTOP) as alder,
+        tab(chromium, b, "desktop", DESKTOP) as birch,
+        tab(chromium, a, "phone", PHONE) as alder_phone,
+        tab(chromium, b, "phone", PHONE) as birch_phone,
+    ):
+        sign_in_as(birch, MEMBER)
+        post_by_form(birch, TITLES["b_partners"], "Only our partner communities")
+        post_by_form(birch, TITLES["b_community"], None)
+
+        sign_in_as(alder, STEWARD)
+        propose(alder, b)
+        sign_in_as(birch, STEWARD)
+        approve(birch, birch_phone, a)
+        eventually(shows(alder, "/steward", "#active", b.name), "A sees the partnership active")
+        both(alder, alder_phone, "alder-dashboard-active")
+
+        for session, partner, title in (
+            (alder, b, TITLES["b_partners"]),
+            (birch, a, TITLES["a_partners"]),
+        ):
+            sign_in_as(session, MEMBER)
+            eventually(
+                shows(session, "/listings/network?scope=partners", "article", title),
+                f"a member of {partner.name}'s partner sees {title!r}",
+            )
+            partner_card_is_marked(session, title, partner)
+            session.page.get_by_role("link", name="+ Public network").click()
+            expect(session.page.locator("article").filter(has_text=title)).to_have_count(1)
+        expect(alder.page.locator("article").filter(has_text=TITLES["b_community"])).to_have_count(
+            0
+        )
+        both(alder, alder_phone, "alder-listings-network", MEMBER)
+
+        eventually(lambda: TITLES["a_public"] in c.cached_titles(), "C mirrors A's public listing")
+        everything = "/api/v1/listings?include_public=true&include_partners=true"
+        c_titles = {item["title"] for item in c.api("GET", everything, cedar)["items"]}
+        assert TITLES["a_public"] in c_titles
+        for secret in (TITLES["a_partners"], TITLES["b_partners"], TITLES["b_community"]):
+            assert secret not in c_titles and secret not in c.cached_titles()
+
+        sign_in_as(alder, STEWARD)
+        alder.goto("/steward")
+        alder.page.locator("#active").get_by_role("link", name="Dissolve…").click()
+        expect(alder.page.get_by_role("heading", level=1)).to_have_text(
+            f"End the partnership with {b.name}?"
+        )
+        both(alder, alder_phone, "alder-dissolve-confirm")
+        alder.page.get_by_role("button", name="End partnership").click()
+        expect(alder.page.get_by_role("status")).to_contain_text("has ended")
+        expect(alder.page.locator("#history")).to_contain_text(b.name)
+        both(alder, alder_phone, "alder-dashboard-history")
+
+        sign_in_as(alder, MEMBER)
+        for session, title in ((alder, TITLES["b_partners"]), (birch, TITLES["a_partners"])):
+            listed = shows(session, "/listings/network?scope=public", "article", title)
+            eventually(lambda listed=listed: not listed(), f"{title!r} is gone again")
+        assert TITLES["b_partners"] not in a.cached_titles()
+        assert TITLES["a_partners"] not in b.cached_titles()
+        assert c.cached_titles().isdisjoint({TITLES["a_partners"], TITLES["b_partners"]})
+
+        public_page(birch, birch_phone, b)
+        propose_on_phone(alder_phone, b)
+
+
+def post_by_form(session: Session, title: str, audience: str | None) -> None:
+    page = session.page
+    page.get_by_role("link", name="New offer", exact=True).click()
+    page.get_by_label("Title", exact=True).fill(title)
+    if audience:
+        page.get_by_label("Make visible to other communities").check()
+        page.get_by_label(audience).check()
+    page.get_by_role("button", name="Post offer").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(title)
+
+
+def public_page(desktop: Session, phone: Session, node: Node) -> None:
+    """The actor URL, opened in a browser by someone signed in nowhere."""
+    for session in (desktop, phone):
+        session.page.context.clear_cookies()
+        session.goto(f"/c/{node.slug}")
+        expect(session.page).to_have_url(re.compile(rf"/communities/{node.slug}$"))
+        expect(session.page.get_by_role("heading", level=1)).to_have_text(node.name)
+        main = session.page.locator("main")
+        expect(main.locator(".listing-card")).to_have_text([re.compile(TITLES["b_public"])])
+        for hidden in (TITLES["b_partners"], TITLES["b_community"], TITLES["a_public"]):
+            expect(main).not_to_contain_text(hidden)
+        if session is phone:
+            fits_phone(phone)
+        session.shot(f"{node.slug}-community-page")
+
+
+def propose_on_phone(phone: Session, target: Node) -> None:
+    sign_in_as(phone, STEWARD)
+    phone.goto("/steward/partnerships/new")
+    fits_phone(phone)
+    phone.shot("alder-propose-form")
+    phone.page.get_by_label("Community handle or address").fill(target.handle)
+    phone.page.get_by_role("button", name="Look up community").click()
+    expect(phone.page.get_by_role("heading", level=1)).to_contain_text(target.name)
+    fits_phone(phone)
+    phone.shot("alder-propose-preview")
