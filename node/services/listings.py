@@ -14,6 +14,7 @@ from node.protocol.publishing import publish_listing_change
 from node.services.visibility import Viewer, may_view, resolve_visibility
 from storage.models import Community, Listing, Member, RemoteListing, new_id, utcnow
 from storage.repositories import ListingFilters, ListingRepository
+from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
 
 
@@ -190,7 +191,19 @@ async def list_listings_for_member(
     audiences = [a for a, on in (("public", include_public), ("partners", include_partners)) if on]
     if audiences:
         cached = await RemoteListingRepository(session).list_visible(audiences, filters)
-        items += [remote_listing_to_api(x) for x in cached]
+        partners = {
+            p.remote_community_id
+            for p in await PartnershipRepository(session).get_active_for_community(
+                member.community_id
+            )
+        }
+        items += [
+            remote_listing_to_api(x)
+            for x in cached
+            # On a node hosting several communities, a partner listing is only
+            # for the community in partnership with its origin.
+            if x.audience == "public" or x.origin_community_id in partners
+        ]
         items.sort(key=lambda item: item.created_at, reverse=True)
     return items
 
