@@ -47,7 +47,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if not wants_json(request) or exc.status < 400:
             raise
         code = HTTP_CODES.get(exc.status, "error")
-        return error_json(exc.status, code, exc.reason)
+        response = error_json(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:  # a 405 must say which methods are allowed (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json(request):

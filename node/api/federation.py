@@ -17,6 +17,7 @@ from storage.repositories.actors import BlockRepository, host_is_blocked, normal
 from storage.repositories.deliveries import DeliveryRepository, HostSummary
 
 UNREACHABLE_AFTER = 6
+MAX_DOMAIN_LENGTH = 255  # the blocked_domains column
 
 
 def _state(summary: HostSummary | None, blocked: bool) -> str:
@@ -102,9 +103,12 @@ async def retry_peer(call: ApiCall[None, None]) -> RetryAccepted:
 )
 async def add_block(call: ApiCall[BlockRequest, None]) -> BlockOut:
     try:
-        domain = await BlockRepository(call.session).add(call.body.domain)
+        normal = normalize_domain(call.body.domain)
     except ValueError as exc:
         raise ValidationFailed(str(exc)) from exc
+    if len(normal) > MAX_DOMAIN_LENGTH:  # IPv6 gains brackets when normalised
+        raise ValidationFailed(f"domain is longer than {MAX_DOMAIN_LENGTH} characters")
+    domain = await BlockRepository(call.session).add(normal)
     return BlockOut(domain=domain, created_at=utcnow())
 
 

@@ -47,6 +47,22 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
+def _error_statuses(op: Operation) -> list[int]:
+    """What the operation declares, plus what the router itself answers before the handler runs."""
+    statuses = set(op.errors)
+    if op.auth != "none":
+        statuses.add(401)
+    if op.auth == "steward":
+        statuses.add(403)
+    if op.query is not None:
+        statuses.add(422)
+    if op.body is not None:
+        statuses.update((413, 415, 422))
+    if re.search(r"{\w+}", op.path):
+        statuses.add(404)
+    return sorted(statuses)
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "operationId": op.handler.__name__,
@@ -78,7 +94,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         }
     doc["responses"][str(op.status)] = ok
     error_ref = {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model="ErrorBody")}}}
-    for status in op.errors:
+    for status in _error_statuses(op):
         doc["responses"][str(status)] = {"description": STATUS_TEXT[status], "content": error_ref}
     if op.auth != "none":
         doc["security"] = [{"bearer": []}]
@@ -103,6 +119,13 @@ def to_openapi30(node: Any) -> Any:
         out["nullable"] = True
     if "const" in out:
         out["enum"] = [out.pop("const")]
+    if (
+        out.get("nullable") is True
+        and isinstance(out.get("enum"), list)
+        and None not in out["enum"]
+    ):
+        # In 3.0 `nullable` does not widen an enum; null must be listed to be allowed.
+        out["enum"] = [*out["enum"], None]
     return out
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.appkeys import CONFIG, SESSIONS
-from node.errors import Forbidden, UnsupportedMediaType, ValidationFailed
+from node.errors import Forbidden, NotFound, UnsupportedMediaType, ValidationFailed
 from node.services.auth_context import authenticate_bearer
 from storage.models import Member
 
@@ -71,9 +71,11 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+def parse_model(
+    model: type[BaseModel], data: Any, where: str, *, strict: bool = False
+) -> BaseModel:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise ValidationFailed(f"invalid {where}", details=_validation_details(exc)) from exc
 
@@ -141,10 +143,14 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.Response]]
                 member = await authenticate_bearer(session, request, request.app[CONFIG])
                 if op.auth == "steward" and not member.is_steward:
                     raise Forbidden("stewards only")
+            if any("\x00" in value for value in request.match_info.values()):
+                # No id, host or domain contains NUL, and PostgreSQL refuses it in text.
+                raise NotFound("no such resource")
             query = parse_model(op.query, dict(request.query), "query") if op.query else None
             body = None
             if op.body is not None:
-                body = parse_model(op.body, await read_json_body(request), "body")
+                # JSON has real types: `false` is not a number, nor "1" a boolean, as documented.
+                body = parse_model(op.body, await read_json_body(request), "body", strict=True)
             result = await op.handler(ApiCall(request, session, member, body, query))
             await session.commit()
         if result is None:

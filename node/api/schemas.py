@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 Kind = Literal["offer", "need"]
 Status = Literal["active", "closed"]
@@ -15,6 +15,27 @@ Origin = Literal["local", "partner", "public"]
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _raw_string_rules(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        # PostgreSQL cannot store NUL in text; no field has a use for it.
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        # The documented maxLength holds for what is sent, before whitespace is stripped.
+        assert info.field_name is not None
+        for rule in cls.model_fields[info.field_name].metadata:
+            limit = getattr(rule, "max_length", None)  # annotated_types.MaxLen
+            if limit is not None and len(value) > limit:
+                raise ValueError(f"must have at most {limit} characters")
+        return value
+
+
+def _lower(value: Any) -> Any:
+    """Lower-case before the length check: some characters grow ("İ" becomes two)."""
+    return value.lower() if isinstance(value, str) else value
 
 
 class Location(StrictModel):
@@ -46,10 +67,7 @@ class ListingCreate(StrictModel):
     )
     location: Location | None = None
 
-    @field_validator("category")
-    @classmethod
-    def _lower_category(cls, value: str) -> str:
-        return value.lower()
+    _lower_category = field_validator("category", mode="before")(_lower)
 
 
 class ListingUpdate(StrictModel):
@@ -62,10 +80,7 @@ class ListingUpdate(StrictModel):
     is_public: bool | None = None
     location: Location | None = None
 
-    @field_validator("category")
-    @classmethod
-    def _lower_category(cls, value: str | None) -> str | None:
-        return value.lower() if value is not None else None
+    _lower_category = field_validator("category", mode="before")(_lower)
 
 
 class ListingQuery(StrictModel):
