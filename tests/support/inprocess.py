@@ -63,4 +63,3 @@ async def _seed(config: NodeConfig) -> None:
             await session.commit()
     finally:
         await engine.dispose()
-
