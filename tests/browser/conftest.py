@@ -8,19 +8,14 @@ COMMONS_REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from tests.support.processes import RunningNode, cli, free_port, init_node, serve_node
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,77 +40,22 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason, allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cli(*args: str | Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "node.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"commons-node {args[0]} failed:\n{result.stderr}"
-
-
-@dataclass
-class RunningNode:
-    base_url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-
-def _wait_until_answering(node: RunningNode) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if node.process.poll() is not None:
-            pytest.fail(f"commons-node serve exited early:\n{node.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{node.base_url}/signin", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.1)
-    pytest.fail(f"node did not answer within {STARTUP_SECONDS}s:\n{node.log_tail()}")
-
-
 @pytest.fixture(scope="session")
 def running_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     """One node for the whole browser session, stopped with SIGTERM as an operator would."""
     data = tmp_path_factory.mktemp("browser-node") / "node"
-    base_url = f"http://127.0.0.1:{_free_port()}"
-    _cli("init", "--data", data, "--name", COMMUNITY_NAME, "--slug", "riverside",
-         "--base-url", base_url, "--steward", STEWARD, "--password", PASSWORD,
-         "--allow-private-addresses")  # fmt: skip
-    _cli("member", "add", "--data", data, "--username", MEMBER, "--password", PASSWORD)
-    log_path = data / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "serve", "--data", str(data)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    node = RunningNode(base_url, data, process, log_path)
+    base_url = init_node(
+        data, slug="riverside", name=COMMUNITY_NAME, port=free_port(),
+        steward=STEWARD, password=PASSWORD,
+    )  # fmt: skip
+    added = cli("member", "add", "--data", str(data), "--username", MEMBER, "--password", PASSWORD)
+    assert added.returncode == 0, added.stderr
+    node = serve_node(data, base_url)
     try:
-        _wait_until_answering(node)
         yield node
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert code == 0, f"serve exited with {code} on SIGTERM:\n{node.log_tail()}"
+        code = node.stop()
+    assert code == 0, f"serve exited with {code} on SIGTERM:\n{node.log()[-4000:]}"
 
 
 @pytest.fixture(scope="module")
