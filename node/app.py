@@ -17,10 +17,11 @@ from node.api.docs import setup_docs
 from node.api.openapi import build_openapi
 from node.api.router import api
 from node.api.routing import json_response
-from node.appkeys import CONFIG, ENGINE, HTTP, SESSIONS
+from node.appkeys import CONFIG, ENGINE, HTTP, LOGIN_THROTTLE, SESSIONS
 from node.config import NodeConfig
 from node.middleware import error_middleware, security_headers_middleware
 from node.protocol.setup import setup_federation, wake_after_commit
+from node.services.login_throttle import LoginThrottle
 from node.web.pages import setup_pages
 from storage.engine import create_engine, create_session_factory
 
@@ -75,6 +76,7 @@ def init_app(config: NodeConfig) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
     )
     app[CONFIG] = config
+    app[LOGIN_THROTTLE] = LoginThrottle()
     app.cleanup_ctx.append(database_ctx(config))
     app.cleanup_ctx.append(http_client_ctx(config))
     setup_federation(app)

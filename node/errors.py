@@ -55,3 +55,7 @@ class ValidationFailed(ApiError):
 
 class TooManyRequests(ApiError):
     status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

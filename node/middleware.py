@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from node.api.routing import json_response
-from node.errors import ApiError
+from node.errors import ApiError, TooManyRequests
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,7 +41,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         if wants_json(request):
-            return json_response(exc.to_body(), exc.status)
+            response = json_response(exc.to_body(), exc.status)
+            if isinstance(exc, TooManyRequests):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         return web.Response(status=exc.status, text=exc.message)
     except web.HTTPException as exc:
         if not wants_json(request) or exc.status < 400:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from node.api.router import api
 from node.api.routing import ApiCall
 from node.api.schemas import TokenRequest, TokenResponse
-from node.appkeys import CONFIG
-from node.errors import Unauthorized
+from node.appkeys import CONFIG, LOGIN_THROTTLE
+from node.errors import TooManyRequests, Unauthorized
 from node.services.accounts import authenticate, issue_token
 from storage.repositories import CommunityRepository
 
@@ -19,15 +19,22 @@ from storage.repositories import CommunityRepository
     auth="none",
     body=TokenRequest,
     response=TokenResponse,
-    errors=(401, 422),
+    errors=(401, 422, 429),
 )
 async def create_token(call: ApiCall[TokenRequest, None]) -> TokenResponse:
     slug = call.body.community or call.request.app[CONFIG].slug
+    throttle = call.request.app[LOGIN_THROTTLE]
+    keys = throttle.keys(slug, call.body.username, call.request.remote)
+    wait = throttle.retry_after(keys)
+    if wait is not None:
+        raise TooManyRequests(f"too many failed attempts; try again in {wait} s", retry_after=wait)
     community = await CommunityRepository(call.session).get_local_by_slug(slug)
     member = None
     if community is not None:
         member = await authenticate(call.session, community, call.body.username, call.body.password)
     if member is None:
+        throttle.failed(keys)
         raise Unauthorized("wrong username or password")
+    throttle.succeeded(keys)
     issued = await issue_token(call.session, member, "api")
     return TokenResponse(token=issued.secret, expires_at=issued.expires_at)

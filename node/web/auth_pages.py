@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.appkeys import CONFIG
+from node.appkeys import CONFIG, LOGIN_THROTTLE
 from node.services.accounts import authenticate, issue_token
 from node.web.guards import Page, error_page, member_page, public_page, redirect
 from node.web.sessions import (
@@ -57,14 +57,25 @@ async def signin(page: Page) -> web.StreamResponse:
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
     next_path = safe_next(str(form.get("next", "")))
     community = await _community(page)
+    throttle = page.request.app[LOGIN_THROTTLE]
+    keys = throttle.keys(page.request.app[CONFIG].slug, username, page.request.remote)
+    wait = throttle.retry_after(keys)
+    if wait is not None:
+        minutes = max(1, round(wait / 60))
+        error = f"Too many attempts. Please wait about {minutes} minute(s) and try again."
+        return page.render(
+            "signin.html", status=429, next_path=next_path, username=username, error=error
+        )
     member = None
     if community is not None and username and password:
         member = await authenticate(page.db, community, username[:64], password[:1024])
     if member is None:
+        throttle.failed(keys)
         error = "That username and password do not match. Please try again."
         return page.render(
             "signin.html", status=401, next_path=next_path, username=username, error=error
         )
+    throttle.succeeded(keys)
     if page.session is not None:
         await end_session(page.db, page.session)
     issued = await issue_token(page.db, member, "session")

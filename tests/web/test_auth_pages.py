@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.app import init_app
+from node.services.login_throttle import ACCOUNT_LIMIT
 from node.web.flash import FLASH_COOKIE
 from node.web.sessions import SESSION_COOKIE
 from tests.web.conftest import BASE_URL, Browser, ClientFactory, build_node, session_count
@@ -180,3 +181,13 @@ async def test_forged_flash_cookie_is_ignored(browser: Browser) -> None:
     )
     html = await (await browser.get("/listings")).text()
     assert "Your account is locked" not in html
+
+
+async def test_repeated_wrong_passwords_pause_sign_in(browser: Browser) -> None:
+    for _ in range(ACCOUNT_LIMIT):
+        assert (await browser.sign_in("stella", "not my password")).status == 401
+    response = await browser.sign_in("stella")
+    assert response.status == 429
+    assert "Too many attempts" in await response.text()
+    assert SESSION_COOKIE not in response.cookies
+    assert await session_count(browser) == 0
