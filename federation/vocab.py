@@ -1,4 +1,4 @@
-"""ActivityStreams 2 wire types: what we read from other servers, what we send.
+"""ActivityStreams 2 wire types, and the parsers that read other servers' documents.
 
 Remote JSON is parsed once, at the boundary, into small frozen dataclasses so
 that nothing past this module handles a remote dict or guesses at its shape.
@@ -8,20 +8,17 @@ parsers accept every form and reduce it to one, and reject (with
 
 Parsers expect a document that `federation.jsonld.normalize_activity` has put
 in compact form under our context; they read only the names in `READ_TERMS`.
+What we send is built in `federation.builders`.
 """
 
 from __future__ import annotations
 
-import html
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
-from federation.contexts import default_context
 from federation.errors import FederationError
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -34,9 +31,6 @@ _OBJECT_REQUIRED = frozenset(
     {"Accept", "Add", "Announce", "Block", "Create", "Delete", "Flag", "Follow"}
     | {"Like", "Move", "Offer", "Reject", "Remove", "Undo", "Update"}
 )
-
-FEDERATED_COORDINATE_DECIMALS = 2
-"""Two decimals is about 1 km: exact coordinates never leave the node."""
 
 READ_TERMS = frozenset(
     {"id", "type", "actor", "object", "to", "cc", "published", "updated", "partnership"}
@@ -445,291 +439,3 @@ def parse_activity(doc: Any) -> Activity:
         partnership=_flag(doc, "partnership", "activity"),
         raw=dict(doc),
     )
-
-
-# --- HTML --------------------------------------------------------------------
-
-_BLOCK_TAGS = frozenset(
-    {"p", "div", "li", "ul", "ol", "blockquote", "pre", "table", "tr", "section"}
-    | {"article", "header", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "dd", "dt"}
-)
-# Text inside these is never meant for a human reader.
-_SKIPPED_TAGS = frozenset({"script", "style", "template", "noscript", "head", "title"})
-_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
-
-
-class _TextExtractor(HTMLParser):
-    """Keeps text and paragraph structure, drops every tag and attribute."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIPPED_TAGS:
-            self._skipping += 1
-        elif tag == "br":
-            self.parts.append("\n")
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _SKIPPED_TAGS:
-            self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIPPED_TAGS:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(_HTML_SPACE.sub(" ", data))
-
-
-def html_to_plain_text(markup: str) -> str:
-    """Plain text of remote HTML, for search, previews and our own pages.
-
-    Built on the stdlib parser and keeping no markup at all, so nothing a
-    remote server writes can reach a page as HTML. Whitespace collapses the
-    way a browser would; paragraphs become blank lines, `<br>` a newline.
-    """
-    extractor = _TextExtractor()
-    extractor.feed(markup)
-    extractor.close()
-    lines = (line.strip(" ") for line in "".join(extractor.parts).split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-
-
-def plain_text_to_html(text: str) -> str:
-    """AS2 `content` is HTML: escape the text, blank lines make paragraphs."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    paragraphs = []
-    for block in re.split(r"\n[ \t]*\n", text):
-        lines = [html.escape(line.strip(), quote=False) for line in block.split("\n")]
-        lines = [line for line in lines if line]
-        if lines:
-            paragraphs.append("<p>" + "<br>".join(lines) + "</p>")
-    return "".join(paragraphs)
-
-
-# --- building ----------------------------------------------------------------
-
-
-def _timestamp(moment: datetime) -> str:
-    """Whole seconds in UTC with a Z: the form every fediverse parser accepts."""
-    if moment.tzinfo is None:
-        raise ValueError("refusing to publish a naive datetime; give it a timezone")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _without_context(value: Any) -> Any:
-    """Embedded objects take their meaning from the outer document's context."""
-    if isinstance(value, Mapping) and "@context" in value:
-        return {key: item for key, item in value.items() if key != "@context"}
-    return value
-
-
-def place_document(place: Place) -> dict[str, Any]:
-    """An AS2 Place with coordinates rounded to about 1 km before they leave."""
-    document: dict[str, Any] = {
-        "type": "Place",
-        "latitude": round(place.latitude, FEDERATED_COORDINATE_DECIMALS),
-        "longitude": round(place.longitude, FEDERATED_COORDINATE_DECIMALS),
-    }
-    if place.name:
-        document["name"] = place.name
-    return document
-
-
-def main_key_id(actor_id: str) -> str:
-    return f"{actor_id}#main-key"
-
-
-def build_actor_document(
-    *,
-    actor_id: str,
-    preferred_username: str,
-    name: str,
-    description: str,
-    inbox: str,
-    outbox: str,
-    followers: str,
-    shared_inbox: str,
-    public_key_pem: str,
-    url: str,
-    location: Place | None = None,
-    public_offer_count: int = 0,
-    public_need_count: int = 0,
-    published: datetime | None = None,
-) -> dict[str, Any]:
-    """A community as an AS2 Group, shaped like the actors Mastodon serves.
-
-    `description` is plain text; AS2 `summary` is HTML, so it is converted
-    here rather than trusted to every caller.
-    """
-    document: dict[str, Any] = {
-        "@context": default_context(),
-        "id": actor_id,
-        "type": "Group",
-        "preferredUsername": preferred_username,
-        "name": name,
-        "summary": plain_text_to_html(description),
-        "url": url,
-        "inbox": inbox,
-        "outbox": outbox,
-        "followers": followers,
-        "endpoints": {"sharedInbox": shared_inbox},
-        "publicKey": {
-            "id": main_key_id(actor_id),
-            "owner": actor_id,
-            "publicKeyPem": public_key_pem,
-        },
-        "manuallyApprovesFollowers": False,
-        "discoverable": True,
-        "publicOfferCount": public_offer_count,
-        "publicNeedCount": public_need_count,
-    }
-    if location is not None:
-        document["location"] = place_document(location)
-    if published is not None:
-        document["published"] = _timestamp(published)
-    return document
-
-
-def listing_content_html(title: str, description: str) -> str:
-    """Title in bold, then the description: how a listing reads in Mastodon,
-    which shows `content` and ignores a Note's `name`."""
-    heading = f"<p><strong>{html.escape(title.strip(), quote=False)}</strong></p>"
-    return heading + plain_text_to_html(description)
-
-
-def build_note(
-    *,
-    note_id: str,
-    attributed_to: str,
-    title: str,
-    description: str,
-    to: Sequence[str],
-    cc: Sequence[str],
-    published: datetime,
-    updated: datetime | None = None,
-    kind: str | None = None,
-    category: str | None = None,
-    status: str | None = None,
-    visibility: str | None = None,
-    location: Place | None = None,
-    url: str | None = None,
-) -> dict[str, Any]:
-    """A listing as an AS2 Note. `summary` stays unset: Mastodon shows it as a
-    content warning and would hide the listing behind it."""
-    document: dict[str, Any] = {
-        "@context": default_context(),
-        "id": note_id,
-        "type": "Note",
-        "attributedTo": attributed_to,
-        "name": title,
-        "content": listing_content_html(title, description),
-        "published": _timestamp(published),
-        "to": list(to),
-        "cc": list(cc),
-    }
-    extensions = {"kind": kind, "category": category, "status": status, "visibility": visibility}
-    document.update({key: value for key, value in extensions.items() if value is not None})
-    if updated is not None:
-        document["updated"] = _timestamp(updated)
-    if location is not None:
-        document["location"] = place_document(location)
-    if url is not None:
-        document["url"] = url
-    return document
-
-
-def build_activity(
-    type: str,
-    id: str,
-    actor: str,
-    object: str | Mapping[str, Any],
-    to: Sequence[str] = (),
-    cc: Sequence[str] = (),
-    **extra: Any,
-) -> dict[str, Any]:
-    """An activity with our context. `extra` carries further AS2 properties
-    (`published`, `partnership`, ...); datetimes are written as timestamps."""
-    document: dict[str, Any] = {
-        "@context": default_context(),
-        "id": id,
-        "type": type,
-        "actor": actor,
-        "object": _without_context(object),
-        "to": list(to),
-        "cc": list(cc),
-    }
-    for key, value in extra.items():
-        document[key] = _timestamp(value) if isinstance(value, datetime) else value
-    return document
-
-
-def build_tombstone(
-    id: str,
-    *,
-    former_type: str | None = None,
-    deleted: datetime | None = None,
-) -> dict[str, Any]:
-    """What stands where a deleted listing was, served with 410 and sent in
-    a Delete (whose builder drops the inner `@context`)."""
-    document: dict[str, Any] = {"@context": default_context(), "id": id, "type": "Tombstone"}
-    if former_type is not None:
-        document["formerType"] = former_type
-    if deleted is not None:
-        document["deleted"] = _timestamp(deleted)
-    return document
-
-
-def ordered_collection(
-    collection_id: str,
-    *,
-    total_items: int,
-    first: str | None = None,
-    last: str | None = None,
-    ordered_items: Sequence[Any] | None = None,
-) -> dict[str, Any]:
-    """An OrderedCollection: paged (`first`/`last`) or, when small, inline."""
-    document: dict[str, Any] = {
-        "@context": default_context(),
-        "id": collection_id,
-        "type": "OrderedCollection",
-        "totalItems": total_items,
-    }
-    if first is not None:
-        document["first"] = first
-    if last is not None:
-        document["last"] = last
-    if ordered_items is not None:
-        document["orderedItems"] = [_without_context(item) for item in ordered_items]
-    return document
-
-
-def ordered_collection_page(
-    page_id: str,
-    *,
-    part_of: str,
-    ordered_items: Sequence[Any],
-    next_page: str | None = None,
-    prev_page: str | None = None,
-) -> dict[str, Any]:
-    """One page of an OrderedCollection; items newest first, as in outboxes."""
-    document: dict[str, Any] = {
-        "@context": default_context(),
-        "id": page_id,
-        "type": "OrderedCollectionPage",
-        "partOf": part_of,
-        "orderedItems": [_without_context(item) for item in ordered_items],
-    }
-    if next_page is not None:
-        document["next"] = next_page
-    if prev_page is not None:
-        document["prev"] = prev_page
-    return document

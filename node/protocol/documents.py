@@ -12,6 +12,12 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation.builders import (
+    build_activity,
+    build_actor_document,
+    ordered_collection,
+    ordered_collection_page,
+)
 from federation.contexts import commons_context_document
 from federation.discovery_docs import (
     nodeinfo_document,
@@ -19,13 +25,7 @@ from federation.discovery_docs import (
     parse_acct,
     webfinger_document,
 )
-from federation.vocab import (
-    Place,
-    build_activity,
-    build_actor_document,
-    ordered_collection,
-    ordered_collection_page,
-)
+from federation.vocab import Place
 from node import __version__
 from node.api.routing import json_response
 from node.appkeys import CONFIG, SESSIONS

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from federation.errors import FetchError
-from federation.inbox import Handler, IgnoreActivity, InboundActivity, Retry
+from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
 from federation.jsonld import normalize_activity
 from federation.vocab import Activity, parse_note
 from node.protocol import partnerships

@@ -1,10 +1,12 @@
-"""The inbox, wired to the node: routes, storage, key lookup and the processor task.
+"""The inbox, wired to the node: routes, storage and the processor task.
 
-`federation.inbox` holds the protocol; this module gives it what it asks
-for. Everything on the request path is kept off the database where a cache
-is safe (public keys, the block list, local inbox slugs), so that accepting
-an activity costs at most one short transaction, the insert into the inbox
-log, which deliveries arriving together share (`GroupCommit`).
+`federation.inbox` and `federation.inbox_processor` hold the protocol; this
+module gives them what they ask for, with signing keys looked up by
+`node.protocol.key_resolver`. Everything on the request path is kept off the
+database where a cache is safe (public keys, the block list, local inbox
+slugs), so that accepting an activity costs at most one short transaction,
+the insert into the inbox log, which deliveries arriving together share
+(`GroupCommit`).
 """
 
 from __future__ import annotations
@@ -12,37 +14,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from federation.errors import FederationError, FetchError
-from federation.http_client import HttpLimits, signed_get_json
-from federation.inbox import (
-    Handler,
-    InboxProcessor,
-    InboxReceiver,
-    Outcome,
-    QueuedActivity,
-    error_response,
-)
-from federation.jsonld import normalize_activity
-from federation.signatures import KeyResolver, PublicKeyRecord
-from federation.vocab import ACTOR_TYPES, Activity, Actor, html_to_plain_text, parse_actor
-from node.appkeys import CONFIG, ENGINE, HTTP, SESSIONS
-from node.config import NodeConfig
-from storage.models import Community
-from storage.repositories import (
-    BlockRepository,
-    CommunityRepository,
-    InboxRepository,
-    RemoteActorRepository,
-)
-from storage.repositories.actors import RemoteActorData, block_list_version, host_is_blocked
+from federation.inbox import InboxReceiver, error_response
+from federation.inbox_processor import Handler, InboxProcessor, Outcome, QueuedActivity
+from federation.signatures import KeyResolver
+from federation.vocab import Activity
+from node.appkeys import CONFIG, ENGINE, SESSIONS
+from node.protocol.key_resolver import SqlKeyResolver
+from node.protocol.ttl_cache import TtlCache
+from storage.repositories import BlockRepository, CommunityRepository, InboxRepository
+from storage.repositories.actors import block_list_version, host_is_blocked
 from storage.repositories.inbox import EntryOutcome, NewInboxEntry
 
 log = logging.getLogger(__name__)
@@ -55,37 +41,6 @@ INBOX_RECEIVER = web.AppKey("inbox_receiver", InboxReceiver)
 PROCESSOR_POLL_SECONDS = 30.0
 """How often the processor looks for retries that came due without being woken."""
 SHUTDOWN_GRACE_SECONDS = 5.0
-
-T = TypeVar("T")
-
-
-class _TtlCache(Generic[T]):
-    """A small LRU whose entries expire: caches that must never hold a value forever."""
-
-    def __init__(self, ttl: float, maxsize: int, clock: Callable[[], float]) -> None:
-        self.ttl = ttl
-        self.maxsize = maxsize
-        self._clock = clock
-        self._items: OrderedDict[str, tuple[float, T]] = OrderedDict()
-
-    def get(self, key: str) -> T | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        if item[0] <= self._clock():
-            del self._items[key]
-            return None
-        self._items.move_to_end(key)
-        return item[1]
-
-    def put(self, key: str, value: T) -> None:
-        self._items[key] = (self._clock() + self.ttl, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self.maxsize:
-            self._items.popitem(last=False)
-
-    def discard(self, key: str) -> None:
-        self._items.pop(key, None)
 
 
 # --- storing -----------------------------------------------------------------------
@@ -184,9 +139,9 @@ class SqlInboxStore:
     ) -> None:
         self._app = app
         self._writes: GroupCommit | None = None
-        self._blocks = _TtlCache[frozenset[str]](block_cache_seconds, 1, clock)
+        self._blocks = TtlCache[frozenset[str]](block_cache_seconds, 1, clock)
         self._blocks_version = block_list_version()
-        self._local_actors = _TtlCache[str](60.0, 1024, clock)
+        self._local_actors = TtlCache[str](60.0, 1024, clock)
 
     async def _blocked_domains(self) -> frozenset[str]:
         """The block list, reloaded when this process changed it or after a few seconds."""
@@ -244,190 +199,6 @@ class SqlInboxQueue:
         async with self._sessions() as session:
             await InboxRepository(session).record(rows)
             await session.commit()
-
-
-# --- keys ----------------------------------------------------------------------------
-
-
-def actor_to_data(actor: Actor) -> RemoteActorData:
-    """What we keep of a remote actor: its summary as plain text, nothing as HTML."""
-    location = actor.location
-    return RemoteActorData(
-        ap_id=actor.id,
-        actor_type=actor.type,
-        inbox_url=actor.inbox,
-        preferred_username=actor.preferred_username,
-        name=actor.name,
-        description=html_to_plain_text(actor.summary or ""),
-        latitude=location.latitude if location else None,
-        longitude=location.longitude if location else None,
-        shared_inbox_url=actor.shared_inbox,
-        outbox_url=actor.outbox,
-        followers_url=actor.followers,
-        key_id=actor.public_key_id,
-        public_key_pem=actor.public_key_pem,
-        public_offer_count=actor.public_offer_count or 0,
-        public_need_count=actor.public_need_count or 0,
-    )
-
-
-def _record(community: Community) -> PublicKeyRecord | None:
-    if not community.key_id or not community.public_key_pem:
-        return None
-    return PublicKeyRecord(community.key_id, community.ap_id, community.public_key_pem)
-
-
-def _owner_of_key_document(document: Mapping[str, Any]) -> str | None:
-    """The `owner` of a bare key document (some servers' keyId names one)."""
-    if document.get("type") in ACTOR_TYPES or "publicKeyPem" not in document:
-        return None
-    owner = document.get("owner")
-    owner = owner.get("id") if isinstance(owner, dict) else owner
-    return owner if isinstance(owner, str) else None
-
-
-class SqlKeyResolver:
-    """`KeyResolver` for inbound signatures: memory, then the actor cache, then the remote.
-
-    A key is fetched from its owner's actor document (signed with one of our
-    community keys, as Mastodon's secure mode requires), and the actor is
-    cached in `communities`. Failures are remembered for `failure_ttl`
-    seconds only, so that a burst from a dead server costs one fetch and a
-    server that comes back is heard again. A refresh (key rotation) goes to
-    the network at most once per `refresh_interval` per key, so forged
-    signatures cannot make us hammer someone else's server.
-    """
-
-    def __init__(
-        self,
-        app: web.Application,
-        *,
-        limits: HttpLimits | None = None,
-        memory_ttl: float = 600.0,
-        failure_ttl: float = 30.0,
-        refresh_interval: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._app = app
-        self._limits = limits or HttpLimits()
-        self._records = _TtlCache[PublicKeyRecord](memory_ttl, 4096, clock)
-        self._failures = _TtlCache[str](failure_ttl, 4096, clock)
-        self._refreshed = _TtlCache[bool](refresh_interval, 4096, clock)
-        self._inflight: dict[str, asyncio.Task[PublicKeyRecord | None]] = {}
-        self._signing_key: tuple[str, str] | None = None
-
-    @property
-    def _config(self) -> NodeConfig:
-        return self._app[CONFIG]
-
-    async def __call__(self, key_id: str, *, refresh: bool = False) -> PublicKeyRecord | None:
-        return await (self._refresh(key_id) if refresh else self._lookup(key_id))
-
-    async def _lookup(self, key_id: str) -> PublicKeyRecord | None:
-        known = self._records.get(key_id)
-        if known is not None:
-            return known
-        community = await self._stored(key_id)
-        stored = _record(community) if community is not None else None
-        if stored is not None:
-            self._records.put(key_id, stored)
-            return stored
-        fetched = self._records.get(key_id)  # by a fetch that ended while we asked the DB
-        if fetched is not None:
-            return fetched
-        failure = self._failures.get(key_id)
-        if failure is not None:
-            raise FetchError(f"recently failed, not retried yet: {failure}", url=key_id)
-        return await self._fetch_once(key_id)
-
-    async def _refresh(self, key_id: str) -> PublicKeyRecord | None:
-        """After a failed check: the stored key if it is ours or just refreshed, else refetch."""
-        community = await self._stored(key_id)
-        stored = _record(community) if community is not None else None
-        if stored is None:
-            return await self._lookup(key_id)
-        if (community is not None and community.is_local) or not self._may_refresh(key_id, stored):
-            return stored
-        return await self._fetch_once(key_id)
-
-    async def _stored(self, key_id: str) -> Community | None:
-        async with self._app[SESSIONS]() as session:
-            return await RemoteActorRepository(session).get_by_key_id(key_id)
-
-    def _may_refresh(self, key_id: str, stored: PublicKeyRecord) -> bool:
-        """Refetch unless the key was refetched a moment ago.
-
-        A key another process already refreshed is taken from the database.
-        """
-        cached = self._records.get(key_id)
-        if cached is not None and cached.public_key_pem != stored.public_key_pem:
-            self._records.put(key_id, stored)
-            return False
-        if self._refreshed.get(key_id):
-            return False
-        self._refreshed.put(key_id, True)
-        return True
-
-    async def _fetch_once(self, key_id: str) -> PublicKeyRecord | None:
-        """One fetch per key at a time, however many requests are waiting for it."""
-        task = self._inflight.get(key_id)
-        if task is None:
-            task = asyncio.create_task(self._fetch(key_id), name=f"fetch-key {key_id[:80]}")
-            self._inflight[key_id] = task
-            task.add_done_callback(lambda done: self._fetch_done(key_id, done))
-        return await asyncio.shield(task)
-
-    def _fetch_done(self, key_id: str, task: asyncio.Task[PublicKeyRecord | None]) -> None:
-        self._inflight.pop(key_id, None)
-        error = None if task.cancelled() else task.exception()
-        if isinstance(error, FederationError):  # the remote's fault, not our database's
-            self._failures.put(key_id, str(error))
-
-    async def _fetch(self, key_id: str) -> PublicKeyRecord | None:
-        actor = await self._fetch_actor(key_id.partition("#")[0])
-        if actor.public_key_id != key_id or not actor.public_key_pem:
-            self._failures.put(key_id, f"{actor.id} does not publish key {key_id}")
-            return None
-        async with self._app[SESSIONS]() as session:
-            try:
-                await RemoteActorRepository(session).upsert(actor_to_data(actor))
-            except ValueError as exc:
-                raise FetchError(f"{actor.id} cannot be stored: {exc}", url=key_id) from exc
-            await session.commit()
-        record = PublicKeyRecord(key_id, actor.id, actor.public_key_pem)
-        self._records.put(key_id, record)
-        self._failures.discard(key_id)
-        return record
-
-    async def _fetch_actor(self, url: str) -> Actor:
-        """The actor behind `url`, following a bare key document to its `owner`."""
-        document = await self._get(url)
-        owner = _owner_of_key_document(document)
-        if owner is not None:
-            document = await self._get(owner)
-        return parse_actor(normalize_activity(document))
-
-    async def _get(self, url: str) -> dict[str, Any]:
-        key_id, private_pem = await self._our_signing_key()
-        return await signed_get_json(
-            self._app[HTTP],
-            url,
-            key_id=key_id,
-            private_key_pem=private_pem,
-            allow_private=self._config.allow_private_addresses,
-            limits=self._limits,
-        )
-
-    async def _our_signing_key(self) -> tuple[str | None, str | None]:
-        """The first local community's key: any of ours will do for a signed fetch."""
-        if self._signing_key is None:
-            async with self._app[SESSIONS]() as session:
-                locals_ = await CommunityRepository(session).list_local()
-            signer = next((c for c in locals_ if c.key_id and c.private_key_pem), None)
-            if signer is None or signer.key_id is None or signer.private_key_pem is None:
-                return None, None
-            self._signing_key = (signer.key_id, signer.private_key_pem)
-        return self._signing_key
 
 
 # --- routes and the processor task -------------------------------------------------------
@@ -501,8 +272,6 @@ __all__ = [
     "GroupCommit",
     "SqlInboxQueue",
     "SqlInboxStore",
-    "SqlKeyResolver",
-    "actor_to_data",
     "inbox_processor_ctx",
     "setup_inbox_routes",
 ]

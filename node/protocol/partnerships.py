@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.vocab import Activity, build_tombstone
+from federation.builders import build_tombstone
+from federation.vocab import Activity
 from node.protocol.context import FederationContext
 from node.protocol.mirror import backfill
 from node.protocol.publishing import send

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.vocab import PUBLIC, build_activity, build_tombstone
+from federation.builders import build_activity, build_tombstone
+from federation.vocab import PUBLIC
 from node.protocol.delivery_queue import enqueue_activity
 from node.services.conversion import listing_to_note
 from storage.models import Community, Listing, new_id, utcnow

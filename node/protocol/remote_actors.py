@@ -10,7 +10,7 @@ from federation.http_client import signed_get_json
 from federation.jsonld import normalize_activity
 from federation.vocab import Actor, VocabError, parse_actor
 from node.protocol.context import FederationContext
-from node.protocol.inbox import actor_to_data
+from node.protocol.key_resolver import actor_to_data
 from storage.models import Community, utcnow
 from storage.repositories import CommunityRepository
 from storage.repositories.actors import RemoteActorRepository

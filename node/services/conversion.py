@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from federation.vocab import PUBLIC, Note, Place, build_note, html_to_plain_text
+from federation.builders import build_note
+from federation.html_text import html_to_plain_text
+from federation.vocab import PUBLIC, Note, Place
 from node.services.visibility import leaves_node
 from storage.models import Community, Listing
 

@@ -16,8 +16,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from federation.jsonld import normalize_activity, normalize_with_pyld, takes_fast_path
-from federation.vocab import PUBLIC, Place, build_activity, build_note
+from federation.builders import build_activity, build_note
+from federation.jsonld import normalize_activity, normalize_with_pyld
+from federation.jsonld_fastpath import takes_fast_path
+from federation.vocab import PUBLIC, Place
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mastodon"
 REPEATS = 5

@@ -17,16 +17,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from federation.errors import DeliveryNetworkError
-from federation.inbox import (
-    MAX_BODY_BYTES,
+from federation.inbox import MAX_BODY_BYTES, InboxReceiver, url_host
+from federation.inbox_processor import (
     IgnoreActivity,
     InboundActivity,
     InboxProcessor,
-    InboxReceiver,
     Outcome,
     QueuedActivity,
     Retry,
-    url_host,
 )
 from federation.keys import generate_key_pair
 from federation.signatures import PublicKeyRecord, sign_request

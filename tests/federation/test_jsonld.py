@@ -18,6 +18,12 @@ from hypothesis import strategies as st
 from pyld import jsonld as pyld_jsonld
 from pyld.jsonld import JsonLdError
 
+from federation.builders import (
+    build_activity,
+    build_actor_document,
+    build_note,
+    ordered_collection_page,
+)
 from federation.contexts import (
     AS_CONTEXT_URL,
     COMMONS_CONTEXT_URL,
@@ -28,8 +34,6 @@ from federation.contexts import (
     commons_context_document,
 )
 from federation.jsonld import (
-    MAX_DEPTH,
-    NormalizationError,
     OfflineDocumentLoader,
     compact,
     expand,
@@ -38,17 +42,13 @@ from federation.jsonld import (
     normalize_activity,
     normalize_embedded,
     normalize_with_pyld,
-    takes_fast_path,
 )
+from federation.jsonld_fastpath import MAX_DEPTH, NormalizationError, takes_fast_path
 from federation.vocab import (
     PUBLIC,
     READ_TERMS,
     Place,
     VocabError,
-    build_activity,
-    build_actor_document,
-    build_note,
-    ordered_collection_page,
     parse_activity,
     parse_actor,
     parse_note,

@@ -12,25 +12,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from federation.builders import (
+    build_activity,
+    build_actor_document,
+    build_note,
+    build_tombstone,
+    ordered_collection,
+    ordered_collection_page,
+)
 from federation.contexts import DEFAULT_CONTEXT
+from federation.html_text import html_to_plain_text, plain_text_to_html
 from federation.vocab import (
     PUBLIC,
     READ_TERMS,
     Activity,
     Place,
     VocabError,
-    build_activity,
-    build_actor_document,
-    build_note,
-    build_tombstone,
-    html_to_plain_text,
     is_public_audience,
-    ordered_collection,
-    ordered_collection_page,
     parse_activity,
     parse_actor,
     parse_note,
-    plain_text_to_html,
 )
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mastodon"

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from federation.inbox import Handler, InboundActivity, InboxProcessor
+from federation.inbox_processor import Handler, InboundActivity, InboxProcessor
 from federation.keys import generate_key_pair
 from federation.signatures import sign_request, signature_key_id
 from node.app import init_app
@@ -26,9 +26,9 @@ from node.protocol.inbox import (
     INBOX_RECEIVER,
     GroupCommit,
     SqlInboxQueue,
-    SqlKeyResolver,
     inbox_processor_ctx,
 )
+from node.protocol.key_resolver import SqlKeyResolver
 from storage.models import Community, InboxEntry
 from storage.repositories import BlockRepository, CommunityRepository
 from storage.repositories.inbox import NewInboxEntry

@@ -1,0 +1,226 @@
+"""Handling stored activities: one handler per type, an outcome per entry.
+
+The second half of the inbox. `federation.inbox` stores what it accepts and
+answers 202; the processor here claims stored entries with a lease, runs the
+handler the table names for each type, and records whether it was handled,
+ignored, failed or is to be retried. The queue and the handler table are
+injected by `node`, so this module knows the protocol and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal, Protocol
+
+import orjson
+
+from federation.jsonld import normalize_activity
+from federation.vocab import Activity, VocabError, parse_activity
+
+logger = logging.getLogger(__name__)
+
+EntryState = Literal["handled", "ignored", "failed", "retry"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundActivity:
+    """What a handler is given: the activity and where it arrived.
+
+    `recipient` is the actor id of the local community whose inbox it was
+    posted to, or None for the shared inbox (where the audience says who it
+    is for). `attempt` counts from 1; above 1 the handler is being retried.
+    """
+
+    activity: Activity
+    recipient: str | None
+    entry_id: int
+    attempt: int
+
+
+Handler = Callable[[InboundActivity], Awaitable[None]]
+HandlerTable = Mapping[str, Handler]
+
+
+class IgnoreActivity(Exception):
+    """Raised by a handler for a well-formed activity it will not act on.
+
+    Recorded as `ignored` with the reason, never retried (an `Accept` nobody
+    asked for, a `Follow` of something that is not ours). `node` may subclass it.
+    """
+
+
+class Retry(Exception):
+    """Raised by a handler when a later attempt may succeed (a remote fetch failed).
+
+    `delay` overrides the processor's schedule for this attempt.
+    """
+
+    def __init__(self, reason: str, *, delay: timedelta | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedActivity:
+    """A stored activity claimed for handling; `attempts` includes this one."""
+
+    entry_id: int
+    raw: str
+    recipient: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed entry; a `retry` waits until `retry_at`."""
+
+    entry_id: int
+    state: EntryState
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+class InboxQueue(Protocol):
+    """The stored activities as a work queue with leases; `node` backs it with the log."""
+
+    async def claim(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> Sequence[QueuedActivity]: ...
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write the outcomes of a batch at once (one commit for many activities)."""
+        ...
+
+
+RETRY_DELAYS: Final = (timedelta(seconds=30), timedelta(minutes=5), timedelta(minutes=30))
+"""Waits before attempts 2, 3 and 4: enough to ride out a remote restarting,
+a deploy, or a short maintenance window; anything longer is a failure a
+steward should see rather than a retry loop."""
+MAX_ERROR_CHARS: Final = 2000
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:MAX_ERROR_CHARS]
+
+
+class InboxProcessor:
+    """Handles stored activities: one handler per type, outcomes recorded per entry.
+
+    Entries are handled one at a time in arrival order, so a `Follow` and
+    its `Undo` are seen in the order they came. An unknown type is recorded
+    as ignored; a handler's exception is recorded as failed and logged, and
+    never stops the loop; `Retry` puts the entry back for a later attempt.
+    """
+
+    def __init__(
+        self,
+        queue: InboxQueue,
+        handlers: HandlerTable,
+        *,
+        lease: timedelta = timedelta(minutes=5),
+        retry_delays: Sequence[timedelta] = RETRY_DELAYS,
+        batch_size: int = 50,
+        batch_window: float = 0.05,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.handlers = handlers
+        self.lease = lease
+        self.retry_delays = tuple(retry_delays)
+        self.batch_size = batch_size
+        self.batch_window = batch_window
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._stopping = False
+        self._wake_event: asyncio.Event | None = None
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+    async def run_once(self, limit: int | None = None) -> int:
+        """Claim and handle up to `limit` entries; returns how many were claimed.
+
+        Outcomes are written together once the batch is done, even when it is
+        cut short; an entry whose outcome was not written is handled again
+        after its lease, as after a crash (handlers must bear that anyway).
+        """
+        entries = await self.queue.claim(self._clock(), limit or self.batch_size, self.lease)
+        outcomes: list[Outcome] = []
+        try:
+            for entry in entries:
+                outcomes.append(await self._process(entry))
+        finally:
+            if outcomes:
+                await self.queue.record(outcomes)
+        return len(entries)
+
+    async def run_forever(self, poll_interval: float, wake_event: asyncio.Event) -> None:
+        """Work when woken (an activity was stored; after `batch_window` seconds, so
+        that a burst is claimed and recorded together) or every `poll_interval`.
+
+        The poll picks up retries that came due and entries whose lease ran
+        out because a worker died. Errors of the queue itself are logged and
+        waited out. Returns after `stop()` once the current batch is done;
+        cancellation ends it at once.
+        """
+        self._wake_event = wake_event
+        while not self._stopping:
+            wake_event.clear()
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                logger.exception("inbox processing failed; trying again in %ss", poll_interval)
+                claimed = 0
+            if claimed >= self.batch_size or self._stopping:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake_event.wait(), poll_interval)
+                # Let a burst gather, so that it is claimed and recorded as one batch.
+                await asyncio.sleep(self.batch_window)
+
+    def stop(self) -> None:
+        """Ask `run_forever` to return when its current batch is done (a clean shutdown)."""
+        self._stopping = True
+        if self._wake_event is not None:
+            self._wake_event.set()
+
+    async def _process(self, entry: QueuedActivity) -> Outcome:
+        if entry.attempts > self.max_attempts:
+            return Outcome(entry.entry_id, "failed", "gave up: too many attempts")
+        try:
+            activity = parse_activity(normalize_activity(orjson.loads(entry.raw)))
+        except (orjson.JSONDecodeError, VocabError) as exc:
+            return Outcome(entry.entry_id, "failed", _describe(exc))
+        handler = self.handlers.get(activity.type)
+        if handler is None:
+            return Outcome(entry.entry_id, "ignored", f"no handler for {activity.type}")
+        inbound = InboundActivity(activity, entry.recipient, entry.entry_id, entry.attempts)
+        return await self._run_handler(handler, inbound)
+
+    async def _run_handler(self, handler: Handler, inbound: InboundActivity) -> Outcome:
+        entry_id, activity = inbound.entry_id, inbound.activity
+        try:
+            await handler(inbound)
+        except IgnoreActivity as exc:
+            return Outcome(entry_id, "ignored", str(exc) or type(exc).__name__)
+        except Retry as exc:
+            return self._retry_or_fail(inbound, exc)
+        except Exception as exc:
+            logger.exception("handler for %s %s failed", activity.type, activity.id)
+            return Outcome(entry_id, "failed", _describe(exc))
+        return Outcome(entry_id, "handled")
+
+    def _retry_or_fail(self, inbound: InboundActivity, exc: Retry) -> Outcome:
+        if inbound.attempt >= self.max_attempts:
+            reason = f"gave up after {inbound.attempt} attempts: {_describe(exc)}"
+            return Outcome(inbound.entry_id, "failed", reason[:MAX_ERROR_CHARS])
+        delay = exc.delay if exc.delay is not None else self.retry_delays[inbound.attempt - 1]
+        activity = inbound.activity
+        logger.info("will retry %s %s in %s: %s", activity.type, activity.id, delay, exc)
+        return Outcome(inbound.entry_id, "retry", _describe(exc), self._clock() + delay)

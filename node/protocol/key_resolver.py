@@ -1,0 +1,213 @@
+"""Public keys for inbound signatures: memory, then the actor cache, then the remote.
+
+Split from `node.protocol.inbox` because resolving a key is its own job with
+its own caches and network rules; the inbox only hands the resolver to
+`federation.inbox.InboxReceiver`. Remote actors fetched for their key are
+stored in `communities`, converted by `actor_to_data`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from federation.errors import FederationError, FetchError
+from federation.html_text import html_to_plain_text
+from federation.http_client import HttpLimits, signed_get_json
+from federation.jsonld import normalize_activity
+from federation.signatures import PublicKeyRecord
+from federation.vocab import ACTOR_TYPES, Actor, parse_actor
+from node.appkeys import CONFIG, HTTP, SESSIONS
+from node.config import NodeConfig
+from node.protocol.ttl_cache import TtlCache
+from storage.models import Community
+from storage.repositories import CommunityRepository, RemoteActorRepository
+from storage.repositories.actors import RemoteActorData
+
+
+def actor_to_data(actor: Actor) -> RemoteActorData:
+    """What we keep of a remote actor: its summary as plain text, nothing as HTML."""
+    location = actor.location
+    return RemoteActorData(
+        ap_id=actor.id,
+        actor_type=actor.type,
+        inbox_url=actor.inbox,
+        preferred_username=actor.preferred_username,
+        name=actor.name,
+        description=html_to_plain_text(actor.summary or ""),
+        latitude=location.latitude if location else None,
+        longitude=location.longitude if location else None,
+        shared_inbox_url=actor.shared_inbox,
+        outbox_url=actor.outbox,
+        followers_url=actor.followers,
+        key_id=actor.public_key_id,
+        public_key_pem=actor.public_key_pem,
+        public_offer_count=actor.public_offer_count or 0,
+        public_need_count=actor.public_need_count or 0,
+    )
+
+
+def _record(community: Community) -> PublicKeyRecord | None:
+    if not community.key_id or not community.public_key_pem:
+        return None
+    return PublicKeyRecord(community.key_id, community.ap_id, community.public_key_pem)
+
+
+def _owner_of_key_document(document: Mapping[str, Any]) -> str | None:
+    """The `owner` of a bare key document (some servers' keyId names one)."""
+    if document.get("type") in ACTOR_TYPES or "publicKeyPem" not in document:
+        return None
+    owner = document.get("owner")
+    owner = owner.get("id") if isinstance(owner, dict) else owner
+    return owner if isinstance(owner, str) else None
+
+
+class SqlKeyResolver:
+    """`KeyResolver` for inbound signatures: memory, then the actor cache, then the remote.
+
+    A key is fetched from its owner's actor document (signed with one of our
+    community keys, as Mastodon's secure mode requires), and the actor is
+    cached in `communities`. Failures are remembered for `failure_ttl`
+    seconds only, so that a burst from a dead server costs one fetch and a
+    server that comes back is heard again. A refresh (key rotation) goes to
+    the network at most once per `refresh_interval` per key, so forged
+    signatures cannot make us hammer someone else's server.
+    """
+
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        limits: HttpLimits | None = None,
+        memory_ttl: float = 600.0,
+        failure_ttl: float = 30.0,
+        refresh_interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._app = app
+        self._limits = limits or HttpLimits()
+        self._records = TtlCache[PublicKeyRecord](memory_ttl, 4096, clock)
+        self._failures = TtlCache[str](failure_ttl, 4096, clock)
+        self._refreshed = TtlCache[bool](refresh_interval, 4096, clock)
+        self._inflight: dict[str, asyncio.Task[PublicKeyRecord | None]] = {}
+        self._signing_key: tuple[str, str] | None = None
+
+    @property
+    def _config(self) -> NodeConfig:
+        return self._app[CONFIG]
+
+    async def __call__(self, key_id: str, *, refresh: bool = False) -> PublicKeyRecord | None:
+        return await (self._refresh(key_id) if refresh else self._lookup(key_id))
+
+    async def _lookup(self, key_id: str) -> PublicKeyRecord | None:
+        known = self._records.get(key_id)
+        if known is not None:
+            return known
+        community = await self._stored(key_id)
+        stored = _record(community) if community is not None else None
+        if stored is not None:
+            self._records.put(key_id, stored)
+            return stored
+        fetched = self._records.get(key_id)  # by a fetch that ended while we asked the DB
+        if fetched is not None:
+            return fetched
+        failure = self._failures.get(key_id)
+        if failure is not None:
+            raise FetchError(f"recently failed, not retried yet: {failure}", url=key_id)
+        return await self._fetch_once(key_id)
+
+    async def _refresh(self, key_id: str) -> PublicKeyRecord | None:
+        """After a failed check: the stored key if it is ours or just refreshed, else refetch."""
+        community = await self._stored(key_id)
+        stored = _record(community) if community is not None else None
+        if stored is None:
+            return await self._lookup(key_id)
+        if (community is not None and community.is_local) or not self._may_refresh(key_id, stored):
+            return stored
+        return await self._fetch_once(key_id)
+
+    async def _stored(self, key_id: str) -> Community | None:
+        async with self._app[SESSIONS]() as session:
+            return await RemoteActorRepository(session).get_by_key_id(key_id)
+
+    def _may_refresh(self, key_id: str, stored: PublicKeyRecord) -> bool:
+        """Refetch unless the key was refetched a moment ago.
+
+        A key another process already refreshed is taken from the database.
+        """
+        cached = self._records.get(key_id)
+        if cached is not None and cached.public_key_pem != stored.public_key_pem:
+            self._records.put(key_id, stored)
+            return False
+        if self._refreshed.get(key_id):
+            return False
+        self._refreshed.put(key_id, True)
+        return True
+
+    async def _fetch_once(self, key_id: str) -> PublicKeyRecord | None:
+        """One fetch per key at a time, however many requests are waiting for it."""
+        task = self._inflight.get(key_id)
+        if task is None:
+            task = asyncio.create_task(self._fetch(key_id), name=f"fetch-key {key_id[:80]}")
+            self._inflight[key_id] = task
+            task.add_done_callback(lambda done: self._fetch_done(key_id, done))
+        return await asyncio.shield(task)
+
+    def _fetch_done(self, key_id: str, task: asyncio.Task[PublicKeyRecord | None]) -> None:
+        self._inflight.pop(key_id, None)
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, FederationError):  # the remote's fault, not our database's
+            self._failures.put(key_id, str(error))
+
+    async def _fetch(self, key_id: str) -> PublicKeyRecord | None:
+        actor = await self._fetch_actor(key_id.partition("#")[0])
+        if actor.public_key_id != key_id or not actor.public_key_pem:
+            self._failures.put(key_id, f"{actor.id} does not publish key {key_id}")
+            return None
+        async with self._app[SESSIONS]() as session:
+            try:
+                await RemoteActorRepository(session).upsert(actor_to_data(actor))
+            except ValueError as exc:
+                raise FetchError(f"{actor.id} cannot be stored: {exc}", url=key_id) from exc
+            await session.commit()
+        record = PublicKeyRecord(key_id, actor.id, actor.public_key_pem)
+        self._records.put(key_id, record)
+        self._failures.discard(key_id)
+        return record
+
+    async def _fetch_actor(self, url: str) -> Actor:
+        """The actor behind `url`, following a bare key document to its `owner`."""
+        document = await self._get(url)
+        owner = _owner_of_key_document(document)
+        if owner is not None:
+            document = await self._get(owner)
+        return parse_actor(normalize_activity(document))
+
+    async def _get(self, url: str) -> dict[str, Any]:
+        key_id, private_pem = await self._our_signing_key()
+        return await signed_get_json(
+            self._app[HTTP],
+            url,
+            key_id=key_id,
+            private_key_pem=private_pem,
+            allow_private=self._config.allow_private_addresses,
+            limits=self._limits,
+        )
+
+    async def _our_signing_key(self) -> tuple[str | None, str | None]:
+        """The first local community's key: any of ours will do for a signed fetch."""
+        if self._signing_key is None:
+            async with self._app[SESSIONS]() as session:
+                locals_ = await CommunityRepository(session).list_local()
+            signer = next((c for c in locals_ if c.key_id and c.private_key_pem), None)
+            if signer is None or signer.key_id is None or signer.private_key_pem is None:
+                return None, None
+            self._signing_key = (signer.key_id, signer.private_key_pem)
+        return self._signing_key
+
+
+__all__ = ["SqlKeyResolver", "actor_to_data"]
