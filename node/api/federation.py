@@ -82,10 +82,10 @@ class RetryAccepted(BaseModel):
 )
 async def retry_peer(call: ApiCall[None, None]) -> RetryAccepted:
     host = call.request.match_info["host"].lower()
-    count = await DeliveryRepository(call.session).retry_host(host, utcnow())
-    summaries = {s.host for s in await DeliveryRepository(call.session).host_summaries()}
-    if host not in summaries:
+    deliveries = DeliveryRepository(call.session)
+    if host not in {summary.host for summary in await deliveries.host_summaries()}:
         raise NotFound(f"no deliveries to {host}")
+    count = await deliveries.retry_host(host, utcnow())
     call.session.info[WAKE_DELIVERY] = True
     return RetryAccepted(host=host, queued=count)
 

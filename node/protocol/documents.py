@@ -241,10 +241,7 @@ async def partner_listings(request: web.Request) -> web.Response:
         viewer = await viewer_for_request(request, session, community)
         if not viewer.is_active_partner:
             raise web.HTTPNotFound(text="no such collection")
-        listings = await ListingRepository(session).list_for_community(
-            community.id, ListingFilters(limit=1_000_000)
-        )
-        shared = [listing for listing in listings if listing.visibility == "partners"]
+        shared = await ListingRepository(session).list_partners_only(community.id)
         items = [
             create_activity(listing, community, list(viewer.partner_actors)) for listing in shared
         ]

@@ -19,7 +19,7 @@ from node.protocol.mirror import backfill
 from node.protocol.publishing import send
 from node.services.conversion import listing_to_note
 from storage.models import Community, CommunityPartnership, Notification, utcnow
-from storage.repositories import ListingFilters, ListingRepository
+from storage.repositories import ListingRepository
 from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
 
@@ -90,13 +90,9 @@ async def withdraw_partner_listings(
 ) -> None:
     """Deletes for our partner-only listings, so the former partner drops its copies."""
     local, remote = partnership.local_community, partnership.remote_community
-    listings = await ListingRepository(session).list_for_community(
-        local.id, ListingFilters(limit=1_000_000)
-    )
-    for listing in listings:
-        if listing.visibility == "partners":
-            tombstone = build_tombstone(listing.ap_id, former_type="Note", deleted=utcnow())
-            await send(session, local, "Delete", tombstone, inbox_of(remote), to=[remote.ap_id])
+    for listing in await ListingRepository(session).list_partners_only(local.id):
+        tombstone = build_tombstone(listing.ap_id, former_type="Note", deleted=utcnow())
+        await send(session, local, "Delete", tombstone, inbox_of(remote), to=[remote.ap_id])
 
 
 async def push_partner_listings(session: AsyncSession, partnership: CommunityPartnership) -> None:
@@ -106,14 +102,10 @@ async def push_partner_listings(session: AsyncSession, partnership: CommunityPar
     run, we would not yet serve our partner collection to it.
     """
     local, remote = partnership.local_community, partnership.remote_community
-    listings = await ListingRepository(session).list_for_community(
-        local.id, ListingFilters(limit=1_000_000)
-    )
     partners = [remote.ap_id]
-    for listing in listings:
-        if listing.visibility == "partners":
-            note = listing_to_note(listing, local, partners)
-            await send(session, local, "Create", note, inbox_of(remote), to=partners)
+    for listing in await ListingRepository(session).list_partners_only(local.id):
+        note = listing_to_note(listing, local, partners)
+        await send(session, local, "Create", note, inbox_of(remote), to=partners)
 
 
 async def end_partnership(

@@ -18,7 +18,7 @@ from node.protocol.mirror import sync_collection
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
 from node.services.listings import community_ref
 from storage.models import Community, CommunityPartnership, Member, utcnow
-from storage.repositories import ListingFilters, ListingRepository
+from storage.repositories import ListingRepository
 from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,4 @@ async def list_partnerships(
 
 async def partner_shared_count(session: AsyncSession, community: Community) -> int:
     """How many listings a new partner would see beyond the public ones."""
-    listings = await ListingRepository(session).list_for_community(
-        community.id, ListingFilters(status="active", limit=1_000_000)
-    )
-    return sum(1 for listing in listings if listing.visibility == "partners")
+    return len(await ListingRepository(session).list_partners_only(community.id, "active"))

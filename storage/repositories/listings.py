@@ -69,6 +69,18 @@ class ListingRepository:
         result = await self.session.execute(_apply_filters(query, filters))
         return result.scalars().all()
 
+    async def list_partners_only(
+        self, community_id: int, status: str | None = None
+    ) -> Sequence[Listing]:
+        """A community's listings shared with partners only (not public), newest first."""
+        query = select(Listing).where(
+            Listing.community_id == community_id, Listing.visibility == "partners"
+        )
+        if status is not None:
+            query = query.where(Listing.status == status)
+        result = await self.session.execute(query.order_by(Listing.created_at.desc()))
+        return result.scalars().all()
+
     async def count_public(self, community_id: int, kind: str) -> int:
         result = await self.session.execute(
             select(func.count())
