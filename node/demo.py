@@ -192,9 +192,8 @@ async def _partner(
             ]
             if pending:
                 steward = await _member(app_b, session, b.logins["steward"]["username"])
-                partnership = await partnerships.approve(session, steward, pending[0].id)
+                await partnerships.approve(session, steward, pending[0].id)
                 await session.commit()
-                await partnerships.after_approval(FederationContext.from_app(app_b), partnership)
                 return
         await asyncio.sleep(0.1)
     log.warning("the partnership proposal did not arrive; the demo runs without it")

@@ -357,3 +357,38 @@ class Notification(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Job(Base):
+    """Long network work (backfill, reconciliation, actor refresh) done in the background.
+
+    A row survives restarts and is claimed with a lease, like a delivery.
+    `dedupe_key` is set while the job is unfinished, so asking twice for the
+    same work (two Accepts, a reconciliation round during a backfill) queues
+    it once; it is cleared when the job ends, so the same work can be asked
+    for again later. `progress` is JSON the job reports as it goes, which the
+    steward's pages show.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    dedupe_key: Mapped[str | None] = mapped_column(String(512), nullable=True, unique=True)
+    community_id: Mapped[int | None] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    subject: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    next_run_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    progress: Mapped[str] = mapped_column(Text, default="{}")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (Index("ix_jobs_state_next_run_at", "state", "next_run_at"),)

@@ -60,7 +60,6 @@ async def list_partnerships(call: ApiCall[None, None]) -> PartnershipList:
 async def approve_partnership(call: ApiCall[None, None]) -> PartnershipOut:
     partnership = await service.approve(call.session, call.me, call.request.match_info["id"])
     await call.session.commit()
-    await service.after_approval(FederationContext.from_app(call.request.app), partnership)
     return service.partnership_to_api(partnership)
 
 

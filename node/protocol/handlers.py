@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.errors import FetchError
 from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
@@ -18,7 +19,8 @@ from federation.jsonld import normalize_activity
 from federation.vocab import Activity, parse_note
 from node.protocol import partnerships
 from node.protocol.context import FederationContext
-from node.protocol.mirror import NotMirrored, audience_of, backfill, mirror_note
+from node.protocol.job_handlers import enqueue_backfill
+from node.protocol.mirror import NotMirrored, audience_of, mirror_note
 from node.protocol.publishing import send
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
 from storage.models import Community
@@ -106,34 +108,41 @@ async def on_undo(ctx: FederationContext, activity: Activity) -> None:
         await session.commit()
 
 
-async def _answered_follow(ctx: FederationContext, activity: Activity, state: str) -> Community:
-    """The follow of ours that this Accept/Reject answers; refuses one nobody asked for."""
-    async with ctx.sessions() as session:
-        follows = FollowRepository(session)
-        follow = await follows.get_by_activity_id(activity.object_id or "")
-        if follow is None or follow.direction != "out" or follow.remote_actor != activity.actor:
-            raise Ignored(f"{activity.type} answers no follow we sent to {activity.actor}")
-        follow.state = state
-        local = await CommunityRepository(session).get(follow.local_community_id)
-        await session.commit()
-    assert local is not None
-    return local
+async def _answered_follow(
+    session: AsyncSession, activity: Activity, state: str
+) -> Community | None:
+    """Record the answer on the follow of ours it names; refuses one nobody asked for.
+
+    Returns the local community that followed, if it still exists.
+    """
+    follows = FollowRepository(session)
+    follow = await follows.get_by_activity_id(activity.object_id or "")
+    if follow is None or follow.direction != "out" or follow.remote_actor != activity.actor:
+        raise Ignored(f"{activity.type} answers no follow we sent to {activity.actor}")
+    follow.state = state
+    return await CommunityRepository(session).get(follow.local_community_id)
 
 
 async def on_accept(ctx: FederationContext, activity: Activity) -> None:
+    """An accepted follow queues a backfill of the followed community's public listings."""
     if await _partnership_of(ctx, activity):
         await _refusing(partnerships.receive_accept(ctx, activity))
         return
-    local = await _answered_follow(ctx, activity, "active")
     origin = await resolve_actor(ctx, activity.actor)
-    await backfill(ctx, origin, local)
+    async with ctx.sessions() as session:
+        local = await _answered_follow(session, activity, "active")
+        if local is not None:
+            await enqueue_backfill(session, local, origin)
+        await session.commit()
 
 
 async def on_reject(ctx: FederationContext, activity: Activity) -> None:
     if await _partnership_of(ctx, activity):
         await _refusing(partnerships.receive_reject(ctx, activity))
         return
-    await _answered_follow(ctx, activity, "rejected")
+    async with ctx.sessions() as session:
+        await _answered_follow(session, activity, "rejected")
+        await session.commit()
 
 
 async def _may_receive(ctx: FederationContext, origin: Community, audience: str) -> bool:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import asdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.errors import FederationError
@@ -20,7 +21,6 @@ from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
 
 log = logging.getLogger(__name__)
-MAX_OUTBOX_PAGES = 100_000
 
 
 class NotMirrored(Exception):
@@ -60,21 +60,26 @@ def _note_from_item(item: Any, page: dict[str, Any]) -> Note | None:
 
 
 async def _pages(
-    ctx: FederationContext, url: str, viewer: Community
+    ctx: FederationContext, url: str, viewer: Community, max_pages: int
 ) -> AsyncIterator[dict[str, Any]]:
-    """Yield every page of an OrderedCollection, following `first` then `next`."""
+    """Yield the pages of an OrderedCollection one at a time, following `first` then `next`.
+
+    Never more than `max_pages`, and never a page twice (a `next` loop ends the walk).
+    """
     collection = await _get(ctx, url, viewer)
-    seen: set[str] = set()
     page: Any = collection.get("first")
     if page is None and collection.get("orderedItems") is not None:
         yield collection
         return
-    while page is not None and len(seen) < MAX_OUTBOX_PAGES:
+    seen: set[str] = set()
+    fetched = 0
+    while isinstance(page, str | dict) and fetched < max_pages:
         if isinstance(page, str):
             if page in seen:
                 return
             seen.add(page)
             page = await _get(ctx, page, viewer)
+        fetched += 1
         yield page
         page = page.get("next")
 
@@ -90,18 +95,40 @@ async def _get(ctx: FederationContext, url: str, viewer: Community) -> dict[str,
     )
 
 
-async def sync_collection(
-    ctx: FederationContext, origin: Community, viewer: Community, url: str, audience: str
-) -> int:
-    """Page a whole collection; keep what it lists, drop cached copies it no longer does.
+@dataclass(frozen=True)
+class SyncLimits:
+    """How much one sync may take from one source, whatever the source offers.
 
-    The drop is the repair for a missed Delete or a listing made less visible.
+    A partner or followed community decides how big its collection is; these
+    bounds keep what it can make us fetch and store proportionate. A walk
+    that reaches one stops there and keeps what it has, and says which limit
+    it reached.
     """
-    notes: list[Note] = []
-    async for page in _pages(ctx, url, viewer):
-        items = page.get("orderedItems") or page.get("items") or []
-        found = (_note_from_item(item, page) for item in items)
-        notes.extend(note for note in found if note is not None)
+
+    max_pages: int = 200
+    max_items: int = 5_000
+    max_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass
+class SyncProgress:
+    """How far a sync got: shown to stewards while it runs and after it ends."""
+
+    pages: int = 0
+    items: int = 0
+    bytes: int = 0
+    kept: int = 0
+    removed: int = 0
+    stopped_by: str | None = None
+
+
+ProgressReport = Callable[[SyncProgress], Awaitable[None]]
+
+
+async def _mirror_page(
+    ctx: FederationContext, origin: Community, notes: list[Note], audience: str
+) -> set[str]:
+    """One short transaction per page, so the inbox never waits long on the database."""
     kept: set[str] = set()
     async with ctx.sessions() as session:
         for note in notes:
@@ -112,13 +139,82 @@ async def sync_collection(
                 kept.add(note.id)
             except NotMirrored as exc:
                 log.info("sync from %s skipped %s: %s", origin.ap_id, note.id, exc)
-        repo = RemoteListingRepository(session)
-        for cached in await repo.list_from_origin(origin.id, audience):
-            if cached.ap_id not in kept:
-                await repo.remove(cached.ap_id)
         await session.commit()
-    log.info("synced %d %s listings from %s", len(kept), audience, origin.ap_id)
-    return len(kept)
+    return kept
+
+
+async def _drop_unlisted(
+    ctx: FederationContext, origin: Community, audience: str, kept: set[str]
+) -> int:
+    """The repair for a missed Delete or a listing made less visible."""
+    async with ctx.sessions() as session:
+        repo = RemoteListingRepository(session)
+        gone = [c.ap_id for c in await repo.list_from_origin(origin.id, audience)]
+        removed = 0
+        for ap_id in gone:
+            if ap_id not in kept:
+                await repo.remove(ap_id)
+                removed += 1
+        await session.commit()
+    return removed
+
+
+def _limit_reached(progress: SyncProgress, limits: SyncLimits) -> str | None:
+    if progress.items >= limits.max_items:
+        return f"item limit ({limits.max_items})"
+    if progress.bytes >= limits.max_bytes:
+        return f"size limit ({limits.max_bytes} bytes)"
+    if progress.pages >= limits.max_pages:
+        return f"page limit ({limits.max_pages})"
+    return None
+
+
+async def sync_collection(
+    ctx: FederationContext,
+    origin: Community,
+    viewer: Community,
+    url: str,
+    audience: str,
+    *,
+    limits: SyncLimits | None = None,
+    report: ProgressReport | None = None,
+) -> SyncProgress:
+    """Stream a collection into the mirror page by page; drop what it no longer lists.
+
+    Only the ids seen so far are held in memory. Cached copies the collection
+    no longer lists are dropped only after a complete walk: a walk cut short
+    by a limit cannot tell "gone" from "not reached".
+    """
+    limits = limits or SyncLimits()
+    progress = SyncProgress()
+    kept: set[str] = set()
+    async for page in _pages(ctx, url, viewer, limits.max_pages):
+        items = page.get("orderedItems") or page.get("items") or []
+        items = items if isinstance(items, list) else []
+        batch = items[: limits.max_items - progress.items]
+        found = (_note_from_item(item, page) for item in batch)
+        kept |= await _mirror_page(ctx, origin, [n for n in found if n is not None], audience)
+        progress.pages += 1
+        progress.items += len(batch)
+        progress.bytes += len(orjson.dumps(page))
+        progress.kept = len(kept)
+        more = len(batch) < len(items) or page.get("next") is not None
+        progress.stopped_by = _limit_reached(progress, limits) if more else None
+        if report is not None:
+            await report(progress)
+        if progress.stopped_by is not None:
+            break
+    if progress.stopped_by is None:
+        progress.removed = await _drop_unlisted(ctx, origin, audience, kept)
+    log.info(
+        "synced %d %s listings from %s (%d pages%s)",
+        progress.kept,
+        audience,
+        origin.ap_id,
+        progress.pages,
+        f", stopped by the {progress.stopped_by}" if progress.stopped_by else "",
+    )
+    return progress
 
 
 def partner_collection_url(actor_id: str) -> str:
@@ -133,15 +229,29 @@ def audience_of(note: Note) -> str | None:
     return "partners" if note.visibility == "partners" else None
 
 
-async def backfill(ctx: FederationContext, origin: Community, viewer: Community) -> int:
+async def backfill(
+    ctx: FederationContext,
+    origin: Community,
+    viewer: Community,
+    *,
+    limits: SyncLimits | None = None,
+    report: ProgressReport | None = None,
+) -> dict[str, SyncProgress]:
     """Everything `origin` shares with `viewer`: its public outbox, and, for an
-    active partner, its partner collection (a signed fetch only partners pass)."""
+    active partner, its partner collection (a signed fetch only partners pass).
+
+    Run it from a job (`node.protocol.job_handlers`), never while someone waits.
+    """
     async with ctx.sessions() as session:
         partnered = await PartnershipRepository(session).active_between(viewer.id, origin.ap_id)
-    count = 0
+    done: dict[str, SyncProgress] = {}
     if origin.outbox_url:
-        count += await sync_collection(ctx, origin, viewer, origin.outbox_url, "public")
+        done["public"] = await sync_collection(
+            ctx, origin, viewer, origin.outbox_url, "public", limits=limits, report=report
+        )
     if partnered:
         url = partner_collection_url(origin.ap_id)
-        count += await sync_collection(ctx, origin, viewer, url, "partners")
-    return count
+        done["partners"] = await sync_collection(
+            ctx, origin, viewer, url, "partners", limits=limits, report=report
+        )
+    return done

@@ -1,7 +1,7 @@
 """The partnership protocol: a Follow flagged `partnership`, answered by Accept/Reject,
 ended by Undo (the proposer) or Reject (the other side). Both sides keep a row.
 
-On activation each side pages the other's partner collection; on dissolution
+On activation each side queues a backfill job of the other's collections; on dissolution
 each side purges the other's partner listings and withdraws its own.
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.builders import build_tombstone
 from federation.vocab import Activity
 from node.protocol.context import FederationContext
-from node.protocol.mirror import backfill
+from node.protocol.job_handlers import cancel_backfill, enqueue_backfill
 from node.protocol.publishing import send
 from node.services.conversion import listing_to_note
 from storage.models import Community, CommunityPartnership, Notification, utcnow
@@ -117,6 +117,7 @@ async def end_partnership(
     partnership.ended_at = partnership.updated_at = utcnow()
     # A proposal withdrawn before anyone answered must not keep the stewards' count up.
     await NotificationRepository(session).mark_read(partnership.local_community_id, partnership.id)
+    await cancel_backfill(session, partnership.local_community, partnership.remote_community)
     if was_active:
         await RemoteListingRepository(session).remove_from_origin(
             partnership.remote_community_id, "partners"
@@ -181,8 +182,8 @@ async def receive_accept(ctx: FederationContext, activity: Activity) -> None:
         partnership.updated_at = utcnow()
         local, remote = partnership.local_community, partnership.remote_community
         await push_partner_listings(session, partnership)
+        await enqueue_backfill(session, local, remote)
         await session.commit()
-    await backfill(ctx, remote, local)
 
 
 async def receive_reject(ctx: FederationContext, activity: Activity) -> None:

@@ -11,9 +11,9 @@ from federation.jsonld import install_document_loader
 from node.protocol.documents import setup_document_routes
 from node.protocol.handlers import inbox_handlers
 from node.protocol.inbox import inbox_processor_ctx, setup_inbox_routes
+from node.protocol.jobs import WAKE_JOBS
 from node.protocol.publishing import WAKE_DELIVERY
-from node.protocol.reconcile import reconcile_ctx
-from node.protocol.workers import delivery_worker_ctx, wake_delivery
+from node.protocol.workers import delivery_worker_ctx, job_worker_ctx, wake_delivery, wake_jobs
 
 
 async def _document_loader_ctx(_app: web.Application) -> AsyncIterator[None]:
@@ -23,9 +23,11 @@ async def _document_loader_ctx(_app: web.Application) -> AsyncIterator[None]:
 
 
 def wake_after_commit(app: web.Application, session: Session) -> None:
-    """Session hook: a commit that queued deliveries wakes the worker at once."""
+    """Session hook: a commit that queued deliveries or jobs wakes their worker at once."""
     if session.info.pop(WAKE_DELIVERY, False):
         wake_delivery(app)
+    if session.info.pop(WAKE_JOBS, False):
+        wake_jobs(app)
 
 
 def setup_federation(app: web.Application) -> None:
@@ -35,4 +37,4 @@ def setup_federation(app: web.Application) -> None:
     app.cleanup_ctx.append(_document_loader_ctx)
     app.cleanup_ctx.append(delivery_worker_ctx)
     app.cleanup_ctx.append(inbox_processor_ctx)
-    app.cleanup_ctx.append(reconcile_ctx)
+    app.cleanup_ctx.append(job_worker_ctx)

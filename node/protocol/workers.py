@@ -17,11 +17,23 @@ from federation.delivery import DeliveryWorker
 from federation.http_client import HttpLimits
 from node.appkeys import CONFIG, HTTP, SESSIONS
 from node.protocol.delivery_queue import SqlDeliveryQueue
+from node.protocol.job_handlers import enqueue_reconcile, job_handlers, reconcile_interval
+from node.protocol.jobs import JobWorker
 
 logger = logging.getLogger(__name__)
 
 DELIVERY_WAKE = web.AppKey("delivery_wake", asyncio.Event)
 DELIVERY_POLL_SECONDS = 1.0
+JOB_WAKE = web.AppKey("job_wake", asyncio.Event)
+JOB_POLL_SECONDS = 5.0
+JOB_STOP_GRACE_SECONDS = 5.0
+
+
+def wake_jobs(app: web.Application) -> None:
+    """Tell the job worker that a job was committed; harmless if none runs."""
+    wake = app.get(JOB_WAKE)
+    if wake is not None:
+        wake.set()
 
 
 def wake_delivery(app: web.Application) -> None:
@@ -51,6 +63,39 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await _stop(task)
+
+
+async def job_worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run the job worker, and queue a reconciliation round every interval.
+
+    The timer only queues a `reconcile` job (once: it is deduplicated); the
+    work itself is durable, so a restart between rounds loses nothing.
+    """
+    wake = asyncio.Event()
+    app[JOB_WAKE] = wake
+    worker = JobWorker(app[SESSIONS], job_handlers(app))
+    task = asyncio.create_task(worker.run_forever(JOB_POLL_SECONDS, wake), name="job-worker")
+    timer = asyncio.create_task(_reconcile_timer(app), name="reconcile-timer")
+    yield
+    worker.stop()
+    wake.set()
+    await _stop(timer)
+    _, pending = await asyncio.wait([task], timeout=JOB_STOP_GRACE_SECONDS)
+    if pending:
+        await _stop(task)
+
+
+async def _reconcile_timer(app: web.Application) -> None:
+    interval = reconcile_interval(app)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with app[SESSIONS]() as session:
+                await enqueue_reconcile(session)
+                await session.commit()
+        except Exception:  # the database may be briefly away; the next round tries again
+            logger.exception("could not queue a reconciliation round")
+        wake_jobs(app)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

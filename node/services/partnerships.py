@@ -14,7 +14,7 @@ from node.api.schemas import PartnershipOut
 from node.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
 from node.protocol import partnerships as protocol
 from node.protocol.context import FederationContext
-from node.protocol.mirror import sync_collection
+from node.protocol.job_handlers import enqueue_backfill
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
 from node.services.listings import community_ref
 from storage.models import Community, CommunityPartnership, Member, utcnow
@@ -131,6 +131,9 @@ async def approve(
     partnership.approved_by_id = member.id
     partnership.approved_at = partnership.updated_at = utcnow()
     await protocol.send_answer(session, partnership, "Accept")
+    # Its public listings now; its partner-only ones arrive as Creates once our
+    # Accept lands (it serves its partner collection to us only then).
+    await enqueue_backfill(session, partnership.local_community, partnership.remote_community)
     await NotificationRepository(session).mark_read(member.community_id, partnership.id)
     return partnership
 
@@ -157,24 +160,6 @@ async def dissolve(
     await protocol.send_dissolution(session, partnership)
     await protocol.end_partnership(session, partnership, "dissolved")
     return partnership
-
-
-async def after_approval(ctx: FederationContext, partnership: CommunityPartnership) -> None:
-    """Pull the new partner's public listings now. Its partner-only ones arrive as
-    Creates once our Accept lands (it serves its partner collection to us only then).
-
-    A failure here is logged, not raised: the approval stands, and the periodic
-    reconciliation pulls the listings later.
-    """
-    remote, local = partnership.remote_community, partnership.local_community
-    if not remote.outbox_url:
-        return
-    try:
-        await sync_collection(ctx, remote, local, remote.outbox_url, "public")
-    except (FederationError, ActorUnavailable) as exc:
-        log.warning(
-            "backfill from new partner %s failed: %s", partnership.remote_community.ap_id, exc
-        )
 
 
 async def list_partnerships(

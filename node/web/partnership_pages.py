@@ -178,7 +178,6 @@ async def approve_confirm(page: Page) -> web.StreamResponse:
 async def approve(page: Page) -> web.StreamResponse:
     partnership = await service.approve(page.db, page.member, page.request.match_info["id"])
     await page.db.commit()
-    await service.after_approval(FederationContext.from_app(page.request.app), partnership)
     name = partnership.remote_community.name
     message = f"You are now partners with {name}. Their shared listings appear under Listings."
     return redirect(page.request, "/steward#active", ("success", message))

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from node.errors import Forbidden
 from node.services import partnerships as service
+from node.services.jobs import community_jobs
 from node.web.guards import Page, member_page, redirect
 from storage.models import CommunityPartnership, Member
 from storage.repositories import ListingRepository
@@ -73,6 +74,7 @@ async def dashboard(page: Page) -> web.StreamResponse:
         unread=await notifications.unread_count(community.id),
         shared_with_partners=await service.partner_shared_count(page.db, community),
         shared_publicly=await public_listing_count(page),
+        jobs=await community_jobs(page.db, community),
         community=community,
     )
 

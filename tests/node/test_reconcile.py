@@ -1,15 +1,20 @@
-"""Reconciliation repairs a mirror that missed deliveries, by paging the source again."""
+"""Reconciliation repairs a mirror that missed deliveries, by paging the source again.
+
+The round is a job: queued, then run by the node's job worker like any other.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import aiohttp
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from node.protocol.context import FederationContext
-from node.protocol.reconcile import reconcile_once
-from storage.models import Listing
+from node.protocol.job_handlers import enqueue_reconcile
+from node.protocol.workers import JOB_WAKE
+from storage.models import Job, Listing
+from storage.repositories.jobs import decode
 from tests.support.api import ApiClient, eventually
 from tests.support.inprocess import PASSWORD, running_node
 
@@ -62,6 +67,18 @@ async def test_reconciliation_restores_missed_creates_and_drops_missed_deletes(
             await session.commit()
         assert await alice.titles("include_public=true") == {"Kept", "Gone"}
 
-        assert await reconcile_once(ctx_a) == 2
-        assert await alice.titles("include_public=true") == {"Kept", "Missed"}
+        async with ctx_a.sessions() as session:
+            assert await enqueue_reconcile(session)
+            assert not await enqueue_reconcile(session)  # one round at a time
+            await session.commit()
+        a[JOB_WAKE].set()
+
+        async def repaired() -> None:
+            assert await alice.titles("include_public=true") == {"Kept", "Missed"}
+
+        await eventually(repaired)
         assert kept["title"] == "Kept"
+        async with ctx_a.sessions() as session:
+            jobs = {job.kind: job for job in await session.scalars(select(Job))}
+        assert jobs["reconcile"].state == "done"
+        assert decode(jobs["reconcile"].progress)["backfills_queued"] == 1

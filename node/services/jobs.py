@@ -1,0 +1,105 @@
+"""Background work as stewards see it: what is being fetched, how far it got, what failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Community, Job, utcnow
+from storage.repositories import CommunityRepository
+from storage.repositories.jobs import JobRepository, decode
+
+_KIND_LABELS = {
+    "backfill": "Copying shared listings",
+    "refresh_actor": "Refreshing a community's profile",
+    "reconcile": "Checking mirrors for missed changes",
+}
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job for display: `status` is what a steward would call it, not the stored state."""
+
+    id: str
+    kind: str
+    label: str
+    status: str  # waiting | running | retrying | done | failed | cancelled
+    subject: str | None
+    subject_name: str | None
+    attempts: int
+    progress: dict[str, Any]
+    summary: str
+    last_error: str | None
+    next_run_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+def _status(job: Job, now: datetime) -> str:
+    if job.state != "queued":
+        return job.state
+    if job.locked_until is not None and job.locked_until > now:
+        return "running"
+    return "retrying" if job.attempts else "waiting"
+
+
+def _sync_summary(progress: dict[str, Any]) -> str | None:
+    if not isinstance(progress, dict) or "pages" not in progress:
+        return None
+    text = f"{progress.get('kept', 0)} listings from {progress['pages']} pages"
+    stopped = progress.get("stopped_by")
+    return f"{text}, stopped at the {stopped}" if stopped else text
+
+
+def summarize(progress: dict[str, Any]) -> str:
+    """A line of plain words for the progress a job reported."""
+    if "skipped" in progress:
+        return str(progress["skipped"])
+    parts = []
+    for key, label in (("current", "so far"), ("public", "public"), ("partners", "partners")):
+        line = _sync_summary(progress.get(key, {}))
+        if line is not None:
+            parts.append(f"{label}: {line}")
+    if "backfills_queued" in progress:
+        parts.append(f"{progress['backfills_queued']} sources queued for checking")
+    return "; ".join(parts)
+
+
+def job_status(job: Job, names: dict[str, str], now: datetime | None = None) -> JobStatus:
+    progress = decode(job.progress)
+    status = _status(job, now or utcnow())
+    return JobStatus(
+        id=job.id,
+        kind=job.kind,
+        label=_KIND_LABELS.get(job.kind, job.kind),
+        status=status,
+        subject=job.subject,
+        subject_name=names.get(job.subject or ""),
+        attempts=job.attempts,
+        progress=progress,
+        summary=summarize(progress),
+        last_error=job.last_error,
+        next_run_at=job.next_run_at if status in ("waiting", "retrying") else None,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        finished_at=job.finished_at,
+    )
+
+
+async def community_jobs(
+    session: AsyncSession, community: Community, limit: int = 20
+) -> list[JobStatus]:
+    """The community's recent background work, unfinished first."""
+    jobs = await JobRepository(session).list_for_community(community.id, limit)
+    communities = CommunityRepository(session)
+    names: dict[str, str] = {}
+    for subject in {job.subject for job in jobs if job.subject}:
+        remote = await communities.get_by_ap_id(subject)
+        if remote is not None:
+            names[subject] = remote.name
+    now = utcnow()
+    return [job_status(job, names, now) for job in jobs]
