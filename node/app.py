@@ -9,6 +9,7 @@ from aiohttp import web
 import node.api.auth
 import node.api.discovery
 import node.api.federation
+import node.api.jobs
 import node.api.listings
 import node.api.partnerships  # noqa: F401  (registers routes)
 from federation.http_client import HttpLimits, create_client_session

@@ -79,10 +79,11 @@ async def job_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     worker.stop()
     wake.set()
-    await _stop(timer)
+    timer.cancel()
     _, pending = await asyncio.wait([task], timeout=JOB_STOP_GRACE_SECONDS)
-    if pending:
-        await _stop(task)
+    for unfinished in pending:
+        unfinished.cancel()  # its job's lease is released, so it runs again after a restart
+    await asyncio.gather(timer, task, return_exceptions=True)
 
 
 async def _reconcile_timer(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Community, Job, utcnow
+from storage.paging import Position
 from storage.repositories import CommunityRepository
 from storage.repositories.jobs import JobRepository, decode
 
@@ -90,16 +91,31 @@ def job_status(job: Job, names: dict[str, str], now: datetime | None = None) -> 
     )
 
 
-async def community_jobs(
-    session: AsyncSession, community: Community, limit: int = 20
-) -> list[JobStatus]:
-    """The community's recent background work, unfinished first."""
-    jobs = await JobRepository(session).list_for_community(community.id, limit)
+async def _names(session: AsyncSession, jobs: list[Job]) -> dict[str, str]:
     communities = CommunityRepository(session)
     names: dict[str, str] = {}
     for subject in {job.subject for job in jobs if job.subject}:
         remote = await communities.get_by_ap_id(subject)
         if remote is not None:
             names[subject] = remote.name
-    now = utcnow()
+    return names
+
+
+async def community_jobs_page(
+    session: AsyncSession, community: Community, position: Position | None, limit: int
+) -> tuple[list[JobStatus], Position | None]:
+    """One page of the community's jobs, newest first, and where the next page starts."""
+    rows = await JobRepository(session).page_for_community(community.id, position, limit)
+    page = rows[:limit]
+    names, now = await _names(session, page), utcnow()
+    after = Position(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return [job_status(job, names, now) for job in page], after
+
+
+async def community_jobs(
+    session: AsyncSession, community: Community, limit: int = 20
+) -> list[JobStatus]:
+    """The community's recent background work, unfinished first."""
+    jobs = await JobRepository(session).list_for_community(community.id, limit)
+    names, now = await _names(session, jobs), utcnow()
     return [job_status(job, names, now) for job in jobs]

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import dialect
 from storage.models import Job, new_id, utcnow
+from storage.paging import Position, page_after
 
 QUEUED = "queued"
 DONE = "done"
@@ -198,6 +199,16 @@ class JobRepository:
             .where(Job.community_id == community_id)
             .order_by((Job.state == QUEUED).desc(), Job.updated_at.desc(), Job.id)
             .limit(limit)
+        )
+        return list(rows)
+
+    async def page_for_community(
+        self, community_id: int, position: Position | None, limit: int
+    ) -> list[Job]:
+        """Newest first, keyset-paged: up to `limit + 1` rows after `position`."""
+        query = select(Job).where(Job.community_id == community_id)
+        rows = await self.session.scalars(
+            page_after(query, Job.created_at, Job.id, position, limit)
         )
         return list(rows)
 

@@ -12,6 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from storage.models import (
     Community,
     CommunityPartnership,
     Delivery,
+    Job,
     Listing,
     Notification,
     RemoteListing,
@@ -563,3 +565,42 @@ async def test_member_cannot_open_the_proposal_form(browser: Browser) -> None:
     await html_of(browser, "/steward/partnerships/new", 403)
     response = await browser.submit("/steward/partnerships/propose", {"target": "x@example.org"})
     assert response.status == 403
+
+
+async def test_dashboard_shows_background_work_its_progress_and_its_failures(
+    browser: Browser,
+) -> None:
+    slow = await add_remote(browser, "slowtown", "Slowtown Library")
+    gone = await add_remote(browser, "goneville", "Goneville Pantry")
+    async with browser.client.app[SESSIONS]() as db:
+        local = await CommunityRepository(db).get_local_by_slug(SLUG)
+        assert local is not None
+        now = utcnow()
+        db.add_all(
+            [
+                Job(
+                    kind="backfill",
+                    community_id=local.id,
+                    subject=slow.ap_id,
+                    locked_until=now + timedelta(minutes=1),
+                    progress=json.dumps({"current": {"pages": 3, "kept": 140, "stopped_by": None}}),
+                ),
+                Job(
+                    kind="backfill",
+                    community_id=local.id,
+                    subject=gone.ap_id,
+                    state="failed",
+                    attempts=8,
+                    last_error="gave up after 8 attempts: connection refused",
+                ),
+            ]
+        )
+        await db.commit()
+    await browser.become("stella")
+    html = await html_of(browser, "/steward")
+    work = html.split('id="background-work"')[1].split("</section>")[0]
+    running, failed = work.split('<li class="card job')[1:]
+    assert "from Slowtown Library" in running and "Running" in running
+    assert "140 listings from 3 pages" in running
+    assert "from Goneville Pantry" in failed and "Failed" in failed
+    assert "gave up after 8 attempts: connection refused" in failed

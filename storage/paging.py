@@ -1,0 +1,60 @@
+"""Keyset paging: a page starts strictly after the last row the previous page ended on.
+
+Offsets shift when rows are added while someone pages (an item is seen twice
+or skipped); a position made of the sort value and the row id does not. Every
+list ordered for paging ends its ORDER BY with the id, so positions are total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVarTuple
+
+from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy.orm import QueryableAttribute
+
+_Ts = TypeVarTuple("_Ts")
+
+SortValue = datetime | str | int | float
+Column = ColumnElement[Any] | QueryableAttribute[Any]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the previous page ended: its last row's sort value and id."""
+
+    sort: SortValue
+    id: str | int
+
+
+def page_after(
+    query: Select[*_Ts],
+    sort_column: Column,
+    id_column: Column,
+    position: Position | None,
+    limit: int,
+    *,
+    descending: bool = True,
+) -> Select[*_Ts]:
+    """`query` ordered by (sort, id), starting after `position`, one row more than `limit`.
+
+    The extra row tells the caller whether there is a next page without a count.
+    """
+    if position is not None:
+        if descending:
+            query = query.where(
+                or_(
+                    sort_column < position.sort,
+                    and_(sort_column == position.sort, id_column < position.id),
+                )
+            )
+        else:
+            query = query.where(
+                or_(
+                    sort_column > position.sort,
+                    and_(sort_column == position.sort, id_column > position.id),
+                )
+            )
+    order = (sort_column.desc(), id_column.desc()) if descending else (sort_column, id_column)
+    return query.order_by(*order).limit(limit + 1)
