@@ -11,15 +11,14 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.errors import FetchError
 from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
 from federation.jsonld import normalize_activity
 from federation.vocab import Activity, parse_note
 from node.protocol import partnerships
+from node.protocol.answers import on_answer
 from node.protocol.context import FederationContext
-from node.protocol.job_handlers import enqueue_backfill
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
 from node.protocol.publishing import send
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
@@ -44,13 +43,6 @@ async def _local_target(ctx: FederationContext, ap_id: str | None) -> Community:
     if community is None or not community.is_local:
         raise Ignored(f"{ap_id} is not a community on this node")
     return community
-
-
-async def _partnership_of(ctx: FederationContext, activity: Activity) -> bool:
-    """Whether this Accept/Reject/Undo names a partnership proposal rather than a follow."""
-    async with ctx.sessions() as session:
-        found = await PartnershipRepository(session).get_by_follow_id(activity.object_id or "")
-    return found is not None or activity.partnership
 
 
 async def on_follow(ctx: FederationContext, activity: Activity) -> None:
@@ -86,63 +78,6 @@ async def _refusing(step: Awaitable[None]) -> None:
         await step
     except partnerships.PartnershipRefused as exc:
         raise Ignored(str(exc)) from exc
-
-
-async def on_undo(ctx: FederationContext, activity: Activity) -> None:
-    if await _partnership_of(ctx, activity):
-        await _refusing(partnerships.receive_undo(ctx, activity))
-        return
-    obj = activity.object
-    if isinstance(obj, dict) and obj.get("type") not in (None, "Follow"):
-        raise Ignored(f"Undo of {obj.get('type')} is not something we track")
-    async with ctx.sessions() as session:
-        follows = FollowRepository(session)
-        follow = await follows.get_by_activity_id(activity.object_id or "")
-        if follow is None and isinstance(obj, dict):
-            target = await CommunityRepository(session).get_by_ap_id(str(obj.get("object")))
-            if target is not None:
-                follow = await follows.get("in", target.id, activity.actor)
-        if follow is None or follow.direction != "in" or follow.remote_actor != activity.actor:
-            raise Ignored("Undo names no follow of this actor")
-        await follows.delete(follow)
-        await session.commit()
-
-
-async def _answered_follow(
-    session: AsyncSession, activity: Activity, state: str
-) -> Community | None:
-    """Record the answer on the follow of ours it names; refuses one nobody asked for.
-
-    Returns the local community that followed, if it still exists.
-    """
-    follows = FollowRepository(session)
-    follow = await follows.get_by_activity_id(activity.object_id or "")
-    if follow is None or follow.direction != "out" or follow.remote_actor != activity.actor:
-        raise Ignored(f"{activity.type} answers no follow we sent to {activity.actor}")
-    follow.state = state
-    return await CommunityRepository(session).get(follow.local_community_id)
-
-
-async def on_accept(ctx: FederationContext, activity: Activity) -> None:
-    """An accepted follow queues a backfill of the followed community's public listings."""
-    if await _partnership_of(ctx, activity):
-        await _refusing(partnerships.receive_accept(ctx, activity))
-        return
-    origin = await resolve_actor(ctx, activity.actor)
-    async with ctx.sessions() as session:
-        local = await _answered_follow(session, activity, "active")
-        if local is not None:
-            await enqueue_backfill(session, local, origin)
-        await session.commit()
-
-
-async def on_reject(ctx: FederationContext, activity: Activity) -> None:
-    if await _partnership_of(ctx, activity):
-        await _refusing(partnerships.receive_reject(ctx, activity))
-        return
-    async with ctx.sessions() as session:
-        await _answered_follow(session, activity, "rejected")
-        await session.commit()
 
 
 async def _may_receive(ctx: FederationContext, origin: Community, audience: str) -> bool:
@@ -214,9 +149,9 @@ def inbox_handlers(app: web.Application) -> dict[str, Handler]:
 
 HANDLERS: dict[str, ProtocolHandler] = {
     "Follow": on_follow,
-    "Undo": on_undo,
-    "Accept": on_accept,
-    "Reject": on_reject,
+    "Undo": on_answer,
+    "Accept": on_answer,
+    "Reject": on_answer,
     "Create": on_create_or_update,
     "Update": on_create_or_update,
     "Delete": on_delete,

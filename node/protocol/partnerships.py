@@ -159,45 +159,38 @@ async def receive_proposal(
         await session.commit()
 
 
-async def _answered(
-    session: AsyncSession, activity: Activity, expected_states: tuple[str, ...]
-) -> CommunityPartnership:
-    partnership = await PartnershipRepository(session).get_by_follow_id(activity.object_id or "")
-    if partnership is None or partnership.remote_community.ap_id != activity.actor:
-        raise PartnershipRefused(f"{activity.type} answers no partnership with {activity.actor}")
-    if partnership.state not in expected_states:
+def _expect(activity: Activity, partnership: CommunityPartnership, states: tuple[str, ...]) -> None:
+    if partnership.state not in states:
         raise PartnershipRefused(f"{activity.type} for a partnership that is {partnership.state}")
-    return partnership
 
 
-async def receive_accept(ctx: FederationContext, activity: Activity) -> None:
+async def receive_accept(
+    session: AsyncSession, activity: Activity, partnership: CommunityPartnership
+) -> None:
     """Only a proposal we sent can be accepted: an unsolicited Accept is refused."""
-    async with ctx.sessions() as session:
-        partnership = await _answered(session, activity, ("proposed", "active"))
-        if partnership.initiated_by != "us":
-            raise PartnershipRefused("an Accept for a proposal we did not send")
-        if partnership.state == "active":
-            return
-        partnership.state = "active"
-        partnership.updated_at = utcnow()
-        local, remote = partnership.local_community, partnership.remote_community
-        await push_partner_listings(session, partnership)
-        await enqueue_backfill(session, local, remote)
-        await session.commit()
+    _expect(activity, partnership, ("proposed", "active"))
+    if partnership.initiated_by != "us":
+        raise PartnershipRefused("an Accept for a proposal we did not send")
+    if partnership.state == "active":
+        return
+    partnership.state = "active"
+    partnership.updated_at = utcnow()
+    await push_partner_listings(session, partnership)
+    await enqueue_backfill(session, partnership.local_community, partnership.remote_community)
 
 
-async def receive_reject(ctx: FederationContext, activity: Activity) -> None:
-    async with ctx.sessions() as session:
-        partnership = await _answered(session, activity, ("proposed", "pending", "active"))
-        new_state = "dissolved" if partnership.state == "active" else "rejected"
-        await end_partnership(session, partnership, new_state)
-        await session.commit()
+async def receive_reject(
+    session: AsyncSession, activity: Activity, partnership: CommunityPartnership
+) -> None:
+    _expect(activity, partnership, ("proposed", "pending", "active"))
+    new_state = "dissolved" if partnership.state == "active" else "rejected"
+    await end_partnership(session, partnership, new_state)
 
 
-async def receive_undo(ctx: FederationContext, activity: Activity) -> None:
-    async with ctx.sessions() as session:
-        partnership = await _answered(session, activity, ("pending", "active"))
-        if partnership.initiated_by != "them":
-            raise PartnershipRefused("only the proposer can undo a partnership proposal")
-        await end_partnership(session, partnership, "dissolved")
-        await session.commit()
+async def receive_undo(
+    session: AsyncSession, activity: Activity, partnership: CommunityPartnership
+) -> None:
+    _expect(activity, partnership, ("pending", "active"))
+    if partnership.initiated_by != "them":
+        raise PartnershipRefused("only the proposer can undo a partnership proposal")
+    await end_partnership(session, partnership, "dissolved")

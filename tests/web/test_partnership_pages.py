@@ -24,8 +24,8 @@ from federation.vocab import Activity
 from node.app import init_app
 from node.appkeys import SESSIONS
 from node.config import default_database_url, write_config
+from node.protocol.answers import on_answer
 from node.protocol.context import FederationContext
-from node.protocol.partnerships import receive_undo
 from node.services.accounts import create_member
 from node.services.communities import create_local_community
 from storage.engine import create_engine, create_session_factory
@@ -244,7 +244,7 @@ async def test_a_proposal_undone_by_its_proposer_stops_counting(browser: Browser
         partnership=True,
         raw={},
     )
-    await receive_undo(FederationContext.from_app(browser.client.app), undo)
+    await on_answer(FederationContext.from_app(browser.client.app), undo)
     await browser.become("stella")
     html = await html_of(browser, "/steward")
     assert nav_count(html) == 0
