@@ -1,12 +1,22 @@
-"""`commons-node`: init, serve, member add, migrate."""
+"""`commons-node`: create and run a Commons Node.
+
+Commands: init (create a node), serve (run it), member add (add a member or
+steward), migrate (upgrade the database after upgrading the code), demo
+(several federated sample nodes on this machine).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import getpass
+import ipaddress
 import logging
 import os
+import re
 import shutil
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,45 +41,244 @@ class CliError(Exception):
     """Printed to stderr as `error: ...`; the command exits with status 1."""
 
 
+EPILOG = """\
+examples:
+  commons-node init --data /var/lib/commons --name "Riverside Tool Library" \\
+      --slug riverside --base-url https://riverside.example --steward alice
+  commons-node serve --data /var/lib/commons --host 127.0.0.1 --port 8000
+  commons-node member add --data /var/lib/commons --username bob
+  commons-node demo
+
+Run `commons-node COMMAND --help` for the options of each command.
+"""
+
+DESCRIPTION = "Create and run a Commons Node, the server a sharing community runs for itself."
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, so that 70000 is a usage error, not a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def _add_password_options(parser: argparse.ArgumentParser, whose: str) -> None:
+    """`--password` or `--password-file`; with neither, the command prompts (twice)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--password",
+        help=f"{whose}'s password, given on the command line, where the process list "
+        "and shell history show it; with neither this nor --password-file you are "
+        "prompted for it",
+    )
+    group.add_argument(
+        "--password-file",
+        metavar="PATH",
+        type=Path,
+        help=f"read {whose}'s password from the first line of PATH (without its "
+        "newline; '-' reads standard input), for scripts and mounted secrets",
+    )
+
+
+def _add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = sub.add_parser(
+        "init",
+        help="create a node's data folder, database and first steward",
+        description="Create a node: its data folder (config.toml, SQLite database unless "
+        "told otherwise), the community with its key pair, and the first steward. "
+        "Refuses a folder that already holds a node.",
+    )
+    init.add_argument(
+        "--data", required=True, type=Path, metavar="DIR", help="the data folder to create"
+    )
+    init.add_argument("--name", required=True, help="the community's display name")
+    init.add_argument(
+        "--slug",
+        required=True,
+        help="the community's short name in URLs and handles (slug@host): lower-case "
+        "letters, digits, '-' and '_', at most 63",
+    )
+    init.add_argument(
+        "--base-url",
+        required=True,
+        metavar="URL",
+        help="the public URL, http(s)://host[:port] without a path; part of every "
+        "identifier the node gives out, so it cannot change later",
+    )
+    init.add_argument(
+        "--steward", required=True, metavar="USERNAME", help="user name of the first steward"
+    )
+    _add_password_options(init, "the steward")
+    init.add_argument(
+        "--description", default="", help="a few words about the community (plain text)"
+    )
+    init.add_argument(
+        "--location",
+        metavar="LAT,LON",
+        help="the community's rough location in degrees, e.g. 51.5,-0.12; only "
+        "about 1 km precision ever leaves the node",
+    )
+    init.add_argument(
+        "--allow-private-addresses",
+        action="store_true",
+        help="federate with nodes on loopback and private addresses (development, "
+        "demos and tests only; never on a public node)",
+    )
+    init.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="store the node in this database instead of SQLite in DIR, e.g. "
+        "postgresql+asyncpg://user:password@host/db (COMMONS_DATABASE_URL "
+        "overrides it at any time)",
+    )
+
+
+def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the node",
+        description="Serve the web pages, the API and federation until SIGINT or SIGTERM.",
+    )
+    serve.add_argument(
+        "--data", required=True, type=Path, metavar="DIR", help="the node's data folder"
+    )
+    serve.add_argument(
+        "--host",
+        help="the address to listen on (default: the base URL's host), e.g. "
+        "127.0.0.1 behind a reverse proxy or 0.0.0.0 in a container",
+    )
+    serve.add_argument(
+        "--port", type=_port, help="the port to listen on (default: the base URL's port)"
+    )
+
+
+def _add_member_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    member = sub.add_parser("member", help="manage members", description="Manage members.")
+    member_sub = member.add_subparsers(dest="member_command", required=True, metavar="COMMAND")
+    add = member_sub.add_parser(
+        "add",
+        help="add a member to the node's community",
+        description="Add a member (or, with --steward, a steward) to a community of the node.",
+    )
+    add.add_argument(
+        "--data", required=True, type=Path, metavar="DIR", help="the node's data folder"
+    )
+    add.add_argument("--username", required=True, help="the new member's user name")
+    _add_password_options(add, "the member")
+    add.add_argument(
+        "--steward", action="store_true", help="make the member a steward of the community"
+    )
+    add.add_argument(
+        "--community",
+        metavar="SLUG",
+        help="the community's slug, when the node hosts several (default: the node's own)",
+    )
+
+
+def _add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="several federated nodes on loopback with sample data",
+        description="Start several sample communities on 127.0.0.1, each a full node with "
+        "its own database, already following each other (the first two are partners). "
+        "Prints the logins and writes them to DIR/demo.json; Ctrl+C stops them all.",
+    )
+    demo.add_argument(
+        "--nodes", type=int, default=3, help="how many nodes to start, 1 to 5 (default: 3)"
+    )
+    demo.add_argument(
+        "--base-port",
+        type=_port,
+        default=8701,
+        metavar="PORT",
+        help="port of the first node; the others follow it (default: 8701)",
+    )
+    demo.add_argument(
+        "--data",
+        type=Path,
+        default=Path("demo-data"),
+        metavar="DIR",
+        help="where the nodes keep their data; re-running reuses them (default: demo-data)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="commons-node", description=__doc__)
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    init = sub.add_parser("init", help="create a node's data folder, database and first steward")
-    init.add_argument("--data", required=True, type=Path)
-    init.add_argument("--name", required=True)
-    init.add_argument("--slug", required=True)
-    init.add_argument("--base-url", required=True)
-    init.add_argument("--steward", required=True, metavar="USERNAME")
-    init.add_argument("--password", required=True)
-    init.add_argument("--description", default="")
-    init.add_argument("--location", metavar="LAT,LON")
-    init.add_argument("--allow-private-addresses", action="store_true")
-    init.add_argument("--database-url")
-
-    serve = sub.add_parser("serve", help="run the node")
-    serve.add_argument("--data", required=True, type=Path)
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-
-    member = sub.add_parser("member", help="manage members")
-    member_sub = member.add_subparsers(dest="member_command", required=True)
-    add = member_sub.add_parser("add", help="add a member to the node's community")
-    add.add_argument("--data", required=True, type=Path)
-    add.add_argument("--username", required=True)
-    add.add_argument("--password", required=True)
-    add.add_argument("--steward", action="store_true")
-    add.add_argument("--community", help="slug, when the node hosts several communities")
-
-    demo = sub.add_parser("demo", help="several federated nodes on loopback with sample data")
-    demo.add_argument("--nodes", type=int, default=3)
-    demo.add_argument("--base-port", type=int, default=8701)
-    demo.add_argument("--data", type=Path, default=Path("demo-data"))
-
-    migrate = sub.add_parser("migrate", help="upgrade the database to the current schema")
-    migrate.add_argument("--data", required=True, type=Path)
+    parser = argparse.ArgumentParser(
+        prog="commons-node",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much the node logs to stderr (default: INFO); goes before the command",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+    _add_init_parser(sub)
+    _add_serve_parser(sub)
+    _add_member_parser(sub)
+    _add_demo_parser(sub)
+    migrate = sub.add_parser(
+        "migrate",
+        help="upgrade the database to the current schema",
+        description="Upgrade the database to the schema this version expects; run it after "
+        "upgrading the code, once, before starting the node.",
+    )
+    migrate.add_argument(
+        "--data", required=True, type=Path, metavar="DIR", help="the node's data folder"
+    )
     return parser
+
+
+# --- passwords: never required on the command line ---------------------------------
+
+
+def password_from(args: argparse.Namespace, whose: str) -> str:
+    """`--password`, else the first line of `--password-file`, else a prompt.
+
+    A password on the command line shows in the process list and in shell
+    history; the file is for scripts and secrets mounted as files, the
+    prompt for people.
+    """
+    if args.password is not None:
+        return str(args.password)
+    if args.password_file is not None:
+        return _read_password_file(args.password_file)
+    return _prompt_password(whose)
+
+
+def _read_password_file(path: Path) -> str:
+    try:
+        text = sys.stdin.readline() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CliError(f"cannot read the password file {path}: {reason}") from exc
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise CliError(f"the password file {path} is empty: the password is its first line")
+    return lines[0]
+
+
+def _prompt_password(whose: str) -> str:
+    try:
+        first = getpass.getpass(f"Password for {whose}: ")
+        second = getpass.getpass("The same password again: ")
+    except EOFError:
+        raise CliError(
+            "no password given: type it at the prompt, or pass --password-file PATH"
+        ) from None
+    if first != second:
+        raise CliError("the two passwords do not match; nothing was changed")
+    if not first:
+        raise CliError("the password cannot be empty")
+    return first
 
 
 async def _init_database(config: NodeConfig, args: argparse.Namespace) -> None:
@@ -96,6 +305,7 @@ def cmd_init(args: argparse.Namespace) -> None:
     data: Path = args.data
     if (data / "config.toml").exists():
         raise CliError(f"{data} already holds a node; refusing to overwrite it")
+    args.password = password_from(args, f"the steward {args.steward}")
     if len(args.password) < 8:
         raise CliError("the steward's password must have at least 8 characters")
     created = not data.exists()
@@ -139,20 +349,65 @@ def _check_schema(config: NodeConfig) -> None:
         )
 
 
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _listen_host(host: str) -> str:
+    """The host to bind, IPv6 brackets removed; refuses what is neither an IP address
+    nor a host name before the resolver answers it with a traceback or a DNS query."""
+    literal = host.removeprefix("[").removesuffix("]")
+    try:
+        return str(ipaddress.ip_address(literal))
+    except ValueError:
+        pass
+    name = host.removesuffix(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise CliError(f"--host {host!r} is not an IP address or a host name")
+    return host
+
+
+def _listen_error(exc: OSError, host: str, port: int) -> CliError:
+    """One line that says why the node could not listen, and what to do about it."""
+    if isinstance(exc, socket.gaierror):
+        return CliError(f"cannot resolve --host {host!r}: {exc.strerror or exc}")
+    if exc.errno == errno.EADDRINUSE:
+        return CliError(
+            f"port {port} on {host} is already in use: stop whatever listens there "
+            "or choose another --port"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return CliError(
+            f"{host} is not an address of this machine: listen on one of its own "
+            "addresses, 127.0.0.1 or 0.0.0.0 (--host)"
+        )
+    if exc.errno == errno.EACCES:
+        return CliError(
+            f"not allowed to listen on port {port}: ports below 1024 need privileges; "
+            "choose another --port and put a reverse proxy in front"
+        )
+    return CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     config = load_config(args.data)
     _check_schema(config)
-    host = args.host or config.listen_host
+    host = _listen_host(args.host or config.listen_host)
     port = args.port or config.listen_port
-    log.info("serving %s on http://%s:%s", config.base_url, host, port)
-    web.run_app(
-        init_app(config),
-        host=host,
-        port=port,
-        print=None,
-        shutdown_timeout=10,
-        access_log=logging.getLogger("commons_node.access"),
-    )
+    try:
+        web.run_app(
+            init_app(config),
+            host=host,
+            port=port,
+            # aiohttp calls this once every socket is bound: log only what is true.
+            print=lambda _banner: log.info(
+                "serving %s on http://%s:%s", config.base_url, host, port
+            ),
+            shutdown_timeout=10,
+            access_log=logging.getLogger("commons_node.access"),
+        )
+    except OSError as exc:
+        raise _listen_error(exc, host, port) from exc
 
 
 async def _add_member(config: NodeConfig, args: argparse.Namespace) -> None:
@@ -173,6 +428,7 @@ async def _add_member(config: NodeConfig, args: argparse.Namespace) -> None:
 def cmd_member_add(args: argparse.Namespace) -> None:
     config = load_config(args.data)
     _check_schema(config)
+    args.password = password_from(args, args.username)
     try:
         asyncio.run(_add_member(config, args))
     except AccountError as exc:
@@ -192,14 +448,22 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     try:
         asyncio.run(run_demo(args.nodes, args.base_port, args.data))
-    except (ValueError, OSError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            last = args.base_port + args.nodes - 1
+            raise CliError(
+                f"a port from {args.base_port} to {last} is already in use (is a demo "
+                "already running?): stop it or choose other ports with --base-port"
+            ) from exc
+        raise CliError(f"cannot start the demo: {exc.strerror or exc}") from exc
+    except ValueError as exc:
         raise CliError(str(exc)) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     commands = {"init": cmd_init, "serve": cmd_serve, "migrate": cmd_migrate, "demo": cmd_demo}
     handler = cmd_member_add if args.command == "member" else commands[args.command]
@@ -208,6 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the line of an interrupted prompt
+        return 130
     return 0
 
 
