@@ -20,10 +20,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.api.schemas import ListingCreate
 from node.app import init_app
 from node.appkeys import CONFIG, SESSIONS
 from node.config import NodeConfig, load_config, write_config
+from node.domain.listings import ListingDraft
+from node.domain.states import Kind, Visibility
 from node.protocol.context import FederationContext
 from node.protocol.peers import learn_peer
 from node.services import partnerships
@@ -149,12 +150,12 @@ async def seed_listings(node: DemoNode, app: web.Application) -> None:
     async with app[SESSIONS]() as session:
         member = await _member(app, session, node.logins["member"]["username"])
         for kind, title, category, visibility in SAMPLE_LISTINGS:
-            data = ListingCreate(
-                kind=kind,  # type: ignore[arg-type]
+            data = ListingDraft(
+                kind=Kind(kind),
                 title=f"{title} ({node.config.name.split()[0]})",
                 description=f"Ask {member.username} on {node.config.name}.",
                 category=category,
-                visibility=visibility,  # type: ignore[arg-type]
+                visibility=Visibility(visibility),
             )
             await create_listing(session, member, data)
         await session.commit()

@@ -135,13 +135,16 @@ class NodeHandle:
     config: NodeConfig
     client: TestClient[Any, Any]
 
-    async def add_member(self, username: str, role: str = "member") -> None:
+    async def add_member(
+        self, username: str, role: str = "member", *, community: str | None = None
+    ) -> None:
         engine = create_engine(self.config.database_url)
         try:
             async with create_session_factory(engine)() as session:
-                community = await CommunityRepository(session).get_local_by_slug(self.config.slug)
-                assert community is not None
-                await create_member(session, community, username, PASSWORD, role)
+                slug = community or self.config.slug
+                community_row = await CommunityRepository(session).get_local_by_slug(slug)
+                assert community_row is not None
+                await create_member(session, community_row, username, PASSWORD, role)
                 await session.commit()
         finally:
             await engine.dispose()

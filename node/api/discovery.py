@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from node.api.converters import community_out
 from node.api.router import api
 from node.api.routing import ApiCall
 from node.api.schemas import PeerLearned, PeerRequest
 from node.errors import BadRequest, ValidationFailed
 from node.protocol.context import FederationContext
 from node.protocol.peers import PeerUnavailable, learn_peer, normalize_peer_url
-from node.services.listings import community_ref
 
 
 @api.route(
@@ -33,5 +33,5 @@ async def add_peer(call: ApiCall[PeerRequest, None]) -> PeerLearned:
     except PeerUnavailable as exc:
         raise BadRequest(str(exc)) from exc
     return PeerLearned(
-        url=learned.base_url, communities=[community_ref(c) for c in learned.communities]
+        url=learned.base_url, communities=[community_out(c) for c in learned.communities]
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from node.api.converters import changes_from, draft_from, listing_out
+from node.api.paging import decode_cursor, encode_cursor
 from node.api.router import api
 from node.api.routing import ApiCall
 from node.api.schemas import ListingCreate, ListingList, ListingOut, ListingQuery, ListingUpdate
+from node.domain.listings import view_of_listing
 from node.services import listings as service
 from storage.repositories import ListingFilters
 
@@ -20,8 +23,8 @@ from storage.repositories import ListingFilters
     errors=(401, 415, 422),
 )
 async def create_listing(call: ApiCall[ListingCreate, None]) -> ListingOut:
-    listing = await service.create_listing(call.session, call.me, call.body)
-    return service.listing_to_api(listing)
+    listing = await service.create_listing(call.session, call.me, draft_from(call.body))
+    return listing_out(view_of_listing(listing))
 
 
 @api.route(
@@ -31,19 +34,24 @@ async def create_listing(call: ApiCall[ListingCreate, None]) -> ListingOut:
     tag="listings",
     query=ListingQuery,
     response=ListingList,
-    errors=(401, 422),
+    errors=(400, 401, 422),
 )
 async def list_listings(call: ApiCall[None, ListingQuery]) -> ListingList:
     q = call.query
     filters = ListingFilters(kind=q.kind, category=q.category, status=q.status)
-    items = await service.list_listings_for_member(
+    items, after = await service.list_listings_for_member(
         call.session,
         call.me,
         filters,
         include_public=q.include_public,
         include_partners=q.include_partners,
+        after=decode_cursor(q.cursor),
+        limit=q.limit,
     )
-    return ListingList(items=items)
+    return ListingList(
+        items=[listing_out(item) for item in items],
+        next=encode_cursor(after) if after is not None else None,
+    )
 
 
 @api.route(
@@ -57,7 +65,7 @@ async def list_listings(call: ApiCall[None, ListingQuery]) -> ListingList:
 async def get_listing(call: ApiCall[None, None]) -> ListingOut:
     listing_id = call.request.match_info["id"]
     listing = await service.get_visible_listing(call.session, call.me, listing_id)
-    return service.listing_to_api(listing)
+    return listing_out(view_of_listing(listing))
 
 
 @api.route(
@@ -70,10 +78,10 @@ async def get_listing(call: ApiCall[None, None]) -> ListingOut:
     errors=(401, 403, 404, 415, 422),
 )
 async def update_listing(call: ApiCall[ListingUpdate, None]) -> ListingOut:
-    event = await service.update_listing(
-        call.session, call.me, call.request.match_info["id"], call.body
+    listing = await service.update_listing(
+        call.session, call.me, call.request.match_info["id"], changes_from(call.body)
     )
-    return service.listing_to_api(event.listing)
+    return listing_out(view_of_listing(listing))
 
 
 @api.route(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from node.api.converters import partnership_out
 from node.api.router import api
 from node.api.routing import ApiCall
 from node.api.schemas import (
@@ -32,7 +33,7 @@ async def propose_partnership(call: ApiCall[ProposeRequest, None]) -> Partnershi
     partnership = await service.propose(
         ctx, call.session, call.me, call.body.target, call.body.message
     )
-    return service.partnership_to_api(partnership)
+    return partnership_out(partnership)
 
 
 @api.route(
@@ -45,7 +46,7 @@ async def propose_partnership(call: ApiCall[ProposeRequest, None]) -> Partnershi
 )
 async def list_partnerships(call: ApiCall[None, None]) -> PartnershipList:
     items = await service.list_partnerships(call.session, call.me)
-    return PartnershipList(items=[service.partnership_to_api(p) for p in items])
+    return PartnershipList(items=[partnership_out(p) for p in items])
 
 
 @api.route(
@@ -60,7 +61,7 @@ async def list_partnerships(call: ApiCall[None, None]) -> PartnershipList:
 async def approve_partnership(call: ApiCall[None, None]) -> PartnershipOut:
     partnership = await service.approve(call.session, call.me, call.request.match_info["id"])
     await call.session.commit()
-    return service.partnership_to_api(partnership)
+    return partnership_out(partnership)
 
 
 @api.route(
@@ -74,7 +75,7 @@ async def approve_partnership(call: ApiCall[None, None]) -> PartnershipOut:
 )
 async def reject_partnership(call: ApiCall[None, None]) -> PartnershipOut:
     partnership = await service.reject(call.session, call.me, call.request.match_info["id"])
-    return service.partnership_to_api(partnership)
+    return partnership_out(partnership)
 
 
 @api.route(
@@ -88,7 +89,7 @@ async def reject_partnership(call: ApiCall[None, None]) -> PartnershipOut:
 )
 async def dissolve_partnership(call: ApiCall[None, None]) -> PartnershipOut:
     partnership = await service.dissolve(call.session, call.me, call.request.match_info["id"])
-    return service.partnership_to_api(partnership)
+    return partnership_out(partnership)
 
 
 @api.route(

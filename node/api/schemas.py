@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-Kind = Literal["offer", "need"]
-Status = Literal["active", "closed"]
-VisibilityField = Literal["community", "partners", "public"]
-Origin = Literal["local", "partner", "public"]
+from storage.states import Initiator, ListingStatus, PartnershipState
+from storage.states import Kind as KindState
+from storage.states import Origin as OriginState
+from storage.states import Visibility as VisibilityState
+
+
+def _state(states: type[StrEnum]) -> BeforeValidator:
+    """Accept a state's spelling in (strictly validated) JSON, with a plain message."""
+    allowed = ", ".join(state.value for state in states)
+
+    def coerce(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return states(value)
+        except ValueError:
+            raise ValueError(f"must be one of {allowed}") from None
+
+    return BeforeValidator(coerce)
+
+
+Kind = Annotated[KindState, _state(KindState)]
+Status = Annotated[ListingStatus, _state(ListingStatus)]
+VisibilityField = Annotated[VisibilityState, _state(VisibilityState)]
+Origin = Annotated[OriginState, _state(OriginState)]
 
 
 class StrictModel(BaseModel):
@@ -89,6 +111,8 @@ class ListingQuery(StrictModel):
     status: Status | None = None
     include_public: bool = False
     include_partners: bool = False
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=512)
 
 
 class CommunityRef(BaseModel):
@@ -116,6 +140,7 @@ class ListingOut(BaseModel):
 
 class ListingList(BaseModel):
     items: list[ListingOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
 class ErrorDetail(BaseModel):
@@ -170,9 +195,9 @@ class ProposeRequest(StrictModel):
 
 class PartnershipOut(BaseModel):
     id: str
-    state: Literal["proposed", "pending", "active", "rejected", "dissolved"]
+    state: PartnershipState
     partner: CommunityRef
-    initiated_by: Literal["us", "them"]
+    initiated_by: Initiator
     message: str = ""
     created_at: datetime
     updated_at: datetime

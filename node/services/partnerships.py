@@ -10,30 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.discovery_docs import parse_acct
 from federation.errors import FederationError
-from node.api.schemas import PartnershipOut
 from node.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
 from node.protocol import partnerships as protocol
 from node.protocol.context import FederationContext
 from node.protocol.job_handlers import enqueue_backfill
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
-from node.services.listings import community_ref
 from storage.models import Community, CommunityPartnership, Member, utcnow
 from storage.repositories import ListingRepository
 from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
 
 log = logging.getLogger(__name__)
-
-
-def partnership_to_api(partnership: CommunityPartnership) -> PartnershipOut:
-    return PartnershipOut(
-        id=partnership.id,
-        state=partnership.state,  # type: ignore[arg-type]
-        partner=community_ref(partnership.remote_community),
-        initiated_by=partnership.initiated_by,  # type: ignore[arg-type]
-        message=partnership.message,
-        created_at=partnership.created_at,
-        updated_at=partnership.updated_at,
-    )
 
 
 def _require_steward(member: Member) -> None:

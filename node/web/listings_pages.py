@@ -6,16 +6,22 @@ API calls, so the pages cannot drift from the API's rules.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from pydantic import ValidationError
 
-from node.api.schemas import ListingQuery, ListingUpdate, Status
+from node.api.converters import changes_from, draft_from
+from node.api.paging import decode_cursor, encode_cursor
+from node.api.schemas import ListingQuery
+from node.domain.listings import ListingChanges, view_of_listing
 from node.errors import BadRequest, Forbidden
 from node.services import listings as service
 from node.web.guards import Page, member_page, redirect
 from node.web.listing_forms import ListingForm
 from storage.models import Listing
 from storage.repositories import ListingFilters
+from storage.states import ListingStatus
 
 routes = web.RouteTableDef()
 ID = "{id:[0-9a-f]{32}}"
@@ -37,18 +43,43 @@ def _filters(page: Page) -> tuple[ListingFilters, dict[str, str]]:
     return ListingFilters(kind=query.kind, category=query.category, status=query.status), chosen
 
 
-@routes.get("/listings", name="listings")
-@member_page
-async def listing_index(page: Page) -> web.StreamResponse:
+PAGE_SIZE = 48
+
+
+async def render_listing_index(
+    page: Page, *, include_partners: bool = False, include_public: bool = False, **context: Any
+) -> web.Response:
+    """One page of listings, newest first, with a link to the next (older) page."""
     filters, chosen = _filters(page)
-    listings = await service.list_community_listings(page.db, page.member, filters)
+    listings, after = await service.list_listings_for_member(
+        page.db,
+        page.member,
+        filters,
+        include_partners=include_partners,
+        include_public=include_public,
+        after=decode_cursor(page.request.query.get("cursor")),
+        limit=PAGE_SIZE,
+    )
+    next_url = None
+    if after is not None:
+        query = {k: v for k, v in page.request.query.items() if k != "cursor"}
+        next_url = page.request.rel_url.with_query({**query, "cursor": encode_cursor(after)})
     return page.render(
         "listings/index.html",
         listings=listings,
         chosen=chosen,
         filtered=any(chosen.values()),
         categories=CATEGORY_SUGGESTIONS,
+        next_url=str(next_url) if next_url is not None else None,
+        paged="cursor" in page.request.query,
+        **context,
     )
+
+
+@routes.get("/listings", name="listings")
+@member_page
+async def listing_index(page: Page) -> web.StreamResponse:
+    return await render_listing_index(page)
 
 
 def _render_form(
@@ -76,7 +107,7 @@ async def create_listing(page: Page) -> web.StreamResponse:
     data = form.to_create()
     if data is None:
         return _render_form(page, form, None, status=422)
-    listing = await service.create_listing(page.db, page.member, data)
+    listing = await service.create_listing(page.db, page.member, draft_from(data))
     await page.db.commit()
     message = f"Your {listing.kind} “{listing.title}” is posted."
     return redirect(page.request, f"/listings/{listing.id}", ("success", message))
@@ -86,9 +117,8 @@ async def create_listing(page: Page) -> web.StreamResponse:
 @member_page
 async def listing_detail(page: Page) -> web.StreamResponse:
     listing = await service.get_visible_listing(page.db, page.member, page.request.match_info["id"])
-    return page.render(
-        "listings/detail.html", listing=listing, can_edit=service.may_edit(page.member, listing)
-    )
+    can_edit = service.may_edit(page.member, listing)
+    return page.render("listings/detail.html", listing=view_of_listing(listing), can_edit=can_edit)
 
 
 async def _editable(page: Page) -> Listing:
@@ -113,14 +143,15 @@ async def edit_listing(page: Page) -> web.StreamResponse:
     data = form.to_update()
     if data is None:
         return _render_form(page, form, listing, status=422)
-    await service.update_listing(page.db, page.member, listing.id, data)
+    await service.update_listing(page.db, page.member, listing.id, changes_from(data))
     await page.db.commit()
     return redirect(page.request, f"/listings/{listing.id}", ("success", "Your changes are saved."))
 
 
-async def _set_status(page: Page, status: Status, message: str) -> web.StreamResponse:
+async def _set_status(page: Page, status: ListingStatus, message: str) -> web.StreamResponse:
     listing_id = page.request.match_info["id"]
-    await service.update_listing(page.db, page.member, listing_id, ListingUpdate(status=status))
+    changes = ListingChanges({"status": status})
+    await service.update_listing(page.db, page.member, listing_id, changes)
     await page.db.commit()
     return redirect(page.request, f"/listings/{listing_id}", ("success", message))
 
@@ -128,25 +159,27 @@ async def _set_status(page: Page, status: Status, message: str) -> web.StreamRes
 @routes.post(f"/listings/{ID}/close", name="close_listing")
 @member_page
 async def close_listing(page: Page) -> web.StreamResponse:
-    return await _set_status(page, "closed", "Listing closed. It stays here, marked as closed.")
+    return await _set_status(
+        page, ListingStatus.CLOSED, "Listing closed. It stays here, marked as closed."
+    )
 
 
 @routes.post(f"/listings/{ID}/reopen", name="reopen_listing")
 @member_page
 async def reopen_listing(page: Page) -> web.StreamResponse:
-    return await _set_status(page, "active", "Listing reopened.")
+    return await _set_status(page, ListingStatus.ACTIVE, "Listing reopened.")
 
 
 @routes.get(f"/listings/{ID}/delete", name="delete_listing")
 @member_page
 async def delete_listing_confirm(page: Page) -> web.StreamResponse:
-    return page.render("listings/delete.html", listing=await _editable(page))
+    return page.render("listings/delete.html", listing=view_of_listing(await _editable(page)))
 
 
 @routes.post(f"/listings/{ID}/delete")
 @member_page
 async def delete_listing(page: Page) -> web.StreamResponse:
-    event = await service.delete_listing(page.db, page.member, page.request.match_info["id"])
+    deleted = await service.delete_listing(page.db, page.member, page.request.match_info["id"])
     await page.db.commit()
-    message = f"“{event.listing.title}” is deleted."
+    message = f"“{deleted.title}” is deleted."
     return redirect(page.request, "/listings", ("success", message))

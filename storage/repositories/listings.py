@@ -7,6 +7,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Listing
+from storage.paging import Position, page_after
 
 
 @dataclass(frozen=True)
@@ -18,13 +19,18 @@ class ListingFilters:
     offset: int = 0
 
 
-def _apply_filters(query: Select[Listing], filters: ListingFilters) -> Select[Listing]:
+def _filtered(query: Select[Listing], filters: ListingFilters) -> Select[Listing]:
     if filters.kind:
         query = query.where(Listing.kind == filters.kind)
     if filters.category:
         query = query.where(Listing.category == filters.category)
     if filters.status:
         query = query.where(Listing.status == filters.status)
+    return query
+
+
+def _apply_filters(query: Select[Listing], filters: ListingFilters) -> Select[Listing]:
+    query = _filtered(query, filters)
     return (
         query.order_by(Listing.created_at.desc(), Listing.id)
         .limit(filters.limit)
@@ -58,6 +64,14 @@ class ListingRepository:
         query = select(Listing).where(Listing.community_id == community_id)
         result = await self.session.execute(_apply_filters(query, filters))
         return result.scalars().all()
+
+    async def page_for_community(
+        self, community_id: int, filters: ListingFilters, after: Position | None, limit: int
+    ) -> Sequence[Listing]:
+        """Newest first by (created_at, ap_id), keyset-paged: up to `limit + 1` rows."""
+        query = _filtered(select(Listing).where(Listing.community_id == community_id), filters)
+        page = page_after(query, Listing.created_at, Listing.ap_id, after, limit)
+        return (await self.session.scalars(page)).all()
 
     async def get_public_listings(
         self, community_id: int | None = None, filters: ListingFilters = ListingFilters()

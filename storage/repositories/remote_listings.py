@@ -3,10 +3,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Community, RemoteListing, utcnow
+from storage.models import Community, CommunityPartnership, RemoteListing, utcnow
+from storage.paging import Position, page_after
 from storage.repositories.actors import BlockRepository, host_is_blocked
 from storage.repositories.listings import ListingFilters
 
@@ -91,3 +92,60 @@ class RemoteListingRepository:
             )
         )
         return result.scalars().all()
+
+    async def _blocked_origins(self) -> list[int]:
+        """Origins of cached listings whose host is blocked; the block list is usually empty."""
+        blocked = await BlockRepository(self.session).domains()
+        if not blocked:
+            return []
+        origins = await self.session.execute(
+            select(Community.id, Community.host).where(
+                Community.id.in_(select(RemoteListing.origin_community_id).distinct())
+            )
+        )
+        return [origin_id for origin_id, host in origins if host_is_blocked(blocked, host)]
+
+    async def page_visible_to(
+        self,
+        community_id: int,
+        filters: ListingFilters,
+        after: Position | None,
+        limit: int,
+        *,
+        include_public: bool,
+        include_partners: bool,
+    ) -> list[RemoteListing]:
+        """What local community `community_id` may show of the mirror, newest first, paged.
+
+        Public listings are for every community on the node; a partner-only
+        listing only for a community in an active partnership with its origin,
+        so one community's partnership ending changes nothing for another's.
+        Blocked origins are left out in the query, before the limit.
+        """
+        shown: list[ColumnElement[bool]] = []
+        if include_public:
+            shown.append(RemoteListing.audience == "public")
+        if include_partners:
+            partnered = select(CommunityPartnership.remote_community_id).where(
+                CommunityPartnership.local_community_id == community_id,
+                CommunityPartnership.state == "active",
+            )
+            shown.append(
+                (RemoteListing.audience == "partners")
+                & RemoteListing.origin_community_id.in_(partnered)
+            )
+        if not shown:
+            return []
+        query = select(RemoteListing).where(or_(*shown), RemoteListing.is_tombstoned.is_(False))
+        blocked = await self._blocked_origins()
+        if blocked:
+            query = query.where(RemoteListing.origin_community_id.not_in(blocked))
+        if filters.kind:
+            query = query.where(RemoteListing.kind == filters.kind)
+        if filters.category:
+            query = query.where(RemoteListing.category == filters.category)
+        if filters.status:
+            query = query.where(RemoteListing.status == filters.status)
+        shown_at = func.coalesce(RemoteListing.published_at, RemoteListing.received_at)
+        page = page_after(query, shown_at, RemoteListing.ap_id, after, limit)
+        return list((await self.session.scalars(page)).all())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.conftest import NodeHandle
 
 
@@ -17,15 +19,24 @@ async def test_openapi_document_describes_the_listing_contract(node: NodeHandle)
     assert "201" in create["responses"]
     assert "422" in create["responses"]
     schemas = doc["components"]["schemas"]
-    assert schemas["ListingCreate"]["properties"]["kind"]["enum"] == ["offer", "need"]
-    assert schemas["ListingCreate"]["properties"]["visibility"]["enum"][:3] == [
-        "community",
-        "partners",
-        "public",
-    ]
+
+    def enum_of(prop: dict[str, Any]) -> list[str]:
+        """The allowed values, inline or behind a `$ref` (optional fields wrap it)."""
+        for option in [prop, *prop.get("anyOf", []), *prop.get("allOf", [])]:
+            if "$ref" in option:
+                return list(schemas[option["$ref"].rsplit("/", 1)[1]]["enum"])
+            if "enum" in option:
+                return list(option["enum"])
+        raise AssertionError(f"no enum in {prop}")
+
+    create_props = schemas["ListingCreate"]["properties"]
+    assert enum_of(create_props["kind"]) == ["offer", "need"]
+    assert enum_of(create_props["visibility"]) == ["community", "partners", "public"]
     assert "kind" in schemas["ListingCreate"]["required"]
     params = {p["name"] for p in doc["paths"]["/api/v1/listings"]["get"]["parameters"]}
     assert {"kind", "category", "status", "include_public", "include_partners"} <= params
+    assert {"limit", "cursor"} <= params
+    assert "next" in schemas["ListingList"]["properties"]
     assert doc["paths"]["/api/v1/auth/token"]["post"].get("security") is None
     assert create["security"] == [{"bearer": []}]
 

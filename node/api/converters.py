@@ -1,0 +1,78 @@
+"""Between the API's models and the domain's: requests in, responses out, in one place."""
+
+from __future__ import annotations
+
+from node.api.schemas import (
+    CommunityRef as CommunityRefOut,
+)
+from node.api.schemas import (
+    ListingCreate,
+    ListingOut,
+    ListingUpdate,
+    Location,
+    PartnershipOut,
+)
+from node.domain.listings import CommunityRef, ListingChanges, ListingDraft, ListingView, Place
+from storage.models import Community, CommunityPartnership
+from storage.states import Initiator, Kind, PartnershipState, Visibility
+
+
+def community_out(community: Community | CommunityRef) -> CommunityRefOut:
+    ref = CommunityRef.of(community) if isinstance(community, Community) else community
+    return CommunityRefOut(id=ref.id, handle=ref.handle, name=ref.name)
+
+
+def _place(location: Location | None) -> Place | None:
+    return Place(location.lat, location.lon) if location is not None else None
+
+
+def draft_from(body: ListingCreate) -> ListingDraft:
+    return ListingDraft(
+        kind=Kind(body.kind),
+        title=body.title,
+        description=body.description,
+        category=body.category,
+        visibility=Visibility(body.visibility) if body.visibility else None,
+        is_public=body.is_public,
+        location=_place(body.location),
+    )
+
+
+def changes_from(body: ListingUpdate) -> ListingChanges:
+    """Only the fields the client sent; `location: null` clears the location."""
+    sent = body.model_dump(exclude_unset=True)
+    if "location" in sent:
+        sent["location"] = _place(body.location)
+    return ListingChanges(sent)
+
+
+def listing_out(view: ListingView) -> ListingOut:
+    location = view.location
+    return ListingOut(
+        id=view.id,
+        ap_id=view.ap_id,
+        kind=view.kind,
+        title=view.title,
+        description=view.description,
+        category=view.category,
+        status=view.status,
+        visibility=view.visibility,
+        is_public=view.is_public,
+        location=Location(lat=location.lat, lon=location.lon) if location else None,
+        community=community_out(view.community),
+        origin=view.origin,
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+    )
+
+
+def partnership_out(partnership: CommunityPartnership) -> PartnershipOut:
+    return PartnershipOut(
+        id=partnership.id,
+        state=PartnershipState(partnership.state),
+        partner=community_out(partnership.remote_community),
+        initiated_by=Initiator(partnership.initiated_by),
+        message=partnership.message,
+        created_at=partnership.created_at,
+        updated_at=partnership.updated_at,
+    )

@@ -1,0 +1,137 @@
+"""Listings as the use cases see them: what a member asks for, and what is shown back.
+
+The API and the pages convert their own input (JSON, forms) into a
+`ListingDraft` or `ListingChanges`, and turn the `ListingView`s the services
+return into JSON or HTML. Our own listings and mirrored ones become the same
+`ListingView`, so nothing above the services tells them apart by type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.models import Community, Listing, RemoteListing
+from storage.states import Audience, Kind, ListingStatus, Origin, Visibility
+
+
+@dataclass(frozen=True)
+class Place:
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class CommunityRef:
+    id: str
+    handle: str
+    name: str
+
+    @classmethod
+    def of(cls, community: Community) -> CommunityRef:
+        return cls(id=community.ap_id, handle=community.handle, name=community.name)
+
+
+@dataclass(frozen=True)
+class ListingDraft:
+    """A new listing as a member describes it; `visibility` and `is_public` may both be unset."""
+
+    kind: Kind
+    title: str
+    description: str = ""
+    category: str = ""
+    visibility: Visibility | None = None
+    is_public: bool | None = None
+    location: Place | None = None
+
+
+@dataclass(frozen=True)
+class ListingChanges:
+    """The fields a member changed, and only those (an absent key is left as it is)."""
+
+    fields: Mapping[str, Any]
+
+    def has(self, name: str) -> bool:
+        return name in self.fields
+
+    def get(self, name: str) -> Any:
+        return self.fields.get(name)
+
+
+@dataclass(frozen=True)
+class ListingView:
+    """One listing as a member sees it, whichever community it came from."""
+
+    id: str
+    ap_id: str
+    kind: Kind
+    title: str
+    description: str
+    category: str
+    status: ListingStatus
+    visibility: Visibility
+    location: Place | None
+    community: CommunityRef
+    origin: Origin
+    author_name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_public(self) -> bool:
+        return self.visibility == Visibility.PUBLIC
+
+    @property
+    def latitude(self) -> float | None:
+        return self.location.lat if self.location else None
+
+    @property
+    def longitude(self) -> float | None:
+        return self.location.lon if self.location else None
+
+
+def _place(latitude: float | None, longitude: float | None) -> Place | None:
+    return Place(latitude, longitude) if latitude is not None and longitude is not None else None
+
+
+def view_of_listing(listing: Listing) -> ListingView:
+    author = listing.author
+    return ListingView(
+        id=listing.id,
+        ap_id=listing.ap_id,
+        kind=Kind(listing.kind),
+        title=listing.title,
+        description=listing.description,
+        category=listing.category,
+        status=ListingStatus(listing.status),
+        visibility=Visibility(listing.visibility),
+        location=_place(listing.latitude, listing.longitude),
+        community=CommunityRef.of(listing.community),
+        origin=Origin.LOCAL,
+        author_name=author.username if author is not None else None,
+        created_at=listing.created_at,
+        updated_at=listing.updated_at,
+    )
+
+
+def view_of_remote(cached: RemoteListing) -> ListingView:
+    """A mirrored listing, shown with its home community and how it reached us."""
+    public = cached.audience == Audience.PUBLIC
+    return ListingView(
+        id=cached.id,
+        ap_id=cached.ap_id,
+        kind=Kind(cached.kind),
+        title=cached.title,
+        description=cached.description,
+        category=cached.category,
+        status=ListingStatus(cached.status),
+        visibility=Visibility.PUBLIC if public else Visibility.PARTNERS,
+        location=_place(cached.latitude, cached.longitude),
+        community=CommunityRef.of(cached.origin_community),
+        origin=Origin.PUBLIC if public else Origin.PARTNER,
+        author_name=None,
+        created_at=cached.published_at or cached.received_at,
+        updated_at=cached.remote_updated_at or cached.updated_at,
+    )

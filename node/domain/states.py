@@ -1,0 +1,33 @@
+"""Typed states for the layers above storage (see `storage.states` for why they live there)."""
+
+from storage.states import (
+    Audience,
+    DeliveryState,
+    FollowDirection,
+    FollowState,
+    InboxState,
+    Initiator,
+    JobState,
+    Kind,
+    ListingStatus,
+    Origin,
+    PartnershipState,
+    Role,
+    Visibility,
+)
+
+__all__ = [
+    "Audience",
+    "DeliveryState",
+    "FollowDirection",
+    "FollowState",
+    "InboxState",
+    "Initiator",
+    "JobState",
+    "Kind",
+    "ListingStatus",
+    "Origin",
+    "PartnershipState",
+    "Role",
+    "Visibility",
+]
