@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import orjson
 from pydantic import Field
@@ -17,6 +19,8 @@ from pydantic import Field
 from node.api.schemas import StrictModel
 from node.errors import BadRequest
 from storage.paging import Position
+
+T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -51,3 +55,15 @@ def decode_cursor(cursor: str | None) -> Position | None:
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
         raise BadRequest("cursor is not one this server gave out") from exc
     return Position(sort, row_id)
+
+
+def page_of(
+    rows: Sequence[T], limit: int, position_of: Callable[[T], Position]
+) -> tuple[list[T], str | None]:
+    """The page's items and the `next` cursor (None on the last page).
+
+    `rows` is what `storage.paging.page_after` fetched: up to `limit + 1` rows.
+    """
+    items = list(rows[:limit])
+    more = len(rows) > limit
+    return items, encode_cursor(position_of(items[-1])) if more and items else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from node.api.converters import partnership_out
+from node.api.paging import PageQuery, decode_cursor, page_of
 from node.api.router import api
 from node.api.routing import ApiCall
 from node.api.schemas import (
@@ -14,7 +15,8 @@ from node.api.schemas import (
 )
 from node.protocol.context import FederationContext
 from node.services import partnerships as service
-from storage.repositories.partnerships import NotificationRepository
+from storage.paging import Position
+from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
 
 
 @api.route(
@@ -41,12 +43,16 @@ async def propose_partnership(call: ApiCall[ProposeRequest, None]) -> Partnershi
     "/partnerships",
     summary="The community's partnerships, newest first",
     tag="partnerships",
+    query=PageQuery,
     response=PartnershipList,
-    errors=(401,),
+    errors=(400, 401, 422),
 )
-async def list_partnerships(call: ApiCall[None, None]) -> PartnershipList:
-    items = await service.list_partnerships(call.session, call.me)
-    return PartnershipList(items=[partnership_out(p) for p in items])
+async def list_partnerships(call: ApiCall[None, PageQuery]) -> PartnershipList:
+    rows = await PartnershipRepository(call.session).page_for_community(
+        call.me.community_id, decode_cursor(call.query.cursor), call.query.limit
+    )
+    items, after = page_of(rows, call.query.limit, lambda p: Position(p.created_at, p.id))
+    return PartnershipList(items=[partnership_out(p) for p in items], next=after)
 
 
 @api.route(
@@ -98,12 +104,17 @@ async def dissolve_partnership(call: ApiCall[None, None]) -> PartnershipOut:
     summary="Steward notifications, newest first",
     tag="partnerships",
     auth="steward",
+    query=PageQuery,
     response=NotificationList,
-    errors=(401, 403),
+    errors=(400, 401, 403, 422),
 )
-async def list_notifications(call: ApiCall[None, None]) -> NotificationList:
+async def list_notifications(call: ApiCall[None, PageQuery]) -> NotificationList:
     repo = NotificationRepository(call.session)
     community_id = call.me.community_id
+    rows = await repo.page_for_community(
+        community_id, decode_cursor(call.query.cursor), call.query.limit
+    )
+    page, after = page_of(rows, call.query.limit, lambda n: Position(n.created_at, n.id))
     items = [
         NotificationOut(
             id=n.id,
@@ -113,6 +124,7 @@ async def list_notifications(call: ApiCall[None, None]) -> NotificationList:
             created_at=n.created_at,
             read=n.read_at is not None,
         )
-        for n in await repo.list_for_community(community_id)
+        for n in page
     ]
-    return NotificationList(items=items, unread=await repo.unread_count(community_id))
+    unread = await repo.unread_count(community_id)
+    return NotificationList(items=items, unread=unread, next=after)

@@ -205,6 +205,7 @@ class PartnershipOut(BaseModel):
 
 class PartnershipList(BaseModel):
     items: list[PartnershipOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
 class NotificationOut(BaseModel):
@@ -219,3 +220,4 @@ class NotificationOut(BaseModel):
 class NotificationList(BaseModel):
     items: list[NotificationOut]
     unread: int
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")

@@ -6,6 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CommunityPartnership, Notification, utcnow
+from storage.paging import Position, page_after
 
 OPEN_STATES = ("proposed", "pending", "active")
 
@@ -52,6 +53,18 @@ class PartnershipRepository:
         )
         return result.scalars().all()
 
+    async def page_for_community(
+        self, local_community_id: int, after: Position | None, limit: int
+    ) -> Sequence[CommunityPartnership]:
+        """Newest first by when they began (which never changes), keyset-paged."""
+        query = select(CommunityPartnership).where(
+            CommunityPartnership.local_community_id == local_community_id
+        )
+        page = page_after(
+            query, CommunityPartnership.created_at, CommunityPartnership.id, after, limit
+        )
+        return (await self.session.scalars(page)).all()
+
     async def get_active_for_community(
         self, local_community_id: int
     ) -> Sequence[CommunityPartnership]:
@@ -95,6 +108,13 @@ class NotificationRepository:
             .limit(limit)
         )
         return result.scalars().all()
+
+    async def page_for_community(
+        self, community_id: int, after: Position | None, limit: int
+    ) -> Sequence[Notification]:
+        query = select(Notification).where(Notification.community_id == community_id)
+        page = page_after(query, Notification.created_at, Notification.id, after, limit)
+        return (await self.session.scalars(page)).all()
 
     async def unread_count(self, community_id: int) -> int:
         result = await self.session.execute(

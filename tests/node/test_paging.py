@@ -1,4 +1,4 @@
-"""Listing lists are keyset-paged: every item exactly once, even while items are added;
+"""Every list is keyset-paged: each item exactly once, even while items are added;
 and what the mirror shows depends on which local community asks.
 """
 
@@ -9,7 +9,14 @@ from typing import Any
 
 from node.appkeys import SESSIONS
 from node.services.communities import create_local_community
-from storage.models import Community, CommunityPartnership, RemoteListing, utcnow
+from storage.models import (
+    Community,
+    CommunityPartnership,
+    Job,
+    Notification,
+    RemoteListing,
+    utcnow,
+)
 from storage.repositories import CommunityRepository
 from tests.conftest import PASSWORD, NodeHandle
 
@@ -144,3 +151,59 @@ async def test_partner_listings_show_only_to_the_local_community_in_that_partner
     annex = {"Authorization": f"Bearer {(await resp.json())['token']}"}
     resp = await node.client.get(f"/api/v1/listings?{query}", headers=annex)
     assert {i["title"] for i in (await resp.json())["items"]} == {"For everyone"}
+
+
+async def _walk_plain(node: NodeHandle, headers: dict[str, str], path: str) -> list[str]:
+    ids: list[str] = []
+    cursor: str | None = None
+    for _ in range(50):
+        url = f"{path}?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        resp = await node.client.get(url, headers=headers)
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        ids += [str(item["id"]) for item in body["items"]]
+        cursor = body["next"]
+        if cursor is None:
+            return ids
+    raise AssertionError("paging did not end")
+
+
+async def test_partnerships_notifications_and_jobs_page_through_every_item_once(
+    node: NodeHandle,
+) -> None:
+    steward = await node.login("stella", "steward")
+    async with node.client.app[SESSIONS]() as db:
+        local = await CommunityRepository(db).get_local_by_slug("tools")
+        assert local is not None
+        for n in range(7):
+            remote = Community(
+                ap_id=f"http://r{n}.test/c/r",
+                slug="r",
+                host=f"r{n}.test",
+                name=f"Remote {n}",
+                base_url=f"http://r{n}.test",
+            )
+            db.add(remote)
+            await db.flush()
+            partnership = CommunityPartnership(
+                local_community_id=local.id,
+                remote_community_id=remote.id,
+                state="pending",
+                initiated_by="them",
+                follow_activity_id=f"{remote.ap_id}/follow",
+            )
+            db.add(partnership)
+            await db.flush()
+            db.add(
+                Notification(
+                    community_id=local.id,
+                    kind="partnership_proposed",
+                    text=f"Remote {n} proposes",
+                    partnership_id=partnership.id,
+                )
+            )
+            db.add(Job(kind="backfill", community_id=local.id, subject=remote.ap_id))
+        await db.commit()
+    for path in ("/api/v1/partnerships", "/api/v1/notifications", "/api/v1/jobs"):
+        ids = await _walk_plain(node, steward, path)
+        assert len(ids) == len(set(ids)) == 7, path
