@@ -28,11 +28,8 @@ from node.domain.states import Kind, Visibility
 from node.protocol.context import FederationContext
 from node.protocol.peers import learn_peer
 from node.services import partnerships
-from node.services.accounts import create_member
-from node.services.communities import create_local_community
 from node.services.listings import create_listing
-from storage.engine import create_engine, create_session_factory
-from storage.migrate import upgrade_to_head_async
+from node.services.provisioning import Person, provision_node
 from storage.models import Community, Member
 from storage.repositories import CommunityRepository, MemberRepository
 from storage.repositories.partnerships import PartnershipRepository
@@ -88,24 +85,9 @@ async def _init_node(folder: Path, index: int, port: int) -> DemoNode:
         database_url=None,
         allow_private_addresses=True,
     )
-    await upgrade_to_head_async(config.database_url)
     logins = _logins(slug)
-    engine = create_engine(config.database_url)
-    try:
-        async with create_session_factory(engine)() as session:
-            community = await create_local_community(
-                session,
-                config,
-                slug=slug,
-                name=name,
-                description=description,
-                location=location,
-            )
-            for role, login in logins.items():
-                await create_member(session, community, login["username"], login["password"], role)
-            await session.commit()
-    finally:
-        await engine.dispose()
+    people = [Person(x["username"], x["password"], role) for role, x in logins.items()]
+    await provision_node(config, description=description, location=location, people=people)
     return DemoNode(config, logins, fresh=True)
 
 

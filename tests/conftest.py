@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from node.app import init_app
 from node.config import NodeConfig, write_config
 from node.services.accounts import create_member
-from node.services.communities import create_local_community
+from node.services.provisioning import provision_node
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
 from storage.models import Community
@@ -162,21 +162,13 @@ class NodeHandle:
 
 
 async def create_node_community(config: NodeConfig) -> Community:
-    engine = create_engine(config.database_url)
-    try:
-        async with create_session_factory(engine)() as session:
-            community = await create_local_community(
-                session,
-                config,
-                slug=config.slug,
-                name=config.name,
-                description="Tools for everyone",
-                location=(51.5072, -0.1276),
-            )
-            await session.commit()
-            return community
-    finally:
-        await engine.dispose()
+    """The node's community, on a database copied from the migrated template."""
+    return await provision_node(
+        config,
+        description="Tools for everyone",
+        location=(51.5072, -0.1276),
+        migrate=False,
+    )
 
 
 @pytest.fixture

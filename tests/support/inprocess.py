@@ -9,11 +9,8 @@ from pathlib import Path
 from aiohttp import web
 
 from node.app import init_app
-from node.config import NodeConfig, write_config
-from node.services.accounts import create_member
-from node.services.communities import create_local_community
-from storage.engine import create_engine, create_session_factory
-from storage.migrate import upgrade_to_head_async
+from node.config import write_config
+from node.services.provisioning import Person, provision_node
 from tests.support.processes import free_port
 
 PASSWORD = "in-process-password"
@@ -33,8 +30,7 @@ async def running_node(root: Path, slug: str) -> AsyncIterator[web.Application]:
         database_url=None,
         allow_private_addresses=True,
     )
-    await upgrade_to_head_async(config.database_url)
-    await _seed(config)
+    await provision_node(config, people=[Person("steward", PASSWORD, "steward")])
     app = init_app(config)
     async with serving(app, port):
         yield app
@@ -50,16 +46,3 @@ async def serving(app: web.Application, port: int) -> AsyncIterator[None]:
         yield
     finally:
         await runner.cleanup()
-
-
-async def _seed(config: NodeConfig) -> None:
-    engine = create_engine(config.database_url)
-    try:
-        async with create_session_factory(engine)() as session:
-            community = await create_local_community(
-                session, config, slug=config.slug, name=config.name
-            )
-            await create_member(session, community, "steward", PASSWORD, "steward")
-            await session.commit()
-    finally:
-        await engine.dispose()

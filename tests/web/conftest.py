@@ -18,10 +18,7 @@ from sqlalchemy import func, select
 from node.app import init_app
 from node.appkeys import SESSIONS
 from node.config import NodeConfig, default_database_url, write_config
-from node.services.accounts import create_member
-from node.services.communities import create_local_community
-from storage.engine import create_engine, create_session_factory
-from storage.migrate import upgrade_to_head_async
+from node.services.provisioning import Person, provision_node
 from storage.models import AuthToken, Listing
 
 BASE_URL = "http://commons.test"
@@ -83,18 +80,8 @@ async def build_node(tmp_path: Path, base_url: str = BASE_URL) -> NodeConfig:
         database_url=default_database_url(tmp_path),
         allow_private_addresses=True,
     )
-    await upgrade_to_head_async(config.database_url)
-    engine = create_engine(config.database_url)
-    try:
-        async with create_session_factory(engine)() as session:
-            community = await create_local_community(
-                session, config, slug=config.slug, name=config.name
-            )
-            for username, role in PEOPLE.items():
-                await create_member(session, community, username, PASSWORD, role)
-            await session.commit()
-    finally:
-        await engine.dispose()
+    people = [Person(username, PASSWORD, role) for username, role in PEOPLE.items()]
+    await provision_node(config, people=people)
     return config
 
 
