@@ -212,10 +212,9 @@ def normalize_domain(domain: str) -> str:
     an IP or internationalised name (`_one_spelling`), IPv6 in brackets."""
     text = domain.strip().lower()
     name, port = _split_port(text)
-    name = name.rstrip(".")
+    name = _one_spelling(name.rstrip("."))
     if not name or any(char in name for char in "/@ \x00"):
         raise ValueError(f"not a domain: {domain[:100]!r}")
-    name = _one_spelling(name)
     if ":" in name:
         name = f"[{name}]"
     return f"{name}:{port}" if port else name

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.engine import create_engine, create_session_factory
@@ -107,8 +109,35 @@ def test_a_block_is_stored_in_one_spelling(written: str, stored: str) -> None:
     assert normalize_domain(written) == stored
 
 
+@pytest.mark.parametrize("entry", sorted({entry for entry, _ in COVERED + NOT_COVERED}))
+def test_normalising_a_stored_block_again_changes_nothing(entry: str) -> None:
+    assert normalize_domain(normalize_domain(entry)) == normalize_domain(entry)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_any_text_is_refused_or_stored_in_a_spelling_that_stays_put(text: str) -> None:
+    """The API normalises a block, the repository normalises it again: never a 500."""
+    try:
+        stored = normalize_domain(text)
+    except ValueError:
+        return
+    assert normalize_domain(stored) == stored
+
+
 @pytest.mark.parametrize(
-    "text", ["", "   ", ".", "exa mple.com", "example.com/path", "alice@example.com", "a\x00b"]
+    "text",
+    [
+        "",
+        "   ",
+        ".",
+        "\xa0",
+        "ex\xa0ample.com",
+        "exa mple.com",
+        "example.com/path",
+        "alice@example.com",
+        "a\x00b",
+    ],
 )
 def test_what_is_not_a_domain_cannot_be_blocked(text: str) -> None:
     with pytest.raises(ValueError):
