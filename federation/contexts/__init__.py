@@ -11,7 +11,7 @@ others are the contexts Pleroma/Akkoma, GoToSocial and Lemmy name.
 Pleroma and Akkoma do not name one context URL: each instance names its own
 copy, `https://<instance>/schemas/litepub-0.1.jsonld`. Any http(s) URL with
 that path is read as the one LitePub copy bundled here
-(`PER_HOST_CONTEXT_PATHS`); an instance running a fork that redefines a term
+(`per_host_context_paths()`); an instance running a fork that redefines a term
 is read as upstream Pleroma defines it, which is the price of never fetching.
 
 `commons.json` is the document the node serves at `{base}/ns`. Its term IRIs
