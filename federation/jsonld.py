@@ -11,7 +11,9 @@ such documents back untouched, and sends only the rest through pyld.
 
 pyld never fetches a context: the loader here serves the bundle and refuses
 everything else, so a remote document cannot make the node issue a request,
-and the meaning of what we stored cannot change under us.
+and the meaning of what we stored cannot change under us. Contexts every
+instance serves from its own host (Pleroma's and Akkoma's LitePub context)
+are answered from the one bundled copy, whatever host the URL names.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from pyld import jsonld as pyld_jsonld
@@ -28,6 +31,8 @@ from federation.contexts import (
     bundled_context_urls,
     default_context,
     load_bundled_context,
+    load_per_host_context,
+    per_host_context_paths,
 )
 from federation.jsonld_fastpath import NormalizationError, context_list, takes_fast_path
 
@@ -37,22 +42,57 @@ DocumentLoader = Callable[[str, Any], dict[str, Any]]
 # --- document loader ---------------------------------------------------------
 
 
+def per_host_path(url: Any) -> str | None:
+    """The path of `url` when it could name a context an instance serves itself.
+
+    Only a plain http(s) URL with a host qualifies: no credentials, query or
+    fragment, which no instance puts in a context URL and which could
+    otherwise dress another document up as the per-host one.
+    """
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return None
+    return parts.path
+
+
 class OfflineDocumentLoader:
     """A pyld document loader that can only answer from what it was given.
 
+    `documents` are served at their exact URL; `per_host` documents at their
+    path on any http(s) host, for contexts each instance serves itself.
     Each answer is a fresh parse, because pyld writes into the documents it
     loads and the bundle must stay exactly as shipped.
     """
 
-    def __init__(self, documents: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        documents: Mapping[str, Mapping[str, Any]],
+        per_host: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self._documents = {url: orjson.dumps(dict(doc)) for url, doc in documents.items()}
+        self._per_host = {path: orjson.dumps(dict(doc)) for path, doc in (per_host or {}).items()}
 
     @property
     def urls(self) -> frozenset[str]:
         return frozenset(self._documents)
 
-    def __call__(self, url: str, options: Any = None) -> dict[str, Any]:
+    def _raw(self, url: Any) -> bytes | None:
         raw = self._documents.get(url) if isinstance(url, str) else None
+        if raw is None and self._per_host:
+            path = per_host_path(url)
+            raw = self._per_host.get(path) if path is not None else None
+        return raw
+
+    def __call__(self, url: str, options: Any = None) -> dict[str, Any]:
+        raw = self._raw(url)
         if raw is None:
             raise JsonLdError(
                 "Refusing to load a JSON-LD document that is not bundled; "
@@ -77,7 +117,8 @@ def make_document_loader(
         url: load_bundled_context(url) for url in bundled_context_urls()
     }
     documents.update(extra or {})
-    return OfflineDocumentLoader(documents)
+    per_host = {path: load_per_host_context(path) for path in per_host_context_paths()}
+    return OfflineDocumentLoader(documents, per_host)
 
 
 def install_document_loader(

@@ -3,9 +3,16 @@
 The node must never fetch a context over the network: a remote context is an
 outbound request an attacker can trigger at will, and a context that changes
 under us changes what every stored activity means. So the contexts we
-understand are copies kept in this directory (the ActivityStreams and
-security v1 files are pyld 3.3's bundled copies) and are read lazily, never at
-import.
+understand are copies kept in this directory and are read lazily, never at
+import. `README.md` beside this file says where each copy comes from: the
+ActivityStreams and security v1 files are pyld 3.3's bundled copies; the
+others are the contexts Pleroma/Akkoma, GoToSocial and Lemmy name.
+
+Pleroma and Akkoma do not name one context URL: each instance names its own
+copy, `https://<instance>/schemas/litepub-0.1.jsonld`. Any http(s) URL with
+that path is read as the one LitePub copy bundled here
+(`per_host_context_paths()`); an instance running a fork that redefines a term
+is read as upstream Pleroma defines it, which is the price of never fetching.
 
 `commons.json` is the document the node serves at `{base}/ns`. Its term IRIs
 are fixed under `COMMONS_NS` so that every node agrees on them whatever its
@@ -66,12 +73,25 @@ DEFAULT_CONTEXT: list[Any] = [
 """The `@context` of every document we send. Copy it (`default_context()`)
 before putting it in a document you might mutate."""
 
+GOTOSOCIAL_CONTEXT_URL = "https://gotosocial.org/ns"
+LEMMY_CONTEXT_URL = "https://join-lemmy.org/context.json"
+WEBFINGER_CONTEXT_URL = "https://purl.archive.org/socialweb/webfinger"
+LITEPUB_CONTEXT_PATH = "/schemas/litepub-0.1.jsonld"
+
 _BUNDLED_FILES: dict[str, str] = {
     AS_CONTEXT_URL: "activitystreams.json",
     # Some servers write the AS IRI with http; it names the same context.
     "http://www.w3.org/ns/activitystreams": "activitystreams.json",
     SECURITY_V1_URL: "security-v1.json",
     COMMONS_CONTEXT_URL: "commons.json",
+    GOTOSOCIAL_CONTEXT_URL: "gotosocial.json",
+    LEMMY_CONTEXT_URL: "join-lemmy.json",
+    # Named inside the LitePub context of Pleroma 2.7 and later (FEP-2c59).
+    WEBFINGER_CONTEXT_URL: "webfinger.json",
+}
+
+_PER_HOST_FILES: dict[str, str] = {
+    LITEPUB_CONTEXT_PATH: "litepub-0.1.json",
 }
 
 
@@ -97,9 +117,26 @@ def load_bundled_context(url: str) -> dict[str, Any]:
     the bundle must stay exactly as shipped. Raises `KeyError` for any URL
     that is not bundled.
     """
-    document = orjson.loads(_read_bundled_bytes(_BUNDLED_FILES[url]))
+    return _parse(_read_bundled_bytes(_BUNDLED_FILES[url]), url)
+
+
+def per_host_context_paths() -> frozenset[str]:
+    """URL paths whose context is the same bundled copy on whatever host names it."""
+    return frozenset(_PER_HOST_FILES)
+
+
+def load_per_host_context(path: str) -> dict[str, Any]:
+    """A fresh parsed copy of the bundled document served at `path` on any host.
+
+    Raises `KeyError` for a path that is not one of `per_host_context_paths()`.
+    """
+    return _parse(_read_bundled_bytes(_PER_HOST_FILES[path]), path)
+
+
+def _parse(raw: bytes, name: str) -> dict[str, Any]:
+    document = orjson.loads(raw)
     if not isinstance(document, dict):
-        raise TypeError(f"bundled context for {url} is not a JSON object")
+        raise TypeError(f"bundled context for {name} is not a JSON object")
     return document
 
 

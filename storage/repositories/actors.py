@@ -178,11 +178,41 @@ def _is_ip(name: str) -> bool:
     return True
 
 
+def _one_spelling(name: str) -> str:
+    """An IP literal in its compressed form, a name in ASCII (punycode).
+
+    URLs carry the same host in several spellings (`[2001:db8:0::1]`,
+    `bücher.example` or `xn--bcher-kva.example`); a block must cover them all.
+    """
+    try:
+        return ipaddress.ip_address(name).compressed
+    except ValueError:
+        pass
+    if name.isascii():
+        return name
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+def _unicode_spelling(name: str) -> str:
+    """`name` with punycode labels decoded: blocks stored before names were kept
+    in ASCII are written that way."""
+    if "xn--" not in name:
+        return name
+    try:
+        return name.encode("ascii").decode("idna")
+    except UnicodeError:
+        return name
+
+
 def normalize_domain(domain: str) -> str:
-    """How a block is written down: lower case, no trailing dot, IPv6 in brackets."""
+    """How a block is written down: lower case, no trailing dot, one spelling of
+    an IP or internationalised name (`_one_spelling`), IPv6 in brackets."""
     text = domain.strip().lower()
     name, port = _split_port(text)
-    name = name.rstrip(".")
+    name = _one_spelling(name.rstrip("."))
     if not name or any(char in name for char in "/@ \x00"):
         raise ValueError(f"not a domain: {domain[:100]!r}")
     if ":" in name:
@@ -203,8 +233,16 @@ def block_candidates(host: str) -> list[str]:
     except ValueError:
         return []
     name, port = _split_port(normal)
+    candidates = _covering(name, port)
+    legacy = _unicode_spelling(name)
+    if legacy != name:
+        candidates += [c for c in _covering(legacy, port) if c not in candidates]
+    return candidates
+
+
+def _covering(name: str, port: str | None) -> list[str]:
     bare = f"[{name}]" if ":" in name else name
-    candidates = [normal] if port else [f"{bare}:443", f"{bare}:80"]
+    candidates = [f"{bare}:{port}"] if port else [f"{bare}:443", f"{bare}:80"]
     candidates.append(bare)
     if not _is_ip(name):
         labels = name.split(".")

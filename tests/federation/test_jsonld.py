@@ -30,8 +30,13 @@ from federation.contexts import (
     COMMONS_NS,
     COMMONS_TERMS,
     DEFAULT_CONTEXT,
+    GOTOSOCIAL_CONTEXT_URL,
+    LEMMY_CONTEXT_URL,
+    LITEPUB_CONTEXT_PATH,
     SECURITY_V1_URL,
+    WEBFINGER_CONTEXT_URL,
     commons_context_document,
+    load_per_host_context,
 )
 from federation.jsonld import (
     OfflineDocumentLoader,
@@ -45,6 +50,7 @@ from federation.jsonld import (
 )
 from federation.jsonld_fastpath import MAX_DEPTH, NormalizationError, takes_fast_path
 from federation.vocab import (
+    NOTE_TYPES,
     PUBLIC,
     READ_TERMS,
     Place,
@@ -54,7 +60,8 @@ from federation.vocab import (
     parse_note,
 )
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "mastodon"
+ALL_FIXTURES = Path(__file__).parent.parent / "fixtures"
+FIXTURES = ALL_FIXTURES / "mastodon"
 CONTEXTS = Path(__file__).parent.parent.parent / "federation" / "contexts"
 MASTODON_NOTE_CONTEXT = json.loads((FIXTURES / "create_note.json").read_text())["@context"]
 ACTIVITY_FIXTURES = [
@@ -64,10 +71,21 @@ ACTIVITY_FIXTURES = [
     "create_note.json",
     "delete_tombstone.json",
 ]
+# Every payload kept from the other servers (see each README.md there).
+OTHER_SERVER_FIXTURES = sorted(
+    str(path.relative_to(ALL_FIXTURES))
+    for path in ALL_FIXTURES.glob("*/*.json")
+    if path.parent.name != "mastodon"
+)
 
 
 def fixture(name: str) -> dict[str, Any]:
     document: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return document
+
+
+def server_fixture(path: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((ALL_FIXTURES / path).read_text())
     return document
 
 
@@ -96,7 +114,7 @@ def read_fields(document: dict[str, Any]) -> Any:
     activity = parse_activity(document)
     embedded = activity.object if isinstance(activity.object, dict) else None
     inner: Any = embedded
-    if embedded is not None and embedded.get("type") == "Note":
+    if embedded is not None and embedded.get("type") in NOTE_TYPES:
         inner = parse_note(embedded)
     elif embedded is not None and embedded.get("type") == "Follow":
         inner = read_fields(embedded)
@@ -185,6 +203,73 @@ def test_loader_refuses_everything_else_without_touching_the_network(url: str) -
 
 
 @pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://pleroma.example/schemas/litepub-0.1.jsonld",
+        "http://akkoma.example/schemas/litepub-0.1.jsonld",
+        "https://social.example:8443/schemas/litepub-0.1.jsonld",
+        "http://127.0.0.1:4000/schemas/litepub-0.1.jsonld",
+        "https://xn--bcher-kva.example/schemas/litepub-0.1.jsonld",
+    ],
+)
+def test_litepub_context_on_any_host_is_the_bundled_copy(url: str) -> None:
+    answer = make_document_loader()(url, {})
+
+    assert answer["documentUrl"] == url
+    assert answer["document"] == load_per_host_context(LITEPUB_CONTEXT_PATH)
+    assert "http://litepub.social/ns#" in json.dumps(answer["document"])
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://pleroma.example/schemas/litepub-0.1.jsonld?v=2",
+        "https://pleroma.example/schemas/litepub-0.1.jsonld?",
+        "https://pleroma.example/schemas/litepub-0.1.jsonld#terms",
+        "https://pleroma.example/schemas/litepub-0.2.jsonld",
+        "https://pleroma.example/schemas/litepub-0.1.jsonld/",
+        "https://pleroma.example/static/schemas/litepub-0.1.jsonld",
+        "https://pleroma.example/SCHEMAS/litepub-0.1.jsonld",
+        "https://user:secret@pleroma.example/schemas/litepub-0.1.jsonld",
+        "ftp://pleroma.example/schemas/litepub-0.1.jsonld",
+        "file:///schemas/litepub-0.1.jsonld",
+        "/schemas/litepub-0.1.jsonld",
+        "https:///schemas/litepub-0.1.jsonld",
+        "https://pleroma.example:99999/schemas/litepub-0.1.jsonld",
+    ],
+)
+def test_only_the_exact_litepub_path_is_served_per_host(url: str) -> None:
+    with pytest.raises(JsonLdError) as caught:
+        make_document_loader()(url, {})
+
+    assert caught.value.code == "loading document failed"
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize("url", [GOTOSOCIAL_CONTEXT_URL, LEMMY_CONTEXT_URL, WEBFINGER_CONTEXT_URL])
+def test_contexts_other_servers_name_are_served_offline(url: str) -> None:
+    assert "@context" in make_document_loader()(url, {})["document"]
+
+
+@pytest.mark.usefixtures("no_network")
+def test_pleroma_activity_naming_its_host_context_is_read_offline() -> None:
+    document = {
+        "@context": [
+            AS_CONTEXT_URL,
+            "https://pleroma.example/schemas/litepub-0.1.jsonld",
+            {"@language": "und"},
+        ],
+        **{key: value for key, value in fixture("follow.json").items() if key != "@context"},
+    }
+
+    activity = parse_activity(normalize_activity(document))
+
+    assert (activity.type, activity.object_id) == ("Follow", "https://commons.example/c/riverside")
+
+
+@pytest.mark.usefixtures("no_network")
 def test_documents_with_unknown_contexts_are_refused_offline() -> None:
     document = {**fixture("follow.json"), "@context": "https://evil.example/ctx"}
 
@@ -242,6 +327,36 @@ def test_fast_and_pyld_paths_read_mastodon_payloads_alike(name: str) -> None:
     document = fixture(name)
 
     assert read_fields(normalize_activity(document)) == read_fields(normalize_with_pyld(document))
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize("path", OTHER_SERVER_FIXTURES)
+def test_fast_and_pyld_paths_read_other_servers_payloads_alike(path: str) -> None:
+    document = server_fixture(path)
+    pristine = copy.deepcopy(document)
+
+    assert read_fields(normalize_activity(document)) == read_fields(normalize_with_pyld(document))
+    assert document == pristine
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in OTHER_SERVER_FIXTURES if p.startswith(("pleroma/", "lemmy/"))],
+)
+def test_contexts_the_fast_path_does_not_model_fall_back_to_pyld(path: str) -> None:
+    """Pleroma's per-host context and Lemmy's nested one are not modelled: pyld reads them."""
+    document = server_fixture(path)
+
+    assert not takes_fast_path(document)
+    assert normalize_activity(document) is not document
+
+
+@pytest.mark.parametrize("path", [p for p in OTHER_SERVER_FIXTURES if p.startswith("gotosocial/")])
+def test_gotosocial_payloads_take_the_fast_path_untouched(path: str) -> None:
+    document = server_fixture(path)
+
+    assert takes_fast_path(document)
+    assert normalize_activity(document) is document
 
 
 def test_our_own_documents_take_the_fast_path() -> None:
@@ -511,6 +626,27 @@ def test_both_paths_read_odd_shapes_alike(
         document["object"].update(inner)
     if context is not None:
         document["@context"] = copy.deepcopy(context)
+    try:
+        slow = normalize_with_pyld(document)
+    except NormalizationError:
+        return
+    assert outcome(normalize_activity(document)) == outcome(slow)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(OTHER_SERVER_FIXTURES),
+    st.dictionaries(read_keys, odd_values, max_size=3),
+    st.dictionaries(read_keys, odd_values, max_size=3),
+)
+def test_both_paths_read_odd_shapes_of_other_servers_alike(
+    path: str, top: dict[str, Any], inner: dict[str, Any]
+) -> None:
+    """Other servers' contexts, with odd values where we read: same reading, or both refuse."""
+    document = server_fixture(path)
+    document.update(top)
+    if isinstance(document.get("object"), dict):
+        document["object"].update(inner)
     try:
         slow = normalize_with_pyld(document)
     except NormalizationError:
