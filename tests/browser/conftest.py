@@ -3,12 +3,20 @@
 Chromium comes from the system (/usr/bin/chromium); Playwright never downloads
 a browser here. Without Chromium the tests skip and say why, unless
 COMMONS_REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
+
+Pages are checked with axe-core, which the axe-playwright-python package ships;
+`Session.check_accessibility` fails a test on any WCAG 2.0/2.1 A or AA violation.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -16,6 +24,11 @@ from typing import Any, NoReturn
 import pytest
 
 from tests.support.processes import RunningNode, cli, free_port, init_node, serve_node
+
+try:
+    from axe_playwright_python.sync_playwright import Axe
+except ImportError:  # the check below says so, or skips
+    Axe = None
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -31,6 +44,16 @@ PASSWORD = "correct horse battery"
 STEWARD, MEMBER = "stella", "max"
 COMMUNITY_NAME = "Riverside Tool Library"
 STARTUP_SECONDS = 30
+FEDERATION_SECONDS = 30
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 860}}
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+# WCAG 2.0 and 2.1, levels A and AA: what "accessible" means for these pages.
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -64,6 +87,8 @@ def chromium() -> Iterator[Any]:
     runs, and async tests in later modules need the thread back."""
     if not CHROMIUM.exists():
         unavailable(f"Chromium not found at {CHROMIUM}; install the distribution's chromium")
+    if Axe is None:
+        unavailable("axe-playwright-python is not installed (pip install -e '.[test]')")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -100,6 +125,52 @@ class Session:
         self.page.get_by_label("Password").fill(password)
         self.page.get_by_role("button", name="Sign in").click()
 
+    def check_accessibility(self, label: str, skip_rules: Iterable[str] = ()) -> None:
+        """Fail on any WCAG A/AA violation axe-core finds on the page as it is now."""
+        assert_accessible(self.page, f"{self.name} {label}", skip_rules)
+
+
+def accessibility_violations(page: Any, skip_rules: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """What axe-core finds against WCAG 2.x A and AA.
+
+    axe is injected with `page.evaluate`, which the page's Content-Security-Policy
+    does not govern, so the check needs no inline script allowed and changes no header.
+    """
+    options: dict[str, Any] = {
+        "runOnly": {"type": "tag", "values": WCAG_TAGS},
+        "resultTypes": ["violations"],
+    }
+    skipped = list(skip_rules)
+    if skipped:
+        options["rules"] = {rule: {"enabled": False} for rule in skipped}
+    violations: list[dict[str, Any]] = Axe().run(page, options=options).response["violations"]
+    return violations
+
+
+def describe_violations(violations: list[dict[str, Any]]) -> str:
+    """One block per rule: id, impact, what it asks, then each offending element."""
+    lines = []
+    for violation in violations:
+        lines.append(f"- {violation['id']} ({violation['impact']}): {violation['help']}")
+        for node in violation["nodes"]:
+            target = " ".join(json.dumps(part) if isinstance(part, list) else part
+                              for part in node["target"])  # fmt: skip
+            summary = " ".join(node.get("failureSummary", "").split())
+            lines.append(f"    at {target}")
+            lines.append(f"       {node['html'][:300]}")
+            if summary:
+                lines.append(f"       {summary[:400]}")
+    return "\n".join(lines)
+
+
+def assert_accessible(page: Any, label: str, skip_rules: Iterable[str] = ()) -> None:
+    violations = accessibility_violations(page, skip_rules)
+    if violations:
+        pytest.fail(
+            f"{label} ({page.url}) fails WCAG 2.x A/AA checks:\n{describe_violations(violations)}",
+            pytrace=False,
+        )
+
 
 def _watch_for_problems(page: Any, problems: list[str]) -> None:
     """CSP violations, script errors and broken stylesheets or icons.
@@ -127,30 +198,100 @@ def _watch_for_problems(page: Any, problems: list[str]) -> None:
     page.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
 
 
-def _open(chromium: Any, node: RunningNode, name: str, **context_args: Any) -> Iterator[Session]:
-    context = chromium.new_context(**context_args)
+@contextmanager
+def tab(chromium: Any, base_url: str, name: str, device: dict[str, Any]) -> Iterator[Session]:
+    """A fresh browser context (no cookies) on one node; console problems fail the test."""
+    context = chromium.new_context(**device)
     page = context.new_page()
     page.set_default_timeout(10_000)
-    session = Session(page, node.base_url, name)
+    session = Session(page, base_url, name)
     _watch_for_problems(page, session.problems)
-    yield session
-    context.close()
-    assert session.problems == [], "the browser console reported problems"
+    try:
+        yield session
+    finally:
+        context.close()
+    assert session.problems == [], f"{name}: the browser console reported problems"
+
+
+def fits_phone(session: Session) -> None:
+    overflow = session.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{session.page.url} scrolls sideways by {overflow}px"
 
 
 @pytest.fixture
 def desktop(chromium: Any, running_node: RunningNode) -> Iterator[Session]:
-    yield from _open(chromium, running_node, "desktop", viewport={"width": 1280, "height": 860})
+    with tab(chromium, running_node.base_url, "desktop", DESKTOP) as session:
+        yield session
 
 
 @pytest.fixture
 def phone(chromium: Any, running_node: RunningNode) -> Iterator[Session]:
-    yield from _open(
-        chromium,
-        running_node,
-        "phone",
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-    )
+    with tab(chromium, running_node.base_url, "phone", PHONE) as session:
+        yield session
+
+
+@dataclass
+class Node:
+    """A running node seen from outside: its JSON API and its SQLite database."""
+
+    slug: str
+    name: str
+    running: RunningNode
+
+    @property
+    def base_url(self) -> str:
+        return self.running.base_url
+
+    @property
+    def handle(self) -> str:
+        return f"{self.slug}@{self.base_url.removeprefix('http://')}"
+
+    @property
+    def database(self) -> Path:
+        return self.running.data / "commons.db"
+
+    def api(self, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base_url + path, data=data, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path}: {exc.code} {exc.read()[:300]!r}") from None
+
+    def token(self, username: str) -> str:
+        body = self.api(
+            "POST", "/api/v1/auth/token", body={"username": username, "password": PASSWORD}
+        )
+        return str(body["token"])
+
+
+def start_node(
+    data: Path, slug: str, name: str, description: str = "", *, member: bool = True
+) -> Node:
+    """`init`, `member add`, `serve`: a community with a steward and (unless told) a member."""
+    extra = ["--description", description] if description else []
+    base_url = init_node(
+        data, slug=slug, name=name, port=free_port(), steward=STEWARD,
+        password=PASSWORD, extra=extra,
+    )  # fmt: skip
+    if member:
+        added = cli(
+            "member", "add", "--data", str(data), "--username", MEMBER, "--password", PASSWORD
+        )
+        assert added.returncode == 0, added.stderr
+    return Node(slug, name, serve_node(data, base_url))
+
+
+def eventually(check: Callable[[], bool], what: str, within: float = FEDERATION_SECONDS) -> None:
+    """Poll until `check()` holds; federation happens in the nodes' background workers."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        time.sleep(0.2)

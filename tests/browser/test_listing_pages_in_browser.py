@@ -50,6 +50,7 @@ def test_steward_shares_an_offer_and_keeps_a_need_in_the_community(desktop: Sess
     expect(page).to_have_url(re.compile(r"/signin$"))
     expect(page.get_by_role("heading", name=f"Sign in to {COMMUNITY_NAME}")).to_be_visible()
     desktop.shot("signin")
+    desktop.check_accessibility("signin")
     desktop.sign_in()
     expect(page).to_have_url(re.compile(r"/listings$"))
     expect(page.get_by_role("status")).to_contain_text(f"Welcome, {STEWARD}.")
@@ -65,10 +66,12 @@ def test_steward_shares_an_offer_and_keeps_a_need_in_the_community(desktop: Sess
     expect(page.get_by_label("Every community on the network")).to_be_checked()
     page.get_by_label("Title", exact=True).fill(offer)
     desktop.shot("new-offer-form")
+    desktop.check_accessibility("new-offer-form")
     page.get_by_role("button", name="Post offer").click()
     expect(page.get_by_role("status")).to_contain_text("is posted")
     expect(page.locator(".listing-detail .badge--public")).to_have_text("Visible to: Public")
     desktop.shot("offer-detail")
+    desktop.check_accessibility("offer-detail")
 
     post_listing(desktop, "need", need)
     expect(page.locator(".listing-detail .badge--community")).to_contain_text("Community")
@@ -82,6 +85,7 @@ def test_steward_shares_an_offer_and_keeps_a_need_in_the_community(desktop: Sess
     titles = page.locator(".listing-card__title").all_inner_texts()
     assert titles.index(need) < titles.index(offer), "newest first"
     desktop.shot("listings")
+    desktop.check_accessibility("listings")
 
 
 def test_author_edits_closes_and_deletes_a_listing(desktop: Session) -> None:
@@ -95,6 +99,7 @@ def test_author_edits_closes_and_deletes_a_listing(desktop: Session) -> None:
     page.get_by_label("Title", exact=True).fill(f"{title} (with hose)")
     page.get_by_label("Only our partner communities").check()
     desktop.shot("edit-form")
+    desktop.check_accessibility("edit-form")
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("status")).to_have_text("Your changes are saved.")
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{title} (with hose)")
@@ -103,12 +108,14 @@ def test_author_edits_closes_and_deletes_a_listing(desktop: Session) -> None:
     page.get_by_role("button", name="Close listing").click()
     expect(page.locator(".listing-detail .badge--closed")).to_have_text("Closed")
     desktop.shot("closed-detail")
+    desktop.check_accessibility("closed-detail")
     page.get_by_role("button", name="Reopen listing").click()
     expect(page.locator(".listing-detail .badge--closed")).to_have_count(0)
 
     page.get_by_role("link", name="Delete…").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Delete “")
     desktop.shot("delete-confirm")
+    desktop.check_accessibility("delete-confirm")
     page.get_by_role("button", name="Delete for good").click()
     expect(page).to_have_url(re.compile(r"/listings$"))
     expect(page.get_by_role("status")).to_contain_text("is deleted")
@@ -128,6 +135,7 @@ def test_form_errors_keep_what_was_typed(desktop: Session) -> None:
     expect(page.get_by_label("Description")).to_have_value("Any size will do.")
     expect(page.get_by_label("Latitude")).to_have_value("somewhere")
     desktop.shot("form-errors")
+    desktop.check_accessibility("form-errors")
 
 
 def test_member_cannot_edit_the_stewards_listing(desktop: Session) -> None:
@@ -146,6 +154,7 @@ def test_member_cannot_edit_the_stewards_listing(desktop: Session) -> None:
     assert response is not None and response.status == 403
     expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
     desktop.shot("forbidden")
+    desktop.check_accessibility("forbidden")
 
 
 def test_sign_out_returns_to_sign_in(desktop: Session) -> None:
@@ -153,6 +162,7 @@ def test_sign_out_returns_to_sign_in(desktop: Session) -> None:
     desktop.sign_in(password="wrong password")
     expect(page.get_by_role("alert")).to_contain_text("do not match")
     desktop.shot("signin-error")
+    desktop.check_accessibility("signin-error")
     desktop.sign_in()
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/signin$"))
@@ -180,16 +190,20 @@ def test_pages_fit_a_phone_screen(phone: Session) -> None:
     phone.goto("/signin")
     fits()
     phone.shot("signin")
+    phone.check_accessibility("signin")
     phone.sign_in()
     title = unique("Child seat for a long trip to the coast and back again")
     post_listing(phone, "need", title, share=True)
     fits()
     phone.shot("need-detail")
+    phone.check_accessibility("need-detail")
     page.get_by_role("link", name="Listings", exact=True).click()
     expect(badge(phone, title, "public")).to_be_visible()
     fits()
     phone.shot("listings")
+    phone.check_accessibility("listings")
     page.get_by_role("link", name="New offer", exact=True).click()
     page.get_by_label(SHARE).check()
     fits()
     phone.shot("new-offer-form")
+    phone.check_accessibility("new-offer-form")

@@ -10,21 +10,27 @@ so every cross-node expectation is polled against a deadline.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import PASSWORD, Session, _watch_for_problems, unavailable
-from tests.support.processes import RunningNode, cli, free_port, init_node, serve_node
+from tests.browser.conftest import (
+    DESKTOP,
+    MEMBER,
+    PHONE,
+    STEWARD,
+    Node,
+    Session,
+    eventually,
+    fits_phone,
+    start_node,
+    tab,
+    unavailable,
+)
+from tests.support.processes import free_port
 
 try:
     from playwright.sync_api import expect
@@ -32,15 +38,6 @@ except ImportError:
     unavailable("the playwright package is not installed (pip install -e '.[test]')")
 
 pytestmark = pytest.mark.browser
-STEWARD, MEMBER = "stella", "max"
-FEDERATION_SECONDS = 30
-DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 860}}
-PHONE: dict[str, Any] = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-}
 TITLES = {
     "a_partners": "Alder partners-only cargo bike",
     "a_public": "Alder public apple press",
@@ -50,43 +47,9 @@ TITLES = {
 }
 
 
-@dataclass
-class Node:
-    slug: str
-    name: str
-    running: RunningNode
-
-    @property
-    def base_url(self) -> str:
-        return self.running.base_url
-
-    @property
-    def handle(self) -> str:
-        return f"{self.slug}@{self.base_url.removeprefix('http://')}"
-
-    def api(self, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.base_url + path, data=data, headers=headers, method=method
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=20) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            raise AssertionError(f"{method} {path}: {exc.code} {exc.read()[:300]!r}") from None
-
-    def token(self, username: str) -> str:
-        body = self.api(
-            "POST", "/api/v1/auth/token", body={"username": username, "password": PASSWORD}
-        )
-        return str(body["token"])
-
-    def cached_titles(self) -> set[str]:
-        with sqlite3.connect(self.running.data / "commons.db") as db:
-            return {row[0] for row in db.execute("SELECT title FROM remote_listings")}
+def cached_titles(node: Node) -> set[str]:
+    with sqlite3.connect(node.database) as db:
+        return {row[0] for row in db.execute("SELECT title FROM remote_listings")}
 
 
 @pytest.fixture(scope="module")
@@ -99,29 +62,11 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]
             ("b", "birch", "Neighbours on Birch Hill sharing boats, tools and skills."),
             ("c", "cedar", "A community that only follows the others publicly."),
         ):
-            data = root / slug
-            name = f"{slug.title()} Commons"
-            base_url = init_node(
-                data, slug=slug, name=name, port=free_port(), steward=STEWARD,
-                password=PASSWORD, extra=["--description", description],
-            )  # fmt: skip
-            added = cli("member", "add", "--data", str(data), "--username", MEMBER,
-                        "--password", PASSWORD)  # fmt: skip
-            assert added.returncode == 0, added.stderr
-            started[key] = Node(slug, name, serve_node(data, base_url))
+            started[key] = start_node(root / slug, slug, f"{slug.title()} Commons", description)
         yield started
     finally:
         for node in started.values():
             node.running.stop()
-
-
-def eventually(check: Callable[[], bool], what: str, within: float = FEDERATION_SECONDS) -> None:
-    """Poll until `check()` holds; federation happens in the background."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        time.sleep(0.2)
 
 
 def shows(session: Session, path: str, selector: str, text: str) -> Callable[[], bool]:
@@ -134,25 +79,6 @@ def shows(session: Session, path: str, selector: str, text: str) -> Callable[[],
     return check
 
 
-@contextmanager
-def tab(chromium: Any, node: Node, name: str, device: dict[str, Any]) -> Iterator[Session]:
-    context = chromium.new_context(**device)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    session = Session(page, node.base_url, name)
-    _watch_for_problems(page, session.problems)
-    try:
-        yield session
-    finally:
-        context.close()
-    assert session.problems == [], f"{name}: the browser console reported problems"
-
-
-def fits_phone(session: Session) -> None:
-    overflow = session.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{session.page.url} scrolls sideways by {overflow}px"
-
-
 def sign_in_as(session: Session, username: str) -> None:
     """Whoever was signed in before, as on a shared computer."""
     session.page.context.clear_cookies()
@@ -163,10 +89,12 @@ def sign_in_as(session: Session, username: str) -> None:
 def both(desktop: Session, phone: Session, label: str, user: str = STEWARD) -> None:
     """Screenshot what the desktop shows, and the same page at 390 px, which must fit."""
     desktop.shot(label)
+    desktop.check_accessibility(label)
     sign_in_as(phone, user)
     phone.page.goto(desktop.page.url)
     fits_phone(phone)
     phone.shot(label)
+    phone.check_accessibility(label)
 
 
 def propose(steward: Session, target: Node) -> None:
@@ -178,6 +106,7 @@ def propose(steward: Session, target: Node) -> None:
     page.get_by_role("button", name="Look up community").click()
     expect(page.get_by_role("alert")).to_contain_text("could not be reached")
     steward.shot("alder-propose-error")
+    steward.check_accessibility("alder-propose-error")
     page.get_by_label("Community handle or address").fill(target.handle)
     page.get_by_role("button", name="Look up community").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(
@@ -191,6 +120,7 @@ def propose(steward: Session, target: Node) -> None:
     expect(preview.locator(".stat").filter(has_text="Public needs").locator("dd")).to_have_text("1")
     page.get_by_label("Message to their stewards").fill("Alder would love to share with Birch.")
     steward.shot("alder-propose-preview")
+    steward.check_accessibility("alder-propose-preview")
     page.get_by_role("button", name="Send proposal").click()
     expect(page.get_by_role("status")).to_contain_text(f"Proposal sent to {target.name}.")
     expect(page.locator("#awaiting-them")).to_contain_text(target.name)
@@ -203,6 +133,7 @@ def approve(steward: Session, phone: Session, proposer: Node) -> None:
         "B's steward sees one unread notification in the header",
     )
     steward.shot("birch-notification-count")
+    steward.check_accessibility("birch-notification-count")
     page.get_by_role("link", name=re.compile(r"^Steward")).click()
     waiting = page.locator("#awaiting-us")
     expect(waiting).to_contain_text(proposer.name)
@@ -225,6 +156,7 @@ def approve(steward: Session, phone: Session, proposer: Node) -> None:
     expect(page.locator("#active")).to_contain_text(proposer.name)
     expect(page.locator(".site-nav .nav-count")).to_have_count(0)
     steward.shot("birch-dashboard-active")
+    steward.check_accessibility("birch-dashboard-active")
 
 
 def partner_card_is_marked(member: Session, title: str, partner: Node) -> None:
@@ -252,10 +184,10 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
     b.api("POST", "/api/v1/listings", b.token(MEMBER), body)
 
     with (
-        tab(chromium, a, "desktop", DESKTOP) as alder,
-        tab(chromium, b, "desktop", DESKTOP) as birch,
-        tab(chromium, a, "phone", PHONE) as alder_phone,
-        tab(chromium, b, "phone", PHONE) as birch_phone,
+        tab(chromium, a.base_url, "desktop", DESKTOP) as alder,
+        tab(chromium, b.base_url, "desktop", DESKTOP) as birch,
+        tab(chromium, a.base_url, "phone", PHONE) as alder_phone,
+        tab(chromium, b.base_url, "phone", PHONE) as birch_phone,
     ):
         sign_in_as(birch, MEMBER)
         post_by_form(birch, TITLES["b_partners"], "Only our partner communities")
@@ -285,12 +217,12 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
         )
         both(alder, alder_phone, "alder-listings-network", MEMBER)
 
-        eventually(lambda: TITLES["a_public"] in c.cached_titles(), "C mirrors A's public listing")
+        eventually(lambda: TITLES["a_public"] in cached_titles(c), "C mirrors A's public listing")
         everything = "/api/v1/listings?include_public=true&include_partners=true"
         c_titles = {item["title"] for item in c.api("GET", everything, cedar)["items"]}
         assert TITLES["a_public"] in c_titles
         for secret in (TITLES["a_partners"], TITLES["b_partners"], TITLES["b_community"]):
-            assert secret not in c_titles and secret not in c.cached_titles()
+            assert secret not in c_titles and secret not in cached_titles(c)
 
         sign_in_as(alder, STEWARD)
         alder.goto("/steward")
@@ -308,9 +240,9 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
         for session, title in ((alder, TITLES["b_partners"]), (birch, TITLES["a_partners"])):
             listed = shows(session, "/listings/network?scope=public", "article", title)
             eventually(lambda listed=listed: not listed(), f"{title!r} is gone again")
-        assert TITLES["b_partners"] not in a.cached_titles()
-        assert TITLES["a_partners"] not in b.cached_titles()
-        assert c.cached_titles().isdisjoint({TITLES["a_partners"], TITLES["b_partners"]})
+        assert TITLES["b_partners"] not in cached_titles(a)
+        assert TITLES["a_partners"] not in cached_titles(b)
+        assert cached_titles(c).isdisjoint({TITLES["a_partners"], TITLES["b_partners"]})
 
         public_page(birch, birch_phone, b)
         propose_on_phone(alder_phone, b)
@@ -341,6 +273,7 @@ def public_page(desktop: Session, phone: Session, node: Node) -> None:
         if session is phone:
             fits_phone(phone)
         session.shot(f"{node.slug}-community-page")
+        session.check_accessibility(f"{node.slug}-community-page")
 
 
 def propose_on_phone(phone: Session, target: Node) -> None:
@@ -348,8 +281,10 @@ def propose_on_phone(phone: Session, target: Node) -> None:
     phone.goto("/steward/partnerships/new")
     fits_phone(phone)
     phone.shot("alder-propose-form")
+    phone.check_accessibility("alder-propose-form")
     phone.page.get_by_label("Community handle or address").fill(target.handle)
     phone.page.get_by_role("button", name="Look up community").click()
     expect(phone.page.get_by_role("heading", level=1)).to_contain_text(target.name)
     fits_phone(phone)
     phone.shot("alder-propose-preview")
+    phone.check_accessibility("alder-propose-preview")
