@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from federation.delivery import DeliveryJob, host_backoff
 from node.protocol.recipients import SendTimeCheck
 from storage.models import Community, Delivery, utcnow
-from storage.repositories import BlockRepository, DeliveryRepository
+from storage.repositories import DeliveryRepository
 from storage.repositories.deliveries import NOTHING, Carried
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class SqlDeliveryQueue:
         """
         async with self._sessions() as session, session.begin():
             repo = DeliveryRepository(session)
-            check = SendTimeCheck(session, await BlockRepository(session).domains())
+            check = SendTimeCheck(session)
             jobs: list[DeliveryJob] = []
             for delivery, sender in await repo.claim_due(self._clock(), limit, lease):
                 refusal = await check.refusal(delivery, sender)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.services.visibility import QueuedRecipient, delivery_refusal
 from storage.models import Community, Delivery
-from storage.repositories import ListingRepository
+from storage.repositories import BlockRepository, ListingRepository
 from storage.repositories.actors import host_is_blocked
 from storage.repositories.deliveries import inbox_host
 from storage.repositories.follows import FollowRepository
@@ -66,13 +66,14 @@ async def audience_for(session: AsyncSession, community: Community, visibility: 
 class SendTimeCheck:
     """The audience check for one claim of due deliveries.
 
-    Each sender's audience is read once per claim, so a batch of deliveries
-    from one community costs a few queries, not a few per delivery.
+    Each sender's audience and the block list are read once per claim, and
+    only if a claimed delivery carries a listing, so a batch costs a few
+    queries, not a few per delivery, and protocol messages cost none.
     """
 
-    def __init__(self, session: AsyncSession, blocked: frozenset[str]) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._blocked = blocked
+        self._blocked: frozenset[str] | None = None
         self._audiences: dict[int, Audience] = {}
 
     async def refusal(self, delivery: Delivery, sender: Community) -> str | None:
@@ -90,6 +91,8 @@ class SendTimeCheck:
         if audience is None:
             audience = await audience_for(self._session, sender, "public")
             self._audiences[sender.id] = audience
+        if self._blocked is None:
+            self._blocked = await BlockRepository(self._session).domains()
         actor = delivery.recipient_actor
         if actor is not None:
             return QueuedRecipient(

@@ -51,11 +51,15 @@ def _carried_note(body: str) -> tuple[str, str] | None:
 
 def _label_queued_rows() -> None:
     bind = op.get_bind()
+    body = _deliveries.c.body
     queued = bind.execute(
-        sa.select(_deliveries.c.id, _deliveries.c.body).where(_deliveries.c.state == "queued")
+        sa.select(_deliveries.c.id, body).where(
+            _deliveries.c.state == "queued",
+            sa.or_(body.like('%"Create"%'), body.like('%"Update"%')),
+        )
     ).all()
-    for delivery_id, body in queued:
-        carried = _carried_note(body)
+    for delivery_id, text in queued:
+        carried = _carried_note(text)
         if carried is None:
             continue
         note_id, visibility = carried
