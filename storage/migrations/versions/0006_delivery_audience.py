@@ -1,7 +1,7 @@
 """what a queued delivery carries and to whom, so its audience is re-checked at send time
 
 Revision ID: 0006
-Revises: 0004 (while 0005, the jobs table, is merged separately; set to 0005 then)
+Revises: 0005
 Create Date: 2026-12-02 09:00:00.000000
 
 Rows queued before this revision know nothing of their audience. Those that
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
