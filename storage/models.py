@@ -229,7 +229,14 @@ class InboxEntry(Base):
 
 
 class Delivery(Base):
-    """One activity to POST to one inbox; survives restarts, retried with backoff."""
+    """One activity to POST to one inbox; survives restarts, retried with backoff.
+
+    A delivery that carries a listing records which one (`listing_id`), under
+    which audience its body shares it (`audience`: `public` or `partners`) and,
+    for a partner, the actor it names (`recipient_actor`; None for follower
+    fan-out), so the queue can check at send time that the audience still
+    allows it. `cancelled` is the state of one that it no longer does.
+    """
 
     __tablename__ = "deliveries"
 
@@ -249,6 +256,9 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    listing_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    audience: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    recipient_actor: Mapped[str | None] = mapped_column(String(2048), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("activity_id", "target_inbox"),

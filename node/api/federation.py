@@ -56,6 +56,7 @@ async def list_peers(call: ApiCall[None, None]) -> PeerHealthList:
                 host=host,
                 communities=sorted(handles.get(host, [])),
                 queued=summary.queued if summary else 0,
+                cancelled=summary.cancelled if summary else 0,
                 failures=summary.consecutive_failures if summary else 0,
                 last_success_at=summary.last_success_at if summary else None,
                 next_attempt_at=summary.next_attempt_at if summary else None,
@@ -109,6 +110,8 @@ async def add_block(call: ApiCall[BlockRequest, None]) -> BlockOut:
     if len(normal) > MAX_DOMAIN_LENGTH:  # IPv6 gains brackets when normalised
         raise ValidationFailed(f"domain is longer than {MAX_DOMAIN_LENGTH} characters")
     domain = await BlockRepository(call.session).add(normal)
+    # Cancelled, not paused: lifting the block later must not release this backlog.
+    await DeliveryRepository(call.session).cancel_blocked()
     return BlockOut(domain=domain, created_at=utcnow())
 
 

@@ -165,6 +165,9 @@ class PeerHealth(BaseModel):
     host: str = Field(description="host, or host:port when the port is not the default")
     communities: list[str]
     queued: int
+    cancelled: int = Field(
+        0, description="deliveries never sent because their audience no longer allowed it"
+    )
     failures: int
     last_success_at: datetime | None
     next_attempt_at: datetime | None

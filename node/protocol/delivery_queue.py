@@ -4,6 +4,9 @@ Every method is its own short transaction, so the worker never holds a
 transaction (or, on SQLite, the single write lock) open across an HTTP request.
 Enqueuing is the exception: it joins the caller's transaction, so an activity
 is queued if and only if the change that caused it commits.
+
+Claiming is where the visibility rule is asked a second time: a delivery that
+carries a listing goes out only if its audience still allows it then.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.delivery import DeliveryJob, host_backoff
+from node.protocol.recipients import SendTimeCheck
 from storage.models import Community, Delivery, utcnow
 from storage.repositories import DeliveryRepository
+from storage.repositories.deliveries import NOTHING, Carried
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +34,16 @@ async def enqueue_activity(
     activity: Mapping[str, Any],
     sender: Community,
     inboxes: Iterable[str],
+    *,
+    carried: Carried = NOTHING,
 ) -> int:
     """Queue `activity` from local community `sender` to each of `inboxes`.
 
     Runs in the caller's session and does not commit; once the caller has
     committed, `node.protocol.workers.wake_delivery(app)` sends it at once
-    instead of at the worker's next poll. Returns how many deliveries were new.
+    instead of at the worker's next poll. `carried` says which listing it
+    shares and with whom, for the check at send time. Returns how many
+    deliveries were new.
     """
     activity_id = activity.get("id")
     if not isinstance(activity_id, str) or not activity_id:
@@ -42,7 +51,9 @@ async def enqueue_activity(
     if not sender.is_local or not sender.key_id or not sender.private_key_pem:
         raise ValueError(f"{sender.ap_id} cannot sign: it is not a local community with keys")
     body = orjson.dumps(activity).decode("utf-8")
-    return await DeliveryRepository(session).enqueue(activity_id, sender.id, inboxes, body)
+    return await DeliveryRepository(session).enqueue(
+        activity_id, sender.id, inboxes, body, carried=carried
+    )
 
 
 def _job(delivery: Delivery, sender: Community) -> DeliveryJob | None:
@@ -80,12 +91,19 @@ class SqlDeliveryQueue:
 
     async def claim(self, limit: int, lease: timedelta) -> list[DeliveryJob]:
         """Lease due deliveries; one whose sender lost its keys can never be signed,
-        so it is given up on here rather than claimed again forever.
+        so it is given up on here rather than claimed again forever. One whose
+        audience no longer allows it is cancelled here, and never sent.
         """
         async with self._sessions() as session, session.begin():
             repo = DeliveryRepository(session)
+            check = SendTimeCheck(session)
             jobs: list[DeliveryJob] = []
             for delivery, sender in await repo.claim_due(self._clock(), limit, lease):
+                refusal = await check.refusal(delivery, sender)
+                if refusal is not None:
+                    logger.info("delivery %s cancelled: %s", delivery.id, refusal)
+                    await repo.cancel(delivery.id, refusal)
+                    continue
                 job = _job(delivery, sender)
                 if job is None:
                     logger.warning("delivery %s: sender %s has no key", delivery.id, sender.ap_id)

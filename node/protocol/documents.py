@@ -235,16 +235,16 @@ async def _count_closed_public(session: AsyncSession, community: Community) -> i
 
 async def partner_listings(request: web.Request) -> web.Response:
     """Partner-only listings as one collection, served only to a signed fetch by an
-    active partner (everyone else gets 404, as if it did not exist)."""
+    active partner (everyone else gets 404, as if it did not exist). Each item
+    names only the partner asking, never the others."""
     async with request.app[SESSIONS]() as session:
         community = await local_community_or_404(session, request.match_info["slug"])
         viewer = await viewer_for_request(request, session, community)
         if not viewer.is_active_partner:
             raise web.HTTPNotFound(text="no such collection")
         shared = await ListingRepository(session).list_partners_only(community.id)
-        items = [
-            create_activity(listing, community, list(viewer.partner_actors)) for listing in shared
-        ]
+        asking = [viewer.remote_actor] if viewer.remote_actor else []
+        items = [create_activity(listing, community, asking) for listing in shared]
     collection_id = f"{community.ap_id}/partner-listings"
     return activity_response(
         ordered_collection(collection_id, total_items=len(items), ordered_items=items)
@@ -261,7 +261,8 @@ async def followers(request: web.Request) -> web.Response:
 
 
 async def listing_object(request: web.Request) -> web.StreamResponse:
-    """A listing by its AP id: the Note to those who may see it, 404 to everyone else."""
+    """A listing by its AP id: the Note to those who may see it, 404 to everyone else.
+    A partner-only one names only the partner asking."""
     async with request.app[SESSIONS]() as session:
         community = await local_community_or_404(session, request.match_info["slug"])
         listing = await ListingRepository(session).get(request.match_info["listing_id"])
@@ -272,8 +273,9 @@ async def listing_object(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound(text="no such listing")
         if not wants_activity_json(request):
             raise web.HTTPFound(f"/communities/{community.slug}#listing-{listing.id}")
-        partners = viewer.partner_actors if listing.visibility == "partners" else []
-        return activity_response(listing_to_note(listing, community, list(partners)))
+        asking = [viewer.remote_actor] if viewer.remote_actor else []
+        partners = asking if listing.visibility == "partners" else []
+        return activity_response(listing_to_note(listing, community, partners))
 
 
 def setup_document_routes(app: web.Application) -> None:

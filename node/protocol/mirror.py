@@ -17,8 +17,9 @@ from federation.vocab import Note, VocabError, parse_note
 from node.protocol.context import FederationContext
 from node.services.conversion import KINDS, note_to_mirrored_fields
 from storage.models import Community, RemoteListing
+from storage.repositories import CommunityRepository
 from storage.repositories.partnerships import PartnershipRepository
-from storage.repositories.remote_listings import RemoteListingRepository
+from storage.repositories.remote_listings import NotTheOrigin, RemoteListingRepository
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,8 @@ class NotMirrored(Exception):
 
 
 def check_origin(note: Note, origin: Community) -> None:
-    """A community may only speak for listings it hosts."""
-    if note.attributed_to is not None and note.attributed_to != origin.ap_id:
+    """A community may only speak for listings it hosts and attributes to itself."""
+    if note.attributed_to != origin.ap_id:
         raise NotMirrored(f"{note.id} is attributed to {note.attributed_to}, not {origin.ap_id}")
     if not note.id.startswith(origin.base_url.rstrip("/") + "/"):
         raise NotMirrored(f"{note.id} is not hosted by {origin.ap_id}")
@@ -37,12 +38,40 @@ def check_origin(note: Note, origin: Community) -> None:
         raise NotMirrored(f"{note.id} is not a listing (kind={note.kind!r})")
 
 
+async def _check_not_anothers(session: AsyncSession, note: Note, origin: Community) -> None:
+    """A listing under another community's actor id is that community's, even on one host."""
+    owners = await CommunityRepository(session).get_by_ap_ids(_path_prefixes(note.id))
+    others = [owner.ap_id for owner in owners if owner.id != origin.id]
+    if others:
+        raise NotMirrored(f"{note.id} belongs to {others[0]}, not {origin.ap_id}")
+
+
+def _path_prefixes(url: str) -> list[str]:
+    """`https://h/c/a/listings/1` -> `https://h/c/a/listings`, `https://h/c/a`, `https://h/c`."""
+    prefixes = []
+    head, sep, _ = url.rstrip("/").rpartition("/")
+    while sep and "/" in head.partition("://")[2]:
+        prefixes.append(head)
+        head, sep, _ = head.rpartition("/")
+    return prefixes
+
+
 async def mirror_note(
     session: AsyncSession, note: Note, origin: Community, audience: str
 ) -> RemoteListing:
+    """Cache `note` as `origin` shared it; refused if `origin` does not own it.
+
+    Ownership: the note is attributed to `origin`, lives on its host and not
+    under another community's id, and, if already cached, was cached from
+    `origin` (a Delete is held to the same rule in `handlers.on_delete`).
+    """
     check_origin(note, origin)
+    await _check_not_anothers(session, note, origin)
     fields = asdict(note_to_mirrored_fields(note))
-    return await RemoteListingRepository(session).upsert(note.id, origin, audience, fields)
+    try:
+        return await RemoteListingRepository(session).upsert(note.id, origin, audience, fields)
+    except NotTheOrigin as exc:
+        raise NotMirrored(str(exc)) from exc
 
 
 def _note_from_item(item: Any, page: dict[str, Any]) -> Note | None:

@@ -16,10 +16,9 @@ from federation.builders import build_tombstone
 from federation.vocab import Activity
 from node.protocol.context import FederationContext
 from node.protocol.job_handlers import cancel_backfill, enqueue_backfill
-from node.protocol.publishing import send
-from node.services.conversion import listing_to_note
+from node.protocol.publishing import send, send_to_partner
 from storage.models import Community, CommunityPartnership, Notification, utcnow
-from storage.repositories import ListingRepository
+from storage.repositories import DeliveryRepository, ListingRepository
 from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
 
@@ -102,16 +101,18 @@ async def push_partner_listings(session: AsyncSession, partnership: CommunityPar
     run, we would not yet serve our partner collection to it.
     """
     local, remote = partnership.local_community, partnership.remote_community
-    partners = [remote.ap_id]
+    inbox = remote.inbox_url or remote.shared_inbox_url
+    if not inbox:
+        return
     for listing in await ListingRepository(session).list_partners_only(local.id):
-        note = listing_to_note(listing, local, partners)
-        await send(session, local, "Create", note, inbox_of(remote), to=partners)
+        await send_to_partner(session, local, "Create", listing, remote.ap_id, inbox)
 
 
 async def end_partnership(
     session: AsyncSession, partnership: CommunityPartnership, state: str
 ) -> None:
-    """Stop sharing both ways: purge their partner listings, withdraw ours."""
+    """Stop sharing both ways: purge their partner listings, withdraw ours, and
+    cancel what is still queued for them (the queue checks again at send time)."""
     was_active = partnership.state == "active"
     partnership.state = state
     partnership.ended_at = partnership.updated_at = utcnow()
@@ -121,6 +122,11 @@ async def end_partnership(
     if was_active:
         await RemoteListingRepository(session).remove_from_origin(
             partnership.remote_community_id, "partners"
+        )
+        await DeliveryRepository(session).cancel_for_recipient(
+            partnership.local_community_id,
+            partnership.remote_community.ap_id,
+            "partnership ended",
         )
         await withdraw_partner_listings(session, partnership)
 

@@ -6,6 +6,11 @@ rule: public listings go to followers, partner listings to active partners,
 community listings nowhere. A listing that becomes less visible is withdrawn
 (Delete) from whoever may no longer see it; one that becomes more visible is
 announced (Create) to its new audience.
+
+A partner-only activity goes to each partner separately and names only that
+partner, so no partner learns who the others are. Each delivery records what
+it carries, so the queue can check the audience again at send time; copies
+queued under an audience the listing no longer has are cancelled at once.
 """
 
 from __future__ import annotations
@@ -17,43 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.builders import build_activity, build_tombstone
 from federation.vocab import PUBLIC
 from node.protocol.delivery_queue import enqueue_activity
+from node.protocol.recipients import Audience, audience_for
 from node.services.conversion import listing_to_note
 from storage.models import Community, Listing, new_id, utcnow
-from storage.repositories.follows import FollowRepository
-from storage.repositories.partnerships import PartnershipRepository
+from storage.repositories import DeliveryRepository
+from storage.repositories.deliveries import NOTHING, Carried
 
 WAKE_DELIVERY = "wake_delivery"
-
-
-async def follower_inboxes(session: AsyncSession, community: Community) -> set[str]:
-    """One inbox per remote server where it has a shared one."""
-    follows = await FollowRepository(session).followers(community.id)
-    return {f.remote_shared_inbox or f.remote_inbox for f in follows if f.remote_inbox}
-
-
-async def partner_inboxes(session: AsyncSession, community: Community) -> dict[str, str]:
-    """Active partners' actor id -> delivery inbox (shared where they have one)."""
-    active = await PartnershipRepository(session).get_active_for_community(community.id)
-    inboxes = {}
-    for partnership in active:
-        remote = partnership.remote_community
-        inbox = remote.shared_inbox_url or remote.inbox_url
-        if inbox:
-            inboxes[remote.ap_id] = inbox
-    return inboxes
-
-
-async def recipients(
-    session: AsyncSession, community: Community, visibility: str
-) -> tuple[set[str], list[str]]:
-    """(inboxes, partner actor ids) for a listing of this visibility."""
-    if visibility == "community":
-        return set(), []
-    partners = await partner_inboxes(session, community)
-    inboxes = set(partners.values())
-    if visibility == "public":
-        inboxes |= await follower_inboxes(session, community)
-    return inboxes, sorted(partners)
 
 
 def activity_id(community: Community) -> str:
@@ -61,10 +36,16 @@ def activity_id(community: Community) -> str:
 
 
 async def enqueue(
-    session: AsyncSession, community: Community, activity: dict[str, Any], inboxes: set[str]
+    session: AsyncSession,
+    community: Community,
+    activity: dict[str, Any],
+    inboxes: set[str],
+    carried: Carried = NOTHING,
 ) -> None:
     """Queue in the caller's transaction; the commit wakes the worker (see `storage_ctx`)."""
-    if inboxes and await enqueue_activity(session, activity, community, sorted(inboxes)):
+    if inboxes and await enqueue_activity(
+        session, activity, community, sorted(inboxes), carried=carried
+    ):
         session.info[WAKE_DELIVERY] = True
 
 
@@ -77,6 +58,7 @@ async def send(
     *,
     to: list[str] | None = None,
     cc: list[str] | None = None,
+    carried: Carried = NOTHING,
     **extra: Any,
 ) -> dict[str, Any]:
     """Build one activity from `community` and queue it for `inboxes`."""
@@ -89,8 +71,22 @@ async def send(
         cc=cc or [],
         **extra,
     )
-    await enqueue(session, community, activity, inboxes)
+    await enqueue(session, community, activity, inboxes, carried)
     return activity
+
+
+async def send_to_partner(
+    session: AsyncSession,
+    community: Community,
+    activity_type: str,
+    listing: Listing,
+    partner: str,
+    inbox: str,
+) -> None:
+    """A Create or Update of a partner-only listing for one partner, naming only it."""
+    note = listing_to_note(listing, community, [partner])
+    carried = Carried(listing_id=listing.id, audience="partners", recipient_actor=partner)
+    await send(session, community, activity_type, note, {inbox}, to=[partner], carried=carried)
 
 
 async def publish_listing_change(
@@ -98,17 +94,46 @@ async def publish_listing_change(
 ) -> None:
     """Create, Update or Delete for each audience, from what it could and can now see."""
     community = listing.community
-    before, _ = await recipients(session, community, previous_visibility or "community")
-    after, partners = await recipients(
-        session, community, "community" if action == "delete" else listing.visibility
-    )
-    withdrawn, added, kept = before - after, after - before, before & after
+    current = "community" if action == "delete" else listing.visibility
+    if action != "create":
+        reason = "listing was deleted" if action == "delete" else f"listing is now {current}"
+        await DeliveryRepository(session).cancel_for_listing(
+            listing.id, reason, keep_audience=current
+        )
+    before = await audience_for(session, community, previous_visibility or "community")
+    after = await audience_for(session, community, current)
+    withdrawn = before.inboxes() - after.inboxes()
     if withdrawn:
-        tombstone = build_tombstone(listing.ap_id, former_type="Note", deleted=utcnow())
-        to = [PUBLIC] if previous_visibility == "public" else []
-        await send(session, community, "Delete", tombstone, withdrawn, to=to)
-    if added or kept:
-        note = listing_to_note(listing, community, partners)
+        await _withdraw(session, listing, previous_visibility, before, withdrawn)
+    if current == "public":
+        note = listing_to_note(listing, community)
         audience = {"to": note["to"], "cc": note["cc"]}
-        await send(session, community, "Create", note, added, **audience)
-        await send(session, community, "Update", note, kept, **audience)
+        carried = Carried(listing_id=listing.id, audience="public")
+        reached = before.inboxes()
+        added, kept = after.inboxes() - reached, after.inboxes() & reached
+        await send(session, community, "Create", note, added, carried=carried, **audience)
+        await send(session, community, "Update", note, kept, carried=carried, **audience)
+    elif current == "partners":
+        reached = before.inboxes()
+        for partner, inbox in sorted(after.partners.items()):
+            kind = "Update" if inbox in reached else "Create"
+            await send_to_partner(session, community, kind, listing, partner, inbox)
+
+
+async def _withdraw(
+    session: AsyncSession,
+    listing: Listing,
+    previous_visibility: str | None,
+    before: Audience,
+    withdrawn: set[str],
+) -> None:
+    """Deletes for those who could see the listing and no longer may: one public
+    Delete for a listing that was public, else one per partner naming only it."""
+    community = listing.community
+    tombstone = build_tombstone(listing.ap_id, former_type="Note", deleted=utcnow())
+    if previous_visibility == "public":
+        await send(session, community, "Delete", tombstone, withdrawn, to=[PUBLIC])
+        return
+    for partner, inbox in sorted(before.partners.items()):
+        if inbox in withdrawn:
+            await send(session, community, "Delete", tombstone, {inbox}, to=[partner])

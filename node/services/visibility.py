@@ -55,3 +55,36 @@ def may_view(listing: Listing, viewer: Viewer) -> bool:
 def leaves_node(listing: Listing) -> bool:
     """Whether the listing may be serialised for anyone outside its community at all."""
     return listing.visibility in ("partners", "public")
+
+
+@dataclass(frozen=True)
+class QueuedRecipient:
+    """Where a queued listing delivery stands with its sender now, at send time."""
+
+    is_active_partner: bool = False
+    is_follower: bool = False
+    is_blocked: bool = False
+
+
+def delivery_refusal(
+    listing: Listing | None, carried_audience: str | None, recipient: QueuedRecipient
+) -> str | None:
+    """Why a queued copy of `listing` must not be sent now, or None if it still may.
+
+    Asked when the delivery is about to go out, not only when it was queued:
+    a delivery can wait days in backoff while the partnership ends, the
+    listing becomes less visible or is deleted, or the host is blocked. The
+    body says the audience it was shared under, so it goes out only while the
+    listing still has exactly that visibility and the recipient is still in it.
+    """
+    if recipient.is_blocked:
+        return "recipient's host is blocked"
+    if listing is None:
+        return "listing no longer exists"
+    if listing.visibility != carried_audience:
+        return f"listing is now {listing.visibility}, the delivery shares it as {carried_audience}"
+    if carried_audience == "partners" and not recipient.is_active_partner:
+        return "recipient is no longer an active partner"
+    if carried_audience == "public" and not (recipient.is_follower or recipient.is_active_partner):
+        return "recipient no longer follows or partners with the sender"
+    return None

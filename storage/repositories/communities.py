@@ -19,6 +19,12 @@ class CommunityRepository:
         result = await self.session.execute(select(Community).where(Community.ap_id == ap_id))
         return result.scalar_one_or_none()
 
+    async def get_by_ap_ids(self, ap_ids: Sequence[str]) -> Sequence[Community]:
+        if not ap_ids:
+            return []
+        result = await self.session.execute(select(Community).where(Community.ap_id.in_(ap_ids)))
+        return result.scalars().all()
+
     async def get_local_by_slug(self, slug: str) -> Community | None:
         result = await self.session.execute(
             select(Community).where(Community.is_local.is_(True), Community.slug == slug)

@@ -7,6 +7,10 @@ claiming at that moment (`storage.dialect.skip_locked`).
 
 Attempts are counted when an outcome is recorded, not when a row is claimed,
 so a lease released on shutdown costs the delivery nothing.
+
+A delivery whose audience no longer allows it (the partnership ended, the
+listing became less visible or was deleted, the host was blocked) is
+`cancelled`: it stays, with the reason in `last_error`, and is never sent.
 """
 
 from __future__ import annotations
@@ -36,6 +40,24 @@ from storage.repositories.actors import BlockRepository, host_is_blocked
 QUEUED = "queued"
 DELIVERED = "delivered"
 FAILED = "failed"
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What a delivery carries and to whom, so the queue can re-check it at send time.
+
+    `listing_id` and `audience` (`public` or `partners`) for a listing's Create
+    or Update; `recipient_actor` for one addressed to a single partner. Deletes
+    and protocol messages carry nothing to re-check: they always go out.
+    """
+
+    listing_id: str | None = None
+    audience: str | None = None
+    recipient_actor: str | None = None
+
+
+NOTHING = Carried()
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,7 @@ class HostSummary:
     host: str
     queued: int
     failed: int
+    cancelled: int
     consecutive_failures: int
     backoff_until: datetime | None
     last_success_at: datetime | None
@@ -111,6 +134,7 @@ class DeliveryRepository:
         body: str,
         *,
         now: datetime | None = None,
+        carried: Carried = NOTHING,
     ) -> int:
         """Queue `body` for each distinct inbox; returns how many rows were added.
 
@@ -131,6 +155,9 @@ class DeliveryRepository:
                 "attempts": 0,
                 "next_attempt_at": when,
                 "created_at": when,
+                "listing_id": carried.listing_id,
+                "audience": carried.audience,
+                "recipient_actor": carried.recipient_actor,
             }
             for inbox, host in hosts.items()
             if host not in blocked
@@ -165,9 +192,13 @@ class DeliveryRepository:
 
         One `WITH due AS (SELECT ...) UPDATE ... FROM due` both picks and
         leases the rows, re-checking the lease as it writes, so two workers
-        never hold the same row.
+        never hold the same row. Due deliveries to a blocked host are
+        cancelled on the way.
         """
-        due = _due(now, limit, await self._blocked_due_hosts(now))
+        blocked = await self._blocked_due_hosts(now)
+        if blocked:
+            await self._cancel_where(Delivery.host.in_(blocked), "host is blocked")
+        due = _due(now, limit, blocked)
         picked = dialect.claimable(self.session, due, of=Delivery, name="due")
         claim = (
             update(Delivery)
@@ -215,6 +246,53 @@ class DeliveryRepository:
     async def mark_failed(self, delivery_id: int, status: int | None, error: str) -> bool:
         """Give up: the row stays, in state `failed`, for the health view and audits."""
         return await self._finish(delivery_id, state=FAILED, last_status=status, last_error=error)
+
+    async def cancel(self, delivery_id: int, reason: str) -> bool:
+        """Never send this one: its audience no longer allows it. Costs no attempt."""
+        return await self._cancel_where(Delivery.id == delivery_id, reason) == 1
+
+    async def cancel_for_listing(
+        self, listing_id: str, reason: str, *, keep_audience: str | None = None
+    ) -> int:
+        """Cancel queued copies of a listing, except those shared under `keep_audience`."""
+        condition = Delivery.listing_id == listing_id
+        if keep_audience is not None:
+            condition = condition & (Delivery.audience != keep_audience)
+        return await self._cancel_where(condition, reason)
+
+    async def cancel_for_recipient(
+        self, sender_community_id: int, recipient_actor: str, reason: str
+    ) -> int:
+        """Cancel the listings queued for one partner, when that partnership ends."""
+        return await self._cancel_where(
+            (Delivery.sender_community_id == sender_community_id)
+            & (Delivery.recipient_actor == recipient_actor)
+            & Delivery.listing_id.is_not(None),
+            reason,
+        )
+
+    async def cancel_blocked(self) -> int:
+        """Cancel everything queued for a blocked host, so lifting the block later
+        does not release what was queued before it."""
+        blocked = await BlockRepository(self.session).domains()
+        if not blocked:
+            return 0
+        hosts = await self.session.scalars(
+            select(Delivery.host).where(Delivery.state == QUEUED).distinct()
+        )
+        doomed = {host for host in hosts if host_is_blocked(blocked, host)}
+        if not doomed:
+            return 0
+        return await self._cancel_where(Delivery.host.in_(doomed), "host is blocked")
+
+    async def _cancel_where(self, condition: ColumnElement[bool], reason: str) -> int:
+        result = await self.session.execute(
+            update(Delivery)
+            .where(condition, Delivery.state == QUEUED)
+            .values(state=CANCELLED, locked_until=None, last_error=reason)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
 
     async def release(self, delivery_ids: Sequence[int]) -> int:
         """Drop leases without recording an attempt, so the rows are claimable now."""
@@ -293,22 +371,32 @@ class DeliveryRepository:
             .group_by(Delivery.host)
         )
         due = {host: (count, first) for host, count, first in queued}
-        failed_rows = await self.session.execute(
-            select(Delivery.host, func.count())
-            .where(Delivery.state == FAILED)
-            .group_by(Delivery.host)
+        ended = await self.session.execute(
+            select(Delivery.host, Delivery.state, func.count())
+            .where(Delivery.state.in_((FAILED, CANCELLED)))
+            .group_by(Delivery.host, Delivery.state)
         )
-        failed = {host: count for host, count in failed_rows}
+        counts = {(host, state): count for host, state, count in ended}
         peers = {peer.host: peer for peer in (await self.session.scalars(select(PeerHost)))}
-        hosts = sorted(set(due) | set(failed) | set(peers))
+        hosts = sorted(set(due) | {host for host, _ in counts} | set(peers))
         return [
-            _summary(host, due.get(host), failed.get(host, 0), peers.get(host)) for host in hosts
+            _summary(
+                host,
+                due.get(host),
+                (counts.get((host, FAILED), 0), counts.get((host, CANCELLED), 0)),
+                peers.get(host),
+            )
+            for host in hosts
         ]
 
 
 def _summary(
-    host: str, due: tuple[int, datetime] | None, failed: int, peer: PeerHost | None
+    host: str,
+    due: tuple[int, datetime] | None,
+    ended: tuple[int, int],
+    peer: PeerHost | None,
 ) -> HostSummary:
+    """`ended` is (failed, cancelled)."""
     queued, first_due = due if due is not None else (0, None)
     backoff = peer.backoff_until if peer is not None else None
     next_at = first_due
@@ -317,7 +405,8 @@ def _summary(
     return HostSummary(
         host=host,
         queued=queued,
-        failed=failed,
+        failed=ended[0],
+        cancelled=ended[1],
         consecutive_failures=peer.consecutive_failures if peer is not None else 0,
         backoff_until=backoff,
         last_success_at=peer.last_success_at if peer is not None else None,

@@ -1,6 +1,11 @@
+"""The mirror cache. A cached listing belongs to the community it was first
+received from: only that community can change it, and its clock cannot be
+used to freeze it."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
@@ -10,6 +15,22 @@ from storage.models import Community, CommunityPartnership, RemoteListing, utcno
 from storage.paging import Position, page_after
 from storage.repositories.actors import BlockRepository, host_is_blocked
 from storage.repositories.listings import ListingFilters
+
+
+class NotTheOrigin(Exception):
+    """Another community tried to change a listing cached from its origin."""
+
+
+def _clamped(fields: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A `published` or `updated` in the future is taken as now: otherwise one
+    far-future stamp would make every later, honest version look older."""
+    return {
+        key: min(value, now) if key in _STAMPS and isinstance(value, datetime) else value
+        for key, value in fields.items()
+    }
+
+
+_STAMPS = frozenset({"published_at", "remote_updated_at"})
 
 
 class RemoteListingRepository:
@@ -27,8 +48,17 @@ class RemoteListingRepository:
     async def upsert(
         self, ap_id: str, origin: Community, audience: str, fields: dict[str, Any]
     ) -> RemoteListing:
-        """Insert or refresh; an older version (by the origin's `updated`) never wins."""
+        """Insert or refresh; an older version (by the origin's `updated`) never wins.
+
+        Raises `NotTheOrigin` when `origin` is not the community the listing
+        was first cached from: one actor cannot rewrite another's listing,
+        even on the same host.
+        """
+        now = utcnow()
+        fields = _clamped(fields, now)
         cached = await self.get_by_ap_id(ap_id)
+        if cached is not None and cached.origin_community_id != origin.id:
+            raise NotTheOrigin(f"{ap_id} was received from another community than {origin.ap_id}")
         if cached is None:
             cached = RemoteListing(ap_id=ap_id, origin_community_id=origin.id, **fields)
             cached.audience = audience
@@ -41,7 +71,7 @@ class RemoteListingRepository:
                 setattr(cached, key, value)
             cached.audience = audience
             cached.is_tombstoned = False
-            cached.updated_at = utcnow()
+            cached.updated_at = now
         await self.session.flush()
         return cached
 

@@ -15,10 +15,11 @@ from storage.models import Delivery, InboxEntry
 
 
 async def prune_finished(session: AsyncSession, older_than: datetime) -> tuple[int, int]:
-    """Delete delivered/failed deliveries and handled/ignored/failed inbox entries."""
+    """Delete delivered/failed/cancelled deliveries and handled/ignored/failed inbox entries."""
     deliveries = await session.execute(
         delete(Delivery).where(
-            Delivery.state.in_(("delivered", "failed")), Delivery.created_at < older_than
+            Delivery.state.in_(("delivered", "failed", "cancelled")),
+            Delivery.created_at < older_than,
         )
     )
     entries = await session.execute(

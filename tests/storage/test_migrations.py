@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -77,3 +78,70 @@ async def test_visibility_migration_keeps_existing_listings_community_only(
 
 async def _upgrade_to(url: str, revision: str) -> None:
     await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+
+
+def _queued(n: int, activity_type: str, obj: object, state: str = "queued") -> dict[str, Any]:
+    body = json.dumps({"id": f"http://a.test/act/{n}", "type": activity_type, "object": obj})
+    return {"n": n, "activity": f"http://a.test/act/{n}", "body": body, "state": state}
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
+async def test_delivery_audience_migration_labels_or_cancels_what_is_queued(
+    empty_database_url: str,
+) -> None:
+    """Listings queued before the send-time check get it too; partner-only ones, whose
+    bodies name every partner, are cancelled rather than sent."""
+    await _upgrade_to(empty_database_url, "0004")
+    note = "http://a.test/c/a/listings/"
+    rows = [
+        _queued(1, "Create", {"id": f"{note}pub", "type": "Note", "visibility": "public"}),
+        _queued(2, "Create", {"id": f"{note}par", "type": "Note", "visibility": "partners"}),
+        _queued(3, "Update", {"id": f"{note}gone", "type": "Note", "visibility": "public"}),
+        _queued(4, "Delete", {"id": f"{note}par", "type": "Tombstone"}),
+        _queued(5, "Create", {"id": f"{note}par", "type": "Note"}, state="delivered"),
+    ]
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO communities (ap_id, is_local, slug, host, name, description,"
+                    " base_url, public_offer_count, public_need_count, created_at, updated_at)"
+                    " VALUES ('http://a.test/c/a', true, 'a', 'a.test', 'A', '', 'http://a.test',"
+                    " 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            for listing_id, visibility in (("pub", "public"), ("par", "partners")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO listings (id, ap_id, community_id, kind, title,"
+                        " description, category, status, visibility, is_public, created_at,"
+                        " updated_at) VALUES (:id, :ap_id, 1, 'offer', 'x', '', '', 'active',"
+                        " :visibility, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": listing_id, "ap_id": f"{note}{listing_id}", "visibility": visibility},
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO deliveries (id, activity_id, sender_community_id, target_inbox,"
+                    " host, body, state, attempts, next_attempt_at, created_at) VALUES (:n,"
+                    " :activity, 1, 'http://b.test/inbox', 'b.test', :body, :state, 1,"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                rows,
+            )
+        await upgrade_to_head_async(empty_database_url)
+        async with engine.connect() as conn:
+            result = await conn.execute(
+                text("SELECT id, state, listing_id, audience FROM deliveries ORDER BY id")
+            )
+            after = [tuple(row) for row in result]
+    finally:
+        await engine.dispose()
+    assert after == [
+        (1, "queued", "pub", "public"),
+        (2, "cancelled", "par", "partners"),
+        (3, "cancelled", None, "public"),
+        (4, "queued", None, None),
+        (5, "delivered", None, None),
+    ]
