@@ -120,9 +120,15 @@ async def end_partnership(
     await NotificationRepository(session).mark_read(partnership.local_community_id, partnership.id)
     await cancel_backfill(session, partnership.local_community, partnership.remote_community)
     if was_active:
-        await RemoteListingRepository(session).remove_from_origin(
-            partnership.remote_community_id, "partners"
-        )
+        # Another community on this node may still be its partner: the cache
+        # serves each community only what its own partnerships allow, so the
+        # copies go only when nobody here may show them any more.
+        await session.flush()
+        partners = PartnershipRepository(session)
+        if not await partners.is_anyone_partnered_with(partnership.remote_community_id):
+            await RemoteListingRepository(session).remove_from_origin(
+                partnership.remote_community_id, "partners"
+            )
         await DeliveryRepository(session).cancel_for_recipient(
             partnership.local_community_id,
             partnership.remote_community.ap_id,

@@ -82,6 +82,18 @@ class PartnershipRepository:
                 return True
         return False
 
+    async def is_anyone_partnered_with(self, remote_community_id: int) -> bool:
+        """Whether any local community still has an active partnership with this one."""
+        found = await self.session.scalar(
+            select(CommunityPartnership.id)
+            .where(
+                CommunityPartnership.remote_community_id == remote_community_id,
+                CommunityPartnership.state == "active",
+            )
+            .limit(1)
+        )
+        return found is not None
+
     async def all_active(self) -> Sequence[CommunityPartnership]:
         result = await self.session.execute(
             select(CommunityPartnership).where(CommunityPartnership.state == "active")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from node.appkeys import SESSIONS
+from node.protocol.partnerships import end_partnership
 from node.services.communities import create_local_community
 from storage.models import (
     Community,
@@ -18,6 +19,7 @@ from storage.models import (
     utcnow,
 )
 from storage.repositories import CommunityRepository
+from storage.repositories.partnerships import PartnershipRepository
 from tests.conftest import PASSWORD, NodeHandle
 
 ORIGIN = "http://birch.test/c/birch"
@@ -207,3 +209,36 @@ async def test_partnerships_notifications_and_jobs_page_through_every_item_once(
     for path in ("/api/v1/partnerships", "/api/v1/notifications", "/api/v1/jobs"):
         ids = await _walk_plain(node, steward, path)
         assert len(ids) == len(set(ids)) == 7, path
+
+
+async def test_one_community_ending_a_partnership_leaves_anothers_partner_listings(
+    node: NodeHandle,
+) -> None:
+    async with node.client.app[SESSIONS]() as db:
+        await create_local_community(db, node.config, slug="annex", name="Annex")
+        await db.commit()
+    origin = await _origin(node)
+    await _partner(node, "tools", origin)
+    await _partner(node, "annex", origin)
+    await _mirror(node, origin, "For partners", "partners", age=1)
+    await node.add_member("bea", community="annex")
+    resp = await node.client.post(
+        "/api/v1/auth/token",
+        json={"username": "bea", "password": PASSWORD, "community": "annex"},
+    )
+    annex = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    tools = await node.login("ada")
+
+    async with node.client.app[SESSIONS]() as db:
+        local = await CommunityRepository(db).get_local_by_slug("tools")
+        assert local is not None
+        [ours] = await PartnershipRepository(db).get_active_for_community(local.id)
+        await end_partnership(db, ours, "dissolved")
+        await db.commit()
+
+    async def titles(headers: dict[str, str]) -> set[str]:
+        resp = await node.client.get("/api/v1/listings?include_partners=true", headers=headers)
+        return {item["title"] for item in (await resp.json())["items"]}
+
+    assert await titles(tools) == set()
+    assert await titles(annex) == {"For partners"}
