@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from node.app import init_app
 from node.config import DATABASE_ENV, ConfigError, NodeConfig, load_config, write_config
 from node.demo import run_demo
-from node.services.accounts import AccountError, create_member
+from node.services.accounts import AccountError, check_new_account, create_member
 from node.services.communities import CommunityError, create_local_community, parse_location
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision, upgrade_to_head
@@ -96,8 +96,10 @@ def cmd_init(args: argparse.Namespace) -> None:
     data: Path = args.data
     if (data / "config.toml").exists():
         raise CliError(f"{data} already holds a node; refusing to overwrite it")
-    if len(args.password) < 8:
-        raise CliError("the steward's password must have at least 8 characters")
+    try:
+        check_new_account(args.steward, args.password)
+    except AccountError as exc:
+        raise CliError(f"steward: {exc}") from exc
     created = not data.exists()
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:

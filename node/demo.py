@@ -71,7 +71,7 @@ class DemoNode:
 
 def _logins(slug: str) -> dict[str, dict[str, str]]:
     return {
-        role: {"username": f"{role}-{slug}", "password": secrets.token_urlsafe(9)}
+        role: {"username": f"{role}_{slug}", "password": secrets.token_urlsafe(9)}
         for role in ("steward", "member")
     }
 

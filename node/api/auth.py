@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from aiohttp import hdrs
+
 from node.api.router import api
 from node.api.routing import ApiCall
 from node.api.schemas import TokenRequest, TokenResponse
@@ -22,10 +24,12 @@ from storage.repositories import CommunityRepository
     errors=(401, 422, 429),
 )
 async def create_token(call: ApiCall[TokenRequest, None]) -> TokenResponse:
-    slug = call.body.community or call.request.app[CONFIG].slug
-    throttle = call.request.app[LOGIN_THROTTLE]
-    keys = throttle.keys(slug, call.body.username, call.request.remote)
-    wait = throttle.retry_after(keys)
+    request = call.request
+    slug = call.body.community or request.app[CONFIG].slug
+    throttle = request.app[LOGIN_THROTTLE]
+    forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, [])
+    attempt = throttle.attempt(slug, call.body.username, request.remote, forwarded)
+    wait = throttle.retry_after(attempt)
     if wait is not None:
         raise TooManyRequests(f"too many failed attempts; try again in {wait} s", retry_after=wait)
     community = await CommunityRepository(call.session).get_local_by_slug(slug)
@@ -33,8 +37,8 @@ async def create_token(call: ApiCall[TokenRequest, None]) -> TokenResponse:
     if community is not None:
         member = await authenticate(call.session, community, call.body.username, call.body.password)
     if member is None:
-        throttle.failed(keys)
+        throttle.failed(attempt)
         raise Unauthorized("wrong username or password")
-    throttle.succeeded(keys)
+    throttle.succeeded(attempt)
     issued = await issue_token(call.session, member, "api")
     return TokenResponse(token=issued.secret, expires_at=issued.expires_at)

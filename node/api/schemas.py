@@ -47,7 +47,9 @@ class TokenRequest(StrictModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
     community: str | None = Field(
-        default=None, description="Slug of the community, when the node hosts several."
+        default=None,
+        max_length=64,
+        description="Slug of the community, when the node hosts several.",
     )
 
 
