@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--username", required=True)
     add.add_argument("--password", required=True)
     add.add_argument("--steward", action="store_true")
+    add.add_argument(
+        "--operator",
+        action="store_true",
+        help="a steward who may also change node-wide settings (domain blocks, retries)",
+    )
     add.add_argument("--community", help="slug, when the node hosts several communities")
 
     demo = sub.add_parser("demo", help="several federated nodes on loopback with sample data")
@@ -86,7 +91,9 @@ async def _init_database(config: NodeConfig, args: argparse.Namespace) -> None:
                 description=args.description,
                 location=location,
             )
-            await create_member(session, community, args.steward, args.password, "steward")
+            await create_member(
+                session, community, args.steward, args.password, "steward", is_operator=True
+            )
             await session.commit()
     finally:
         await engine.dispose()
@@ -165,8 +172,10 @@ async def _add_member(config: NodeConfig, args: argparse.Namespace) -> None:
             community = await CommunityRepository(session).get_local_by_slug(slug)
             if community is None:
                 raise CliError(f"no community {slug!r} on this node")
-            role = "steward" if args.steward else "member"
-            await create_member(session, community, args.username, args.password, role)
+            role = "steward" if args.steward or args.operator else "member"
+            await create_member(
+                session, community, args.username, args.password, role, is_operator=args.operator
+            )
             await session.commit()
     finally:
         await engine.dispose()
@@ -179,7 +188,8 @@ def cmd_member_add(args: argparse.Namespace) -> None:
         asyncio.run(_add_member(config, args))
     except AccountError as exc:
         raise CliError(str(exc)) from exc
-    print(f"Added {'steward' if args.steward else 'member'} {args.username}")
+    kind = "operator" if args.operator else "steward" if args.steward else "member"
+    print(f"Added {kind} {args.username}")
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

@@ -101,7 +101,14 @@ async def _init_node(folder: Path, index: int, port: int) -> DemoNode:
                 location=location,
             )
             for role, login in logins.items():
-                await create_member(session, community, login["username"], login["password"], role)
+                await create_member(
+                    session,
+                    community,
+                    login["username"],
+                    login["password"],
+                    role,
+                    is_operator=role == "steward",  # one community per demo node
+                )
             await session.commit()
     finally:
         await engine.dispose()

@@ -135,13 +135,17 @@ class NodeHandle:
     config: NodeConfig
     client: TestClient[Any, Any]
 
-    async def add_member(self, username: str, role: str = "member") -> None:
+    async def add_member(
+        self, username: str, role: str = "member", *, operator: bool = False
+    ) -> None:
         engine = create_engine(self.config.database_url)
         try:
             async with create_session_factory(engine)() as session:
                 community = await CommunityRepository(session).get_local_by_slug(self.config.slug)
                 assert community is not None
-                await create_member(session, community, username, PASSWORD, role)
+                await create_member(
+                    session, community, username, PASSWORD, role, is_operator=operator
+                )
                 await session.commit()
         finally:
             await engine.dispose()

@@ -1,4 +1,8 @@
-"""Federation health for stewards: who we talk to, what is queued, what is blocked."""
+"""Federation health for stewards: who we talk to, what is queued, what is blocked.
+
+Stewards may look; changing what is node-wide (blocks, retries) is the node
+operator's, since every community on the node shares it.
+"""
 
 from __future__ import annotations
 
@@ -75,7 +79,7 @@ class RetryAccepted(BaseModel):
     "/federation/peers/{host}/retry",
     summary="Attempt queued deliveries to a host now",
     tag="federation",
-    auth="steward",
+    auth="operator",
     status=202,
     response=RetryAccepted,
     errors=(401, 403, 404),
@@ -95,7 +99,7 @@ async def retry_peer(call: ApiCall[None, None]) -> RetryAccepted:
     "/federation/blocks",
     summary="Block a domain",
     tag="federation",
-    auth="steward",
+    auth="operator",
     status=201,
     body=BlockRequest,
     response=BlockOut,
@@ -131,7 +135,7 @@ async def list_blocks(call: ApiCall[None, None]) -> BlockList:
     "/federation/blocks/{domain}",
     summary="Unblock a domain",
     tag="federation",
-    auth="steward",
+    auth="operator",
     status=204,
     errors=(401, 403, 404),
 )

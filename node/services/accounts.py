@@ -85,7 +85,13 @@ def token_digest(secret: str) -> str:
 
 
 async def create_member(
-    session: AsyncSession, community: Community, username: str, password: str, role: str
+    session: AsyncSession,
+    community: Community,
+    username: str,
+    password: str,
+    role: str,
+    *,
+    is_operator: bool = False,
 ) -> Member:
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}")
@@ -98,6 +104,7 @@ async def create_member(
         username=username,
         role=role,
         password_hash=hash_password(password),
+        is_operator=is_operator,
     )
     return await members.add(member)
 
@@ -157,3 +164,28 @@ async def resolve_token(session: AsyncSession, secret: str, kind: str) -> AuthTo
 
 async def revoke_token(session: AsyncSession, secret: str) -> None:
     await TokenRepository(session).delete(token_digest(secret))
+
+
+async def revoke_token_of(session: AsyncSession, member: Member, token_id: int) -> bool:
+    """Only the member's own: someone else's token id is as good as unknown."""
+    tokens = TokenRepository(session)
+    if await tokens.get_for_member(token_id, member.id) is None:
+        return False
+    await tokens.delete_by_id(token_id)
+    return True
+
+
+async def change_password(
+    session: AsyncSession, member: Member, current: str, new: str, *, keep: AuthToken | None
+) -> bool:
+    """False when `current` is wrong. Otherwise the new password holds and every
+    token and session of the member but `keep` (the one asking) stops working:
+    whoever knew the old password may have made some."""
+    if not verify_password(member.password_hash, current):
+        return False
+    check_password(new)
+    member.password_hash = hash_password(new)
+    await TokenRepository(session).delete_for_member(
+        member.id, keep_id=keep.id if keep is not None else None
+    )
+    return True

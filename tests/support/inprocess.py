@@ -59,7 +59,9 @@ async def _seed(config: NodeConfig) -> None:
             community = await create_local_community(
                 session, config, slug=config.slug, name=config.name
             )
-            await create_member(session, community, "steward", PASSWORD, "steward")
+            await create_member(
+                session, community, "steward", PASSWORD, "steward", is_operator=True
+            )
             await session.commit()
     finally:
         await engine.dispose()
