@@ -31,11 +31,12 @@ def safe_next(target: str | None) -> str:
     """Where to go after signing in: a path on this node, never anywhere else.
 
     `next` comes from a link anyone can craft. It is judged as a browser will read
-    the Location header: browsers drop tab, CR and LF inside a URL (slash, tab,
-    `/evil` becomes `//evil`, another host) and read a backslash as `/`. So any control
-    character refuses it outright, backslashes count as slashes, and what is left
-    must be a path (one leading slash, no scheme, no host). The answer is
-    percent-encoded ASCII, so the header cannot be split or read two ways.
+    the Location header: browsers drop tab, CR and LF anywhere in a URL (so a slash,
+    a tab and `/evil` make `//evil`, another host) and read a backslash as a
+    slash. So any control character refuses it outright, backslashes count as
+    slashes, and what is left must be a path (one leading slash, no scheme, no
+    host). The answer is percent-encoded ASCII: the header cannot be split or
+    read two ways.
     """
     if not target or len(target) > MAX_NEXT_LENGTH or _CONTROL.search(target):
         return HOME
