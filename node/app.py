@@ -77,7 +77,7 @@ def init_app(config: NodeConfig) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
     )
     app[CONFIG] = config
-    app[LOGIN_THROTTLE] = LoginThrottle()
+    app[LOGIN_THROTTLE] = LoginThrottle(trusted_proxies=config.trusted_proxies)
     app.cleanup_ctx.append(database_ctx(config))
     app.cleanup_ctx.append(http_client_ctx(config))
     setup_federation(app)

@@ -28,8 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from node.app import init_app
 from node.config import DATABASE_ENV, ConfigError, NodeConfig, load_config, write_config
 from node.demo import run_demo
-from node.services.accounts import AccountError, create_member
-from node.services.communities import CommunityError, create_local_community, parse_location
+from node.services.accounts import AccountError, check_new_account, create_member
+from node.services.communities import CommunityError, parse_location
+from node.services.provisioning import Person, provision_node
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision, upgrade_to_head
 from storage.repositories import CommunityRepository
@@ -173,6 +174,11 @@ def _add_member_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--steward", action="store_true", help="make the member a steward of the community"
     )
     add.add_argument(
+        "--operator",
+        action="store_true",
+        help="a steward who may also change node-wide settings (domain blocks, retries)",
+    )
+    add.add_argument(
         "--community",
         metavar="SLUG",
         help="the community's slug, when the node hosts several (default: the node's own)",
@@ -282,23 +288,13 @@ def _prompt_password(whose: str) -> str:
 
 
 async def _init_database(config: NodeConfig, args: argparse.Namespace) -> None:
-    await asyncio.to_thread(upgrade_to_head, config.database_url)
-    engine = create_engine(config.database_url)
-    try:
-        async with create_session_factory(engine)() as session:
-            location = parse_location(args.location) if args.location else None
-            community = await create_local_community(
-                session,
-                config,
-                slug=args.slug,
-                name=args.name,
-                description=args.description,
-                location=location,
-            )
-            await create_member(session, community, args.steward, args.password, "steward")
-            await session.commit()
-    finally:
-        await engine.dispose()
+    """The database at head, the community, and its first steward, who operates the node."""
+    await provision_node(
+        config,
+        description=args.description,
+        location=parse_location(args.location) if args.location else None,
+        people=[Person(args.steward, args.password, "steward", operator=True)],
+    )
 
 
 def cmd_init(args: argparse.Namespace) -> None:
@@ -306,8 +302,10 @@ def cmd_init(args: argparse.Namespace) -> None:
     if (data / "config.toml").exists():
         raise CliError(f"{data} already holds a node; refusing to overwrite it")
     args.password = password_from(args, f"the steward {args.steward}")
-    if len(args.password) < 8:
-        raise CliError("the steward's password must have at least 8 characters")
+    try:
+        check_new_account(args.steward, args.password)
+    except AccountError as exc:
+        raise CliError(f"steward: {exc}") from exc
     created = not data.exists()
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
@@ -418,8 +416,10 @@ async def _add_member(config: NodeConfig, args: argparse.Namespace) -> None:
             community = await CommunityRepository(session).get_local_by_slug(slug)
             if community is None:
                 raise CliError(f"no community {slug!r} on this node")
-            role = "steward" if args.steward else "member"
-            await create_member(session, community, args.username, args.password, role)
+            role = "steward" if args.steward or args.operator else "member"
+            await create_member(
+                session, community, args.username, args.password, role, is_operator=args.operator
+            )
             await session.commit()
     finally:
         await engine.dispose()
@@ -433,7 +433,8 @@ def cmd_member_add(args: argparse.Namespace) -> None:
         asyncio.run(_add_member(config, args))
     except AccountError as exc:
         raise CliError(str(exc)) from exc
-    print(f"Added {'steward' if args.steward else 'member'} {args.username}")
+    kind = "operator" if args.operator else "steward" if args.steward else "member"
+    print(f"Added {kind} {args.username}")
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

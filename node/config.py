@@ -6,11 +6,13 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
 CONFIG_FILE = "config.toml"
 DATABASE_ENV = "COMMONS_DATABASE_URL"
+ProxyNetwork = IPv4Network | IPv6Network
 
 
 class ConfigError(Exception):
@@ -27,6 +29,8 @@ class NodeConfig:
     secret_key: str
     allow_private_addresses: bool = False
     signature_max_skew_seconds: int = 300
+    # Reverse proxies whose X-Forwarded-For the node believes (sign-in throttling).
+    trusted_proxies: tuple[ProxyNetwork, ...] = ()
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -92,6 +96,16 @@ def write_config(
     return load_config(data_dir)
 
 
+def parse_trusted_proxies(value: object) -> tuple[ProxyNetwork, ...]:
+    """`trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]`: addresses or networks."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError("trusted_proxies must be a list of addresses or networks, as strings")
+    try:
+        return tuple(ip_network(item.strip(), strict=False) for item in value)
+    except ValueError as exc:
+        raise ConfigError(f"trusted_proxies: {exc}") from exc
+
+
 def load_config(data_dir: Path) -> NodeConfig:
     path = data_dir / CONFIG_FILE
     if not path.is_file():
@@ -100,7 +114,15 @@ def load_config(data_dir: Path) -> NodeConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    known = {"base_url", "slug", "name", "database_url", "secret_key", "allow_private_addresses"}
+    known = {
+        "base_url",
+        "slug",
+        "name",
+        "database_url",
+        "secret_key",
+        "allow_private_addresses",
+        "trusted_proxies",
+    }
     try:
         return NodeConfig(
             data_dir=data_dir,
@@ -111,6 +133,7 @@ def load_config(data_dir: Path) -> NodeConfig:
             secret_key=str(raw["secret_key"]),
             allow_private_addresses=bool(raw.get("allow_private_addresses", False)),
             signature_max_skew_seconds=int(raw.get("signature_max_skew_seconds", 300)),
+            trusted_proxies=parse_trusted_proxies(raw.get("trusted_proxies", [])),
             extra={k: v for k, v in raw.items() if k not in known},
         )
     except KeyError as exc:

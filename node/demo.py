@@ -69,7 +69,7 @@ class DemoNode:
 
 def _logins(slug: str) -> dict[str, dict[str, str]]:
     return {
-        role: {"username": f"{role}-{slug}", "password": secrets.token_urlsafe(9)}
+        role: {"username": f"{role}_{slug}", "password": secrets.token_urlsafe(9)}
         for role in ("steward", "member")
     }
 
@@ -86,7 +86,11 @@ async def _init_node(folder: Path, index: int, port: int) -> DemoNode:
         allow_private_addresses=True,
     )
     logins = _logins(slug)
-    people = [Person(x["username"], x["password"], role) for role, x in logins.items()]
+    people = [
+        # One community per demo node, so its steward is also the node's operator.
+        Person(x["username"], x["password"], role, operator=role == "steward")
+        for role, x in logins.items()
+    ]
     await provision_node(config, description=description, location=location, people=people)
     return DemoNode(config, logins, fresh=True)
 

@@ -80,7 +80,9 @@ class Community(Base):
 
 
 class Member(Base):
-    """A person in one local community. Stewards administer it."""
+    """A person in one local community. Stewards administer it; an operator (the
+    first steward `init` creates, and whoever `member add --operator` names) also
+    administers what is node-wide: domain blocks, delivery retries."""
 
     __tablename__ = "members"
 
@@ -89,6 +91,7 @@ class Member(Base):
     username: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16), default="member")
     password_hash: Mapped[str] = mapped_column(String(255))
+    is_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     community: Mapped[Community] = relationship(lazy="joined")

@@ -136,7 +136,12 @@ class NodeHandle:
     client: TestClient[Any, Any]
 
     async def add_member(
-        self, username: str, role: str = "member", *, community: str | None = None
+        self,
+        username: str,
+        role: str = "member",
+        *,
+        community: str | None = None,
+        operator: bool = False,
     ) -> None:
         engine = create_engine(self.config.database_url)
         try:
@@ -144,7 +149,9 @@ class NodeHandle:
                 slug = community or self.config.slug
                 community_row = await CommunityRepository(session).get_local_by_slug(slug)
                 assert community_row is not None
-                await create_member(session, community_row, username, PASSWORD, role)
+                await create_member(
+                    session, community_row, username, PASSWORD, role, is_operator=operator
+                )
                 await session.commit()
         finally:
             await engine.dispose()

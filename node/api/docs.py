@@ -7,6 +7,8 @@ from pathlib import Path
 from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path
 
+from node.static_files import add_folder
+
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Commons Node API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -18,7 +20,7 @@ DOCS_PAGE = """<!doctype html>
 
 INIT_SCRIPT = """window.ui = SwaggerUIBundle({
   url: "/api/v1/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
-  persistAuthorization: true
+  persistAuthorization: true, validatorUrl: null
 });
 """
 
@@ -34,4 +36,4 @@ async def docs_init(_request: web.Request) -> web.Response:
 def setup_docs(app: web.Application) -> None:
     app.router.add_get("/api/docs", docs_page)
     app.router.add_get("/api/docs/init.js", docs_init)
-    app.router.add_static("/api/docs/static", Path(swagger_ui_path), name="swagger_static")
+    add_folder(app, "/api/docs/static", Path(swagger_ui_path), name="swagger_static")

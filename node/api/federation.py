@@ -1,4 +1,8 @@
-"""Federation health for stewards: who we talk to, what is queued, what is blocked."""
+"""Federation health for stewards: who we talk to, what is queued, what is blocked.
+
+Stewards may look; changing what is node-wide (blocks, retries) is the node
+operator's, since every community on the node shares it.
+"""
 
 from __future__ import annotations
 
@@ -76,7 +80,7 @@ class RetryAccepted(BaseModel):
     "/federation/peers/{host}/retry",
     summary="Attempt queued deliveries to a host now",
     tag="federation",
-    auth="steward",
+    auth="operator",
     status=202,
     response=RetryAccepted,
     errors=(401, 403, 404),
@@ -96,7 +100,7 @@ async def retry_peer(call: ApiCall[None, None]) -> RetryAccepted:
     "/federation/blocks",
     summary="Block a domain",
     tag="federation",
-    auth="steward",
+    auth="operator",
     status=201,
     body=BlockRequest,
     response=BlockOut,
@@ -134,7 +138,7 @@ async def list_blocks(call: ApiCall[None, None]) -> BlockList:
     "/federation/blocks/{domain}",
     summary="Unblock a domain",
     tag="federation",
-    auth="steward",
+    auth="operator",
     status=204,
     errors=(401, 403, 404),
 )

@@ -52,7 +52,7 @@ def _error_statuses(op: Operation) -> list[int]:
     statuses = set(op.errors)
     if op.auth != "none":
         statuses.add(401)
-    if op.auth == "steward":
+    if op.auth in ("steward", "operator"):
         statuses.add(403)
     if op.query is not None:
         statuses.add(422)

@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.appkeys import CONFIG, SESSIONS
 from node.errors import Forbidden, NotFound, UnsupportedMediaType, ValidationFailed
 from node.services.auth_context import authenticate_bearer
-from storage.models import Member
+from storage.models import AuthToken, Member
 
 API_PREFIX = "/api/v1"
-Auth = Literal["none", "member", "steward"]
+# "operator": node-wide settings, not one community's (see Member.is_operator).
+Auth = Literal["none", "member", "steward", "operator"]
 BodyT = TypeVar("BodyT", bound=BaseModel | None)
 QueryT = TypeVar("QueryT", bound=BaseModel | None)
 
@@ -35,6 +36,7 @@ class ApiCall(Generic[BodyT, QueryT]):
     member: Member | None
     body: BodyT
     query: QueryT
+    token: AuthToken | None = None  # the bearer token that authenticated the call
 
     @property
     def me(self) -> Member:
@@ -138,11 +140,14 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.Response]]
     async def endpoint(request: web.Request) -> web.Response:
         sessions = request.app[SESSIONS]
         async with sessions() as session:
-            member = None
+            member, token = None, None
             if op.auth != "none":
-                member = await authenticate_bearer(session, request, request.app[CONFIG])
+                token = await authenticate_bearer(session, request, request.app[CONFIG])
+                member = token.member
                 if op.auth == "steward" and not member.is_steward:
                     raise Forbidden("stewards only")
+                if op.auth == "operator" and not member.is_operator:
+                    raise Forbidden("only the node's operator may change node-wide settings")
             if any("\x00" in value for value in request.match_info.values()):
                 # No id, host or domain contains NUL, and PostgreSQL refuses it in text.
                 raise NotFound("no such resource")
@@ -151,7 +156,8 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.Response]]
             if op.body is not None:
                 # JSON has real types: `false` is not a number, nor "1" a boolean, as documented.
                 body = parse_model(op.body, await read_json_body(request), "body", strict=True)
-            result = await op.handler(ApiCall(request, session, member, body, query))
+            call = ApiCall(request, session, member, body, query, token)
+            result = await op.handler(call)
             await session.commit()
         if result is None:
             return web.Response(status=op.status)

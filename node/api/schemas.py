@@ -69,13 +69,42 @@ class TokenRequest(StrictModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
     community: str | None = Field(
-        default=None, description="Slug of the community, when the node hosts several."
+        default=None,
+        max_length=64,
+        description="Slug of the community, when the node hosts several.",
     )
 
 
 class TokenResponse(BaseModel):
     token: str
     expires_at: datetime
+
+
+class TokenOut(BaseModel):
+    """A token or browser session of the caller; never its secret."""
+
+    id: int
+    kind: Literal["api", "session"] = Field(description="`session`: a signed-in browser.")
+    created_at: datetime
+    expires_at: datetime | None
+    current: bool = Field(description="True for the token this request was made with.")
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+class PageQuery(StrictModel):
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=64)
+
+
+class PasswordChange(StrictModel):
+    current: str = Field(min_length=1, max_length=1024)
+    new: str = Field(
+        min_length=1, max_length=1024, description="At least 8 characters, as everywhere."
+    )
 
 
 class ListingCreate(StrictModel):

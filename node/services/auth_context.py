@@ -8,12 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.config import NodeConfig
 from node.errors import Unauthorized
 from node.services.accounts import resolve_token
-from storage.models import Member
+from storage.models import AuthToken
 
 
 async def authenticate_bearer(
     session: AsyncSession, request: web.Request, config: NodeConfig
-) -> Member:
+) -> AuthToken:
+    """The token the request carries; `token.member` is who is calling."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -21,4 +22,4 @@ async def authenticate_bearer(
     token = await resolve_token(session, secret.strip(), "api")
     if token is None:
         raise Unauthorized("token is unknown or expired")
-    return token.member
+    return token

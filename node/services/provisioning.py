@@ -22,6 +22,7 @@ class Person:
     username: str
     password: str
     role: str = "member"
+    operator: bool = False
 
 
 async def provision_node(
@@ -51,7 +52,12 @@ async def provision_node(
             )
             for person in people:
                 await create_member(
-                    session, community, person.username, person.password, person.role
+                    session,
+                    community,
+                    person.username,
+                    person.password,
+                    person.role,
+                    is_operator=person.operator,
                 )
             await session.commit()
             return community

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+import re
+from urllib.parse import quote, urlsplit
+
+from aiohttp import hdrs, web
 
 from node.appkeys import CONFIG, LOGIN_THROTTLE
-from node.services.accounts import authenticate, issue_token
-from node.web.guards import Page, error_page, member_page, public_page, redirect
+from node.services.accounts import MAX_USERNAME_LENGTH, authenticate, issue_token
+from node.services.login_throttle import Attempt
+from node.web.guards import FormData, Page, error_page, member_page, public_page, redirect
 from node.web.sessions import (
     clear_session_cookie,
     end_session,
@@ -18,13 +22,31 @@ from storage.repositories import CommunityRepository
 
 routes = web.RouteTableDef()
 HOME = "/listings"
+MAX_NEXT_LENGTH = 2048
+URL_SAFE = "/?#[]@!$&'()*+,;=:%"  # RFC 3986 reserved characters, and escapes already made
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def safe_next(target: str | None) -> str:
-    """Only paths on this node: `next=https://evil.example` must not become a redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after signing in: a path on this node, never anywhere else.
+
+    `next` comes from a link anyone can craft. It is judged as a browser will read
+    the Location header: browsers drop tab, CR and LF anywhere in a URL (so a slash,
+    a tab and `/evil` make `//evil`, another host) and read a backslash as a
+    slash. So any control character refuses it outright, backslashes count as
+    slashes, and what is left must be a path (one leading slash, no scheme, no
+    host). The answer is percent-encoded ASCII: the header cannot be split or
+    read two ways.
+    """
+    if not target or len(target) > MAX_NEXT_LENGTH or _CONTROL.search(target):
         return HOME
-    return target
+    as_browser = target.replace("\\", "/")
+    if not as_browser.startswith("/") or as_browser.startswith("//"):
+        return HOME
+    parts = urlsplit(as_browser)
+    if parts.scheme or parts.netloc:
+        return HOME
+    return quote(as_browser, safe=URL_SAFE)
 
 
 @routes.get("/", name="home")
@@ -46,6 +68,18 @@ async def _community(page: Page) -> Community | None:
     return await CommunityRepository(page.db).get_local_by_slug(page.request.app[CONFIG].slug)
 
 
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def _attempt(page: Page, username: str) -> Attempt:
+    request = page.request
+    forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, [])
+    slug = request.app[CONFIG].slug
+    return request.app[LOGIN_THROTTLE].attempt(slug, username, request.remote, forwarded)
+
+
 @routes.post("/signin")
 @public_page
 async def signin(page: Page) -> web.StreamResponse:
@@ -54,28 +88,30 @@ async def signin(page: Page) -> web.StreamResponse:
             page, 403, "Sign-in refused", "The sign-in form was sent from another site."
         )
     form = await page.form()
-    username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-    next_path = safe_next(str(form.get("next", "")))
-    community = await _community(page)
+    username, password = _text(form, "username").strip(), _text(form, "password")
+    next_path = safe_next(_text(form, "next"))
+    shown_name = username[:MAX_USERNAME_LENGTH]
     throttle = page.request.app[LOGIN_THROTTLE]
-    keys = throttle.keys(page.request.app[CONFIG].slug, username, page.request.remote)
-    wait = throttle.retry_after(keys)
+    attempt = _attempt(page, username)
+    wait = throttle.retry_after(attempt)
     if wait is not None:
-        minutes = max(1, round(wait / 60))
-        error = f"Too many attempts. Please wait about {minutes} minute(s) and try again."
-        return page.render(
-            "signin.html", status=429, next_path=next_path, username=username, error=error
+        error = f"Too many attempts. Please wait {_duration(wait)} and try again."
+        response = page.render(
+            "signin.html", status=429, next_path=next_path, username=shown_name, error=error
         )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    community = await _community(page)
     member = None
-    if community is not None and username and password:
-        member = await authenticate(page.db, community, username[:64], password[:1024])
+    if community is not None:
+        member = await authenticate(page.db, community, username, password)
     if member is None:
-        throttle.failed(keys)
+        throttle.failed(attempt)
         error = "That username and password do not match. Please try again."
         return page.render(
-            "signin.html", status=401, next_path=next_path, username=username, error=error
+            "signin.html", status=401, next_path=next_path, username=shown_name, error=error
         )
-    throttle.succeeded(keys)
+    throttle.succeeded(attempt)
     if page.session is not None:
         await end_session(page.db, page.session)
     issued = await issue_token(page.db, member, "session")
@@ -83,6 +119,12 @@ async def signin(page: Page) -> web.StreamResponse:
     response = redirect(page.request, next_path, ("success", f"Welcome, {member.username}."))
     set_session_cookie(response, page.request, issued)
     return response
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} seconds"
+    return f"about {round(seconds / 60)} minutes"
 
 
 @routes.post("/signout", name="signout")

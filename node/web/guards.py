@@ -18,7 +18,7 @@ from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.appkeys import SESSIONS
-from node.errors import ApiError
+from node.errors import ApiError, BadRequest
 from node.web.flash import set_flash
 from node.web.sessions import WebSession, csrf_matches, load_session
 from node.web.templating import render
@@ -49,7 +49,11 @@ class Page:
         return self.session.member
 
     async def form(self) -> FormData:
-        return await self.request.post()
+        """The posted form; a body that cannot be decoded is the sender's mistake (400)."""
+        try:
+            return await self.request.post()
+        except (ValueError, LookupError) as exc:  # bad UTF-8, an unknown charset
+            raise BadRequest("The form could not be read. Reload the page and try again.") from exc
 
     def render(self, name: str, status: int = 200, **context: Any) -> web.Response:
         return render(self.request, name, self.session, status, **context)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from node.appkeys import TEMPLATES
+from node.static_files import add_folder
 from node.web import (
     auth_pages,
     community_pages,
@@ -32,4 +33,4 @@ def setup_pages(app: web.Application) -> None:
     setup_nav_alerts(app)
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
-    app.router.add_static("/static", STATIC_DIR, name="static", append_version=False)
+    add_folder(app, "/static", STATIC_DIR, name="static")

@@ -49,3 +49,33 @@ class TokenRepository:
 
     async def delete(self, token_hash: str) -> None:
         await self.session.execute(delete(AuthToken).where(AuthToken.token_hash == token_hash))
+
+    async def get_for_member(self, token_id: int, member_id: int) -> AuthToken | None:
+        result = await self.session.execute(
+            select(AuthToken).where(AuthToken.id == token_id, AuthToken.member_id == member_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def list_for_member(
+        self, member_id: int, now: datetime, *, limit: int, before_id: int | None = None
+    ) -> list[AuthToken]:
+        """The member's unexpired tokens, newest first, `limit` after the cursor."""
+        query = select(AuthToken).where(
+            AuthToken.member_id == member_id,
+            (AuthToken.expires_at.is_(None)) | (AuthToken.expires_at > now),
+        )
+        if before_id is not None:
+            query = query.where(AuthToken.id < before_id)
+        result = await self.session.execute(query.order_by(AuthToken.id.desc()).limit(limit))
+        return list(result.scalars().all())
+
+    async def delete_by_id(self, token_id: int) -> None:
+        await self.session.execute(delete(AuthToken).where(AuthToken.id == token_id))
+
+    async def delete_for_member(self, member_id: int, *, keep_id: int | None = None) -> int:
+        """Every token and session of a member, but `keep_id`; returns how many went."""
+        query = delete(AuthToken).where(AuthToken.member_id == member_id)
+        if keep_id is not None:
+            query = query.where(AuthToken.id != keep_id)
+        result = await self.session.execute(query)
+        return int(getattr(result, "rowcount", 0) or 0)

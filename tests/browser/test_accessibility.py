@@ -270,12 +270,6 @@ def test_steward_pages_are_accessible(
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="an address no route matches gets aiohttp's plain-text 404 (no title, no lang); "
-    "needs the node to render error.html for unmatched web paths",
-)
 def test_page_for_an_unknown_address_is_accessible(tabs: tuple[Session, Session]) -> None:
     check(tabs, "not-found-signed-out", sign_in_as(None), status_is(404, "/nonexistent-page"))
     check(tabs, "not-found", sign_in_as(MEMBER), status_is(404, "/nonexistent-page"))

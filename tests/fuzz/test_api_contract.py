@@ -50,6 +50,13 @@ NETWORK_OPERATIONS = {
     ("POST", "/api/v1/discovery/peers"): "add_peer",
     ("POST", "/api/v1/partnerships/propose"): "propose_partnership",
 }
+# These revoke the fuzzing token itself (its id is a small number a fuzzer soon tries);
+# tests/node/test_auth_tokens.py covers them.
+TOKEN_REVOKING = {
+    ("DELETE", "/api/v1/auth/token"): "revoke_current_token",
+    ("DELETE", "/api/v1/auth/tokens/{id}"): "revoke_token_by_id",
+}
+UNFUZZED = NETWORK_OPERATIONS | TOKEN_REVOKING
 
 # What every generated request's response is held to.
 CHECKS = [
@@ -129,9 +136,7 @@ def api_schema(fuzz_node: FuzzNode) -> schemathesis.BaseSchema:
             "base-url": fuzz_node.base_url,
             "headers": fuzz_node.auth,
             "request-timeout": 30,
-            "operations": [
-                {"include-operation-id": list(NETWORK_OPERATIONS.values()), "enabled": False}
-            ],
+            "operations": [{"include-operation-id": list(UNFUZZED.values()), "enabled": False}],
             "generation": {
                 "max-examples": MAX_EXAMPLES,
                 "deterministic": True,
@@ -148,7 +153,7 @@ def api_schema(fuzz_node: FuzzNode) -> schemathesis.BaseSchema:
 schema = (
     schemathesis.pytest.from_fixture("api_schema")
     .exclude(path=[path for _, path in NETWORK_OPERATIONS])
-    .exclude(operation_id=list(NETWORK_OPERATIONS.values()))
+    .exclude(operation_id=list(UNFUZZED.values()))
 )
 
 
@@ -161,7 +166,7 @@ def _schemathesis_nodeid_shim(request: pytest.FixtureRequest) -> None:
 
 @schema.parametrize()
 def test_api_matches_its_openapi_document(case: schemathesis.Case) -> None:
-    assert (case.method.upper(), case.path) not in NETWORK_OPERATIONS
+    assert (case.method.upper(), case.path) not in UNFUZZED
     assert case.operation.base_url is not None
     assert case.operation.base_url.startswith("http://127.0.0.1:")
     case.call_and_validate(checks=CHECKS)
@@ -170,7 +175,7 @@ def test_api_matches_its_openapi_document(case: schemathesis.Case) -> None:
 def test_network_operations_are_the_ones_excluded(fuzz_node: FuzzNode) -> None:
     """The exclusion list names real operations; renaming one must not un-exclude it."""
     doc = requests.get(f"{fuzz_node.base_url}/api/v1/openapi.json", timeout=30).json()
-    for (method, path), operation_id in NETWORK_OPERATIONS.items():
+    for (method, path), operation_id in UNFUZZED.items():
         assert doc["paths"][path][method.lower()]["operationId"] == operation_id
 
 
@@ -193,6 +198,18 @@ HOSTILE: dict[tuple[str, str], list[Any]] = {
         {"username": "steward", "password": STEWARD_PASSWORD, "community": "fu\u0000zz"},
         {"username": "steward", "password": STEWARD_PASSWORD, "admin": True},
         {"username": "x" * 65, "password": "NaN"},
+    ],
+    ("POST", "/api/v1/auth/password"): [
+        {"current": 1, "new": 2},
+        {"current": None, "new": None},
+        {"current": "", "new": ""},
+        {"current": STEWARD_PASSWORD},
+        {"new": "a new password"},
+        {"current": {"$ne": ""}, "new": "a new password"},
+        {"current": STEWARD_PASSWORD, "new": "short"},
+        {"current": STEWARD_PASSWORD, "new": "x" * 1025},
+        {"current": STEWARD_PASSWORD, "new": "a\u0000bcdefghij"},
+        {"current": STEWARD_PASSWORD, "new": "long enough pw", "role": "steward"},
     ],
     ("POST", "/api/v1/listings"): [
         {"kind": "gift", "title": "x"},

@@ -82,7 +82,7 @@ def test_init_rejects_bad_input_without_leaving_a_half_node(tmp_path: Path) -> N
         "--base-url",
         "http://127.0.0.1:8797",
         "--steward",
-        "s",
+        "sam",
         "--password",
         "password123",
     )
@@ -100,7 +100,7 @@ def test_init_rejects_bad_input_without_leaving_a_half_node(tmp_path: Path) -> N
         "--base-url",
         "ftp://example",
         "--steward",
-        "s",
+        "sam",
         "--password",
         "password123",
     )
@@ -115,7 +115,9 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         "member", "add", "--data", str(data), "--username", "ada", "--password", "pw-ada-123"
     )
     assert added.returncode == 0, added.stderr
-    duplicate = cli("member", "add", "--data", str(data), "--username", "ada", "--password", "x")
+    duplicate = cli(
+        "member", "add", "--data", str(data), "--username", "ADA", "--password", "pw-other-1"
+    )
     assert duplicate.returncode == 1
     assert "already exists" in duplicate.stderr
 

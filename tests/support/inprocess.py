@@ -30,7 +30,7 @@ async def running_node(root: Path, slug: str) -> AsyncIterator[web.Application]:
         database_url=None,
         allow_private_addresses=True,
     )
-    await provision_node(config, people=[Person("steward", PASSWORD, "steward")])
+    await provision_node(config, people=[Person("steward", PASSWORD, "steward", operator=True)])
     app = init_app(config)
     async with serving(app, port):
         yield app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.app import init_app
-from node.services.login_throttle import ACCOUNT_LIMIT
+from node.services.login_throttle import PAIR_BACKOFF
 from node.web.flash import FLASH_COOKIE
 from node.web.sessions import SESSION_COOKIE
 from tests.web.conftest import BASE_URL, Browser, ClientFactory, build_node, session_count
@@ -184,10 +184,11 @@ async def test_forged_flash_cookie_is_ignored(browser: Browser) -> None:
 
 
 async def test_repeated_wrong_passwords_pause_sign_in(browser: Browser) -> None:
-    for _ in range(ACCOUNT_LIMIT):
+    for _ in range(PAIR_BACKOFF.free):
         assert (await browser.sign_in("stella", "not my password")).status == 401
     response = await browser.sign_in("stella")
     assert response.status == 429
+    assert int(response.headers["Retry-After"]) > 0
     assert "Too many attempts" in await response.text()
     assert SESSION_COOKIE not in response.cookies
     assert await session_count(browser) == 0
