@@ -1,17 +1,29 @@
-"""A node's configuration: one TOML file in its data folder, environment overrides on top."""
+"""A node's configuration: one TOML file in its data folder, environment overrides on top.
+
+One typed model holds every setting. An unknown key in the file is an error
+rather than something silently ignored (a misspelt `trusted_proxies` must not
+leave sign-in throttling open), and every setting can be overridden by an
+environment variable `COMMONS_<NAME>` (for example `COMMONS_DATABASE_URL`),
+which is how containers and CI configure a node without editing the file.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, field
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 CONFIG_FILE = "config.toml"
-DATABASE_ENV = "COMMONS_DATABASE_URL"
+ENV_PREFIX = "COMMONS_"
+DATABASE_ENV = f"{ENV_PREFIX}DATABASE_URL"
 ProxyNetwork = IPv4Network | IPv6Network
 
 
@@ -19,19 +31,64 @@ class ConfigError(Exception):
     """The data folder or its configuration is not usable; the message says why."""
 
 
-@dataclass(frozen=True)
-class NodeConfig:
+def normalize_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"base URL must be http(s)://host[:port], got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError("base URL must not have a path, query or fragment")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+class NodeConfig(BaseModel):
+    """Every setting a node reads; the defaults suit a small community's node."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     data_dir: Path
     base_url: str
-    slug: str
-    name: str
+    slug: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
     database_url: str
-    secret_key: str
+    secret_key: str = Field(min_length=16)
     allow_private_addresses: bool = False
-    signature_max_skew_seconds: int = 300
+    signature_max_skew_seconds: int = Field(default=300, ge=1)
+
     # Reverse proxies whose X-Forwarded-For the node believes (sign-in throttling).
     trusted_proxies: tuple[ProxyNetwork, ...] = ()
-    extra: dict[str, object] = field(default_factory=dict)
+
+    # What one remote host may send our inboxes: Follows (partnership proposals
+    # included) at a steward's pace, everything else at a busy server's; past
+    # that, 429 with Retry-After.
+    follow_rate_burst: int = Field(default=20, ge=0)
+    follow_rate_per_minute: int = Field(default=10, ge=0)
+    activity_rate_burst: int = Field(default=300, ge=0)
+    activity_rate_per_minute: int = Field(default=1200, ge=0)
+    max_pending_proposals_per_host: int = Field(default=3, ge=0)
+
+    # What one sync may take from one remote collection (see node.protocol.mirror).
+    backfill_max_pages: int = Field(default=200, ge=1)
+    backfill_max_items: int = Field(default=5_000, ge=1)
+    backfill_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    reconcile_interval_seconds: int = Field(default=3600, ge=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        try:
+            return normalize_base_url(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        """A TOML list, or (from the environment) a comma-separated string."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be a list of addresses or networks, written as strings")
+        return value
 
     @property
     def host(self) -> str:
@@ -48,26 +105,39 @@ class NodeConfig:
         return parts.port or (443 if parts.scheme == "https" else 80)
 
 
+SETTINGS = tuple(name for name in NodeConfig.model_fields if name != "data_dir")
+
+
 def default_database_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{(data_dir / 'commons.db').resolve()}"
 
 
-def normalize_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"base URL must be http(s)://host[:port], got {url!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError("base URL must not have a path, query or fragment")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+def _environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: environ[f"{ENV_PREFIX}{name.upper()}"]
+        for name in SETTINGS
+        if f"{ENV_PREFIX}{name.upper()}" in environ
+    }
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "config"
+        message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+def config_from(
+    data_dir: Path, values: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> NodeConfig:
+    """Validate `values` (the file's) with environment overrides on top."""
+    merged = {**values, **_environment(os.environ if environ is None else environ)}
+    try:
+        return NodeConfig(data_dir=data_dir, **merged)
+    except ValidationError as exc:
+        raise ConfigError(f"{data_dir / CONFIG_FILE}: {_describe(exc)}") from exc
 
 
 def write_config(
@@ -79,7 +149,7 @@ def write_config(
     database_url: str | None,
     allow_private_addresses: bool,
 ) -> NodeConfig:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "base_url": normalize_base_url(base_url),
         "slug": slug,
         "name": name,
@@ -87,26 +157,15 @@ def write_config(
         "secret_key": secrets.token_urlsafe(32),
         "allow_private_addresses": allow_private_addresses,
     }
-    text = "# Commons Node configuration, written by `commons-node init`.\n" + "".join(
-        f"{key} = {_toml_value(value)}\n" for key, value in values.items()
-    )
+    config_from(data_dir, values, environ={})  # refuse to write what could not be read
+    text = "# Commons Node configuration, written by `commons-node init`.\n" + tomli_w.dumps(values)
     path = data_dir / CONFIG_FILE
     path.write_text(text, encoding="utf-8")
     path.chmod(0o600)
     return load_config(data_dir)
 
 
-def parse_trusted_proxies(value: object) -> tuple[ProxyNetwork, ...]:
-    """`trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]`: addresses or networks."""
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError("trusted_proxies must be a list of addresses or networks, as strings")
-    try:
-        return tuple(ip_network(item.strip(), strict=False) for item in value)
-    except ValueError as exc:
-        raise ConfigError(f"trusted_proxies: {exc}") from exc
-
-
-def load_config(data_dir: Path) -> NodeConfig:
+def load_config(data_dir: Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
     path = data_dir / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{data_dir} is not a Commons Node data folder (no {CONFIG_FILE})")
@@ -114,27 +173,4 @@ def load_config(data_dir: Path) -> NodeConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    known = {
-        "base_url",
-        "slug",
-        "name",
-        "database_url",
-        "secret_key",
-        "allow_private_addresses",
-        "trusted_proxies",
-    }
-    try:
-        return NodeConfig(
-            data_dir=data_dir,
-            base_url=normalize_base_url(str(raw["base_url"])),
-            slug=str(raw["slug"]),
-            name=str(raw["name"]),
-            database_url=os.environ.get(DATABASE_ENV) or str(raw["database_url"]),
-            secret_key=str(raw["secret_key"]),
-            allow_private_addresses=bool(raw.get("allow_private_addresses", False)),
-            signature_max_skew_seconds=int(raw.get("signature_max_skew_seconds", 300)),
-            trusted_proxies=parse_trusted_proxies(raw.get("trusted_proxies", [])),
-            extra={k: v for k, v in raw.items() if k not in known},
-        )
-    except KeyError as exc:
-        raise ConfigError(f"{path}: missing setting {exc.args[0]}") from exc
+    return config_from(data_dir, raw, environ)

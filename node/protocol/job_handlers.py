@@ -67,18 +67,12 @@ async def enqueue_reconcile(session: AsyncSession) -> bool:
 
 
 def sync_limits(ctx: FederationContext) -> SyncLimits:
-    """Per-source limits, from the node's configuration where it sets them."""
-    defaults = SyncLimits()
-    extra = ctx.config.extra
-
-    def setting(name: str, default: int) -> int:
-        value = extra.get(name, default)
-        return value if isinstance(value, int) and value > 0 else default
-
+    """Per-source limits, from the node's configuration."""
+    config = ctx.config
     return SyncLimits(
-        max_pages=setting("backfill_max_pages", defaults.max_pages),
-        max_items=setting("backfill_max_items", defaults.max_items),
-        max_bytes=setting("backfill_max_bytes", defaults.max_bytes),
+        max_pages=config.backfill_max_pages,
+        max_items=config.backfill_max_items,
+        max_bytes=config.backfill_max_bytes,
     )
 
 
@@ -192,5 +186,4 @@ def job_handlers(app: web.Application) -> dict[str, JobHandler]:
 
 
 def reconcile_interval(app: web.Application) -> float:
-    value = app[CONFIG].extra.get("reconcile_interval_seconds", 3600)
-    return float(value) if isinstance(value, int | float) and value > 0 else 3600.0
+    return float(app[CONFIG].reconcile_interval_seconds)

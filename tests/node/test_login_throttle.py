@@ -4,10 +4,11 @@ account alone; the address comes from X-Forwarded-For only through a trusted pro
 from __future__ import annotations
 
 from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
 
-from node.config import ConfigError, parse_trusted_proxies
+from node.config import ConfigError, NodeConfig, load_config
 from node.services.login_throttle import (
     ADDRESS_BACKOFF,
     FORGET_AFTER,
@@ -56,14 +57,26 @@ def test_ipv6_clients_are_counted_per_64() -> None:
     assert address_key("::ffff:198.51.100.1") == "198.51.100.1"
 
 
-def test_trusted_proxies_setting_is_checked() -> None:
-    assert parse_trusted_proxies(["127.0.0.1", "10.0.0.0/8"]) == (
-        ip_network("127.0.0.1/32"),
-        ip_network("10.0.0.0/8"),
-    )
-    for bad in ("127.0.0.1", ["localhost"], [1]):
+def test_trusted_proxies_setting_is_checked(tmp_path: Path) -> None:
+    def load(line: str, environ: dict[str, str] | None = None) -> NodeConfig:
+        (tmp_path / "config.toml").write_text(f"{BASE_SETTINGS}{line}\n")
+        return load_config(tmp_path, environ or {})
+
+    expected = (ip_network("127.0.0.1/32"), ip_network("10.0.0.0/8"))
+    assert load('trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]').trusted_proxies == expected
+    from_env = {"COMMONS_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"}
+    assert load("", from_env).trusted_proxies == expected
+    for bad in ('trusted_proxies = ["localhost"]', "trusted_proxies = [1]", "trusted_proxie = []"):
         with pytest.raises(ConfigError):
-            parse_trusted_proxies(bad)
+            load(bad)
+
+
+BASE_SETTINGS = """base_url = "http://tools.test"
+slug = "tools"
+name = "Tools"
+database_url = "sqlite+aiosqlite:///x.db"
+secret_key = "0123456789abcdef0123"
+"""
 
 
 class FakeClock:
