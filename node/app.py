@@ -17,12 +17,12 @@ from node import __version__
 from node.api.docs import setup_docs
 from node.api.openapi import build_openapi
 from node.api.router import api
-from node.api.routing import json_response
-from node.appkeys import CONFIG, ENGINE, HTTP, LOGIN_THROTTLE, SESSIONS
+from node.appkeys import CONFIG, ENGINE, HTTP, SESSIONS
 from node.config import NodeConfig
 from node.middleware import error_middleware, security_headers_middleware
 from node.protocol.setup import setup_federation, wake_after_commit
-from node.services.login_throttle import LoginThrottle
+from node.responses import json_response
+from node.services.login_throttle import LOGIN_THROTTLE, LoginThrottle
 from node.web.pages import setup_pages
 from storage.engine import create_engine, create_session_factory
 

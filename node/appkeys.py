@@ -8,11 +8,9 @@ from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from node.config import NodeConfig
-from node.services.login_throttle import LoginThrottle
 
 CONFIG = web.AppKey("config", NodeConfig)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 TEMPLATES = web.AppKey("templates", Environment)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)

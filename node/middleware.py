@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from node.api.routing import json_response
 from node.errors import ApiError, TooManyRequests
+from node.responses import json_response
 from node.web.templating import render
 
 log = logging.getLogger(__name__)

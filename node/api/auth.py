@@ -20,7 +20,7 @@ from node.api.schemas import (
     TokenRequest,
     TokenResponse,
 )
-from node.appkeys import CONFIG, LOGIN_THROTTLE
+from node.appkeys import CONFIG
 from node.errors import (
     BadRequest,
     Forbidden,
@@ -36,7 +36,7 @@ from node.services.accounts import (
     issue_token,
     revoke_token_of,
 )
-from node.services.login_throttle import Attempt
+from node.services.login_throttle import LOGIN_THROTTLE, Attempt
 from storage.models import utcnow
 from storage.repositories import CommunityRepository, TokenRepository
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.appkeys import CONFIG, SESSIONS
 from node.errors import Forbidden, NotFound, UnsupportedMediaType, ValidationFailed
+from node.responses import json_response
 from node.services.auth_context import authenticate_bearer
 from storage.models import AuthToken, Member
 
@@ -60,10 +61,6 @@ class Operation:
     query: type[BaseModel] | None
     response: type[BaseModel] | None
     errors: tuple[int, ...]
-
-
-def json_response(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
 
 
 def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:

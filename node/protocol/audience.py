@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.signatures import signature_key_id, verify_request
 from node.appkeys import CONFIG
+from node.domain.visibility import Viewer
 from node.protocol.inbox import INBOX_RECEIVER
-from node.services.visibility import Viewer
 from storage.models import Community
 from storage.repositories.partnerships import PartnershipRepository
 

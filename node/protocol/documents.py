@@ -27,11 +27,11 @@ from federation.discovery_docs import (
 )
 from federation.vocab import Place
 from node import __version__
-from node.api.routing import json_response
 from node.appkeys import CONFIG, SESSIONS
+from node.domain.conversion import listing_to_note
+from node.domain.visibility import may_view
 from node.protocol.audience import viewer_for_request
-from node.services.conversion import listing_to_note
-from node.services.visibility import may_view
+from node.responses import json_response
 from storage.models import Community, Listing, Member
 from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
 from storage.repositories.follows import FollowRepository

@@ -14,8 +14,8 @@ from federation.errors import FederationError
 from federation.http_client import signed_get_json
 from federation.jsonld import normalize_embedded
 from federation.vocab import Note, VocabError, parse_note
+from node.domain.conversion import KINDS, note_to_mirrored_fields
 from node.protocol.context import FederationContext
-from node.services.conversion import KINDS, note_to_mirrored_fields
 from storage.models import Community, RemoteListing
 from storage.repositories import CommunityRepository
 from storage.repositories.partnerships import PartnershipRepository

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.builders import build_activity, build_tombstone
 from federation.vocab import PUBLIC
+from node.domain.conversion import listing_to_note
 from node.protocol.delivery_queue import enqueue_activity
 from node.protocol.recipients import Audience, audience_for
-from node.services.conversion import listing_to_note
 from storage.models import Community, Listing, new_id, utcnow
 from storage.repositories import DeliveryRepository
 from storage.repositories.deliveries import NOTHING, Carried

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.services.visibility import QueuedRecipient, delivery_refusal
+from node.domain.visibility import QueuedRecipient, delivery_refusal
 from storage.models import Community, Delivery
 from storage.repositories import BlockRepository, ListingRepository
 from storage.repositories.actors import host_is_blocked

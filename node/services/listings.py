@@ -12,9 +12,9 @@ from node.domain.listings import (
     view_of_remote,
 )
 from node.domain.urls import listing as listing_url
+from node.domain.visibility import Viewer, may_view, resolve_visibility
 from node.errors import Forbidden, NotFound, ValidationFailed
 from node.protocol.publishing import publish_listing_change
-from node.services.visibility import Viewer, may_view, resolve_visibility
 from storage.models import Listing, Member, new_id, utcnow
 from storage.paging import Position
 from storage.repositories import ListingFilters, ListingRepository

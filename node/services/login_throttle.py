@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
 
+from aiohttp import web
+
 from node.config import ProxyNetwork
 
 MAX_NAME_LENGTH = 64
@@ -200,3 +202,7 @@ class LoginThrottle:
     @property
     def tracked(self) -> int:
         return len(self._pairs) + len(self._addresses)
+
+
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+"""The app's one throttle, shared by the sign-in page and the token endpoint."""

@@ -7,9 +7,9 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import hdrs, web
 
-from node.appkeys import CONFIG, LOGIN_THROTTLE
+from node.appkeys import CONFIG
 from node.services.accounts import MAX_USERNAME_LENGTH, authenticate, issue_token
-from node.services.login_throttle import Attempt
+from node.services.login_throttle import LOGIN_THROTTLE, Attempt
 from node.web.guards import FormData, Page, error_page, member_page, public_page, redirect
 from node.web.sessions import (
     clear_session_cookie,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from node.domain.visibility import Viewer, may_view
 from node.errors import NotFound
-from node.services.visibility import Viewer, may_view
 from node.web.guards import Page, public_page
 from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
 

@@ -1,6 +1,6 @@
 """The visibility rule: who sees a listing, for every visibility and every kind of viewer.
 
-Fast unit tests of `node.services.visibility`, plus what the rule means for a
+Fast unit tests of `node.domain.visibility`, plus what the rule means for a
 listing leaving the node (`listing_to_note`). Viewers are built the way
 `node.protocol.audience.viewer_for_request` builds them: the partner list is
 the community's *active* partnerships, so a community whose partnership ended
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import pytest
 
 from federation.vocab import PUBLIC
-from node.services.conversion import NotShareable, listing_to_note
-from node.services.visibility import (
+from node.domain.conversion import NotShareable, listing_to_note
+from node.domain.visibility import (
     VISIBILITIES,
     Viewer,
     leaves_node,

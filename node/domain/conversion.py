@@ -14,7 +14,7 @@ from typing import Any
 from federation.builders import build_note
 from federation.html_text import html_to_plain_text
 from federation.vocab import PUBLIC, Note, Place
-from node.services.visibility import leaves_node
+from node.domain.visibility import leaves_node
 from storage.models import Community, Listing
 
 KINDS = frozenset({"offer", "need"})
