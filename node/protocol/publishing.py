@@ -42,7 +42,7 @@ async def enqueue(
     inboxes: set[str],
     carried: Carried = NOTHING,
 ) -> None:
-    """Queue in the caller's transaction; the commit wakes the worker (see `storage_ctx`)."""
+    """Queue in the caller's transaction; its commit wakes the worker (`wake_after_commit`)."""
     if inboxes and await enqueue_activity(
         session, activity, community, sorted(inboxes), carried=carried
     ):

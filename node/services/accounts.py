@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -24,8 +25,15 @@ API_TOKEN_LIFETIME = timedelta(days=90)
 SESSION_LIFETIME = timedelta(days=14)
 
 _hasher = PasswordHasher()
-# Verifying against this keeps unknown-user logins as slow as wrong-password ones.
-_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps unknown-user logins as slow as wrong-password ones.
+
+    Made on first use rather than at import: hashing is deliberately slow.
+    """
+    return _hasher.hash("not a real password")
 
 
 class AccountError(ValueError):
@@ -136,7 +144,7 @@ async def authenticate(
     if _plausible(username, password):
         member = await find_member(session, community, username)
     if member is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         return None
     return member if verify_password(member.password_hash, password) else None
 

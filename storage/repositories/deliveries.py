@@ -3,7 +3,7 @@
 Locking is lease-based so it works the same on SQLite and PostgreSQL: a
 claimed row carries `locked_until`, and a worker that dies simply lets the
 lease lapse. On PostgreSQL the claim also skips rows another worker is
-claiming at that moment (`storage.dialect.skip_locked`).
+claiming at that moment (`storage.dialect.claimable`).
 
 Attempts are counted when an outcome is recorded, not when a row is claimed,
 so a lease released on shutdown costs the delivery nothing.
