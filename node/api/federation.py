@@ -7,16 +7,19 @@ operator's, since every community on the node shares it.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Literal
 
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from node.api.paging import PageQuery, decode_cursor, page_of
 from node.api.router import api
 from node.api.routing import ApiCall
 from node.api.schemas import BlockList, BlockOut, BlockRequest, PeerHealth, PeerHealthList
 from node.errors import NotFound, ValidationFailed
 from node.protocol.publishing import WAKE_DELIVERY
 from storage.models import Community, utcnow
+from storage.paging import Position
 from storage.repositories.actors import BlockRepository, host_is_blocked, normalize_domain
 from storage.repositories.deliveries import DeliveryRepository, HostSummary
 
@@ -24,7 +27,21 @@ UNREACHABLE_AFTER = 6
 MAX_DOMAIN_LENGTH = 255  # the blocked_domains column
 
 
-def _state(summary: HostSummary | None, blocked: bool) -> str:
+PeerState = Literal["ok", "backing_off", "unreachable", "blocked"]
+
+
+def _after(keys: list[str], cursor: str | None, limit: int) -> list[str]:
+    """Keyset paging over names in order: those after the cursor's, one more than `limit`."""
+    position = decode_cursor(cursor)
+    start = str(position.sort) if position is not None else None
+    return [key for key in keys if start is None or key > start][: limit + 1]
+
+
+def _page(keys: list[str], cursor: str | None, limit: int) -> tuple[list[str], str | None]:
+    return page_of(_after(keys, cursor, limit), limit, lambda key: Position(key, key))
+
+
+def _state(summary: HostSummary | None, blocked: bool) -> PeerState:
     if blocked:
         return "blocked"
     if summary is None or summary.consecutive_failures == 0:
@@ -40,10 +57,12 @@ def _state(summary: HostSummary | None, blocked: bool) -> str:
     summary="Delivery health per remote host",
     tag="federation",
     auth="steward",
+    query=PageQuery,
     response=PeerHealthList,
-    errors=(401, 403),
+    errors=(400, 401, 403, 422),
 )
-async def list_peers(call: ApiCall[None, None]) -> PeerHealthList:
+async def list_peers(call: ApiCall[None, PageQuery]) -> PeerHealthList:
+    """Every host we deliver to or know communities on, by name, paged."""
     summaries = {s.host: s for s in await DeliveryRepository(call.session).host_summaries()}
     blocked = await BlockRepository(call.session).domains()
     remote = await call.session.execute(
@@ -52,8 +71,9 @@ async def list_peers(call: ApiCall[None, None]) -> PeerHealthList:
     handles: dict[str, list[str]] = defaultdict(list)
     for community in remote.scalars():
         handles[community.host].append(community.handle)
+    hosts, after = _page(sorted(set(summaries) | set(handles)), call.query.cursor, call.query.limit)
     items = []
-    for host in sorted(set(summaries) | set(handles)):
+    for host in hosts:
         summary = summaries.get(host)
         items.append(
             PeerHealth(
@@ -64,10 +84,10 @@ async def list_peers(call: ApiCall[None, None]) -> PeerHealthList:
                 failures=summary.consecutive_failures if summary else 0,
                 last_success_at=summary.last_success_at if summary else None,
                 next_attempt_at=summary.next_attempt_at if summary else None,
-                state=_state(summary, host_is_blocked(blocked, host)),  # type: ignore[arg-type]
+                state=_state(summary, host_is_blocked(blocked, host)),
             )
         )
-    return PeerHealthList(items=items)
+    return PeerHealthList(items=items, next=after)
 
 
 class RetryAccepted(BaseModel):
@@ -125,12 +145,15 @@ async def add_block(call: ApiCall[BlockRequest, None]) -> BlockOut:
     summary="Blocked domains",
     tag="federation",
     auth="steward",
+    query=PageQuery,
     response=BlockList,
-    errors=(401, 403),
+    errors=(400, 401, 403, 422),
 )
-async def list_blocks(call: ApiCall[None, None]) -> BlockList:
-    blocks = await BlockRepository(call.session).list()
-    return BlockList(items=[BlockOut(domain=b.domain, created_at=b.created_at) for b in blocks])
+async def list_blocks(call: ApiCall[None, PageQuery]) -> BlockList:
+    blocks = {b.domain: b for b in await BlockRepository(call.session).list()}
+    domains, after = _page(sorted(blocks), call.query.cursor, call.query.limit)
+    items = [BlockOut(domain=d, created_at=blocks[d].created_at) for d in domains]
+    return BlockList(items=items, next=after)
 
 
 @api.route(

@@ -205,6 +205,7 @@ class PeerHealth(BaseModel):
 
 class PeerHealthList(BaseModel):
     items: list[PeerHealth]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
 class BlockRequest(StrictModel):
@@ -218,6 +219,7 @@ class BlockOut(BaseModel):
 
 class BlockList(BaseModel):
     items: list[BlockOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
 class ProposeRequest(StrictModel):

@@ -11,6 +11,7 @@ from node.appkeys import SESSIONS
 from node.protocol.partnerships import end_partnership
 from node.services.communities import create_local_community
 from storage.models import (
+    BlockedDomain,
     Community,
     CommunityPartnership,
     Job,
@@ -155,7 +156,9 @@ async def test_partner_listings_show_only_to_the_local_community_in_that_partner
     assert {i["title"] for i in (await resp.json())["items"]} == {"For everyone"}
 
 
-async def _walk_plain(node: NodeHandle, headers: dict[str, str], path: str) -> list[str]:
+async def _walk_plain(
+    node: NodeHandle, headers: dict[str, str], path: str, key: str = "id"
+) -> list[str]:
     ids: list[str] = []
     cursor: str | None = None
     for _ in range(50):
@@ -163,7 +166,7 @@ async def _walk_plain(node: NodeHandle, headers: dict[str, str], path: str) -> l
         resp = await node.client.get(url, headers=headers)
         assert resp.status == 200, await resp.text()
         body = await resp.json()
-        ids += [str(item["id"]) for item in body["items"]]
+        ids += [str(item[key]) for item in body["items"]]
         cursor = body["next"]
         if cursor is None:
             return ids
@@ -205,9 +208,16 @@ async def test_partnerships_notifications_and_jobs_page_through_every_item_once(
                 )
             )
             db.add(Job(kind="backfill", community_id=local.id, subject=remote.ap_id))
+            db.add(BlockedDomain(domain=f"blocked{n}.test"))
         await db.commit()
-    for path in ("/api/v1/partnerships", "/api/v1/notifications", "/api/v1/jobs"):
-        ids = await _walk_plain(node, steward, path)
+    for path, key in [
+        ("/api/v1/partnerships", "id"),
+        ("/api/v1/notifications", "id"),
+        ("/api/v1/jobs", "id"),
+        ("/api/v1/federation/blocks", "domain"),
+        ("/api/v1/federation/peers", "host"),
+    ]:
+        ids = await _walk_plain(node, steward, path, key)
         assert len(ids) == len(set(ids)) == 7, path
 
 
