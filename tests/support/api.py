@@ -45,8 +45,22 @@ class ApiClient:
         return body
 
     async def titles(self, query: str = "") -> set[str]:
-        body = await self.ok("GET", f"/api/v1/listings?{query}")
-        return {item["title"] for item in body["items"]}
+        """Every listing's title, across all pages."""
+        return {item["title"] for item in await self.all_items("/api/v1/listings", query)}
+
+    async def all_items(self, path: str, query: str = "") -> list[Any]:
+        """Follow `next` through every page of a list endpoint."""
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            page_query = "&".join(
+                q for q in (query, f"limit=200&cursor={cursor}" if cursor else "limit=200") if q
+            )
+            body = await self.ok("GET", f"{path}?{page_query}")
+            items += body["items"]
+            cursor = body["next"]
+            if cursor is None:
+                return items
 
 
 async def eventually(
