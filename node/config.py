@@ -27,6 +27,14 @@ class NodeConfig:
     secret_key: str
     allow_private_addresses: bool = False
     signature_max_skew_seconds: int = 300
+    # What one remote host may send our inboxes: Follows (partnership
+    # proposals included) at a steward's pace, everything else at a busy
+    # server's; past that, 429 with Retry-After.
+    follow_rate_burst: int = 20
+    follow_rate_per_minute: int = 10
+    activity_rate_burst: int = 300
+    activity_rate_per_minute: int = 1200
+    max_pending_proposals_per_host: int = 3
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -42,6 +50,28 @@ class NodeConfig:
     def listen_port(self) -> int:
         parts = urlsplit(self.base_url)
         return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+LIMIT_SETTINGS = (
+    "follow_rate_burst",
+    "follow_rate_per_minute",
+    "activity_rate_burst",
+    "activity_rate_per_minute",
+    "max_pending_proposals_per_host",
+)
+"""Optional whole-number settings, read from config.toml when present."""
+
+
+def _limits(raw: dict[str, object], path: Path) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for name in LIMIT_SETTINGS:
+        value = raw.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{path}: {name} must be a whole number >= 0, got {value!r}")
+        limits[name] = value
+    return limits
 
 
 def default_database_url(data_dir: Path) -> str:
@@ -101,6 +131,7 @@ def load_config(data_dir: Path) -> NodeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     known = {"base_url", "slug", "name", "database_url", "secret_key", "allow_private_addresses"}
+    known |= set(LIMIT_SETTINGS)
     try:
         return NodeConfig(
             data_dir=data_dir,
@@ -111,6 +142,7 @@ def load_config(data_dir: Path) -> NodeConfig:
             secret_key=str(raw["secret_key"]),
             allow_private_addresses=bool(raw.get("allow_private_addresses", False)),
             signature_max_skew_seconds=int(raw.get("signature_max_skew_seconds", 300)),
+            **_limits(raw, path),
             extra={k: v for k, v in raw.items() if k not in known},
         )
     except KeyError as exc:

@@ -36,6 +36,7 @@ from federation.http_client import (
 )
 from federation.keys import generate_key_pair
 from federation.signatures import PublicKeyRecord, SignatureInfo, verify_request
+from tests.support.fake_remote import own_host
 
 KEY_ID = "https://local.example/c/garden#main-key"
 OWNER = "https://local.example/c/garden"
@@ -78,7 +79,13 @@ def fake_remote(public_pem: str) -> web.Application:
         body = await request.read()
         url = request.rel_url
         info = await verify_request(
-            request.method, url.raw_path, url.raw_query_string, request.headers, body, resolve_key
+            request.method,
+            url.raw_path,
+            url.raw_query_string,
+            request.headers,
+            body,
+            resolve_key,
+            expected_host=own_host(request),
         )
         seen.signatures.append(info)
         return await handler(request)
