@@ -111,6 +111,11 @@ async def redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound(target)
 
 
+@ROUTES.get("/elsewhere")
+async def elsewhere(request: web.Request) -> web.Response:
+    raise web.HTTPFound(request.query["to"])
+
+
 @ROUTES.get("/redirect-to-ftp")
 async def redirect_to_ftp(request: web.Request) -> web.Response:
     raise web.HTTPFound("ftp://127.0.0.1/actor")
@@ -250,6 +255,55 @@ async def test_redirects_are_followed_and_each_hop_is_signed(
         "/actor?via=redirect",
     ]
     assert all(info.valid for info in seen(remote).signatures)
+
+
+async def test_signature_is_not_carried_to_another_host_on_redirect(
+    remote: TestServer,
+    aiohttp_server: AiohttpServer,
+    session: aiohttp.ClientSession,
+    key_pair: tuple[str, str],
+) -> None:
+    other = await aiohttp_server(fake_remote(key_pair[1]))
+    url = remote.make_url("/elsewhere").with_query(to=str(other.make_url("/actor")))
+    assert await get(session, str(url), key_pair) == ACTOR
+    assert seen(remote).signatures[0].valid
+    assert "Signature" not in seen(other).headers[0]
+    back = other.make_url("/elsewhere").with_query(to=str(remote.make_url("/actor")))
+    start = remote.make_url("/elsewhere").with_query(to=str(back))
+    assert await get(session, str(start), key_pair) == ACTOR
+    assert [info.valid for info in seen(remote).signatures] == [True, True, True]
+
+
+async def test_same_host_only_refuses_a_redirect_to_another_host(
+    remote: TestServer,
+    aiohttp_server: AiohttpServer,
+    session: aiohttp.ClientSession,
+    key_pair: tuple[str, str],
+) -> None:
+    other = await aiohttp_server(fake_remote(key_pair[1]))
+    url = remote.make_url("/elsewhere").with_query(to=str(other.make_url("/actor")))
+    with pytest.raises(FetchError, match="another host"):
+        await signed_get_json(
+            session,
+            str(url),
+            key_id=KEY_ID,
+            private_key_pem=key_pair[0],
+            allow_private=True,
+            limits=LIMITS,
+            same_host_only=True,
+        )
+    assert seen(other).paths == []
+    same = remote.make_url("/redirect/2")
+    document = await signed_get_json(
+        session,
+        str(same),
+        key_id=KEY_ID,
+        private_key_pem=key_pair[0],
+        allow_private=True,
+        limits=LIMITS,
+        same_host_only=True,
+    )
+    assert document == ACTOR
 
 
 async def test_redirects_beyond_the_limit_are_refused(

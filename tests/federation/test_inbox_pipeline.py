@@ -28,6 +28,7 @@ from federation.inbox_processor import (
     Retry,
 )
 from federation.keys import generate_key_pair
+from federation.rate_limit import HostRateLimiter, Rate
 from federation.signatures import KeyLookupBusy, PublicKeyRecord, sign_request
 from federation.vocab import Activity
 
@@ -695,3 +696,40 @@ def test_hosts_compare_without_default_ports() -> None:
     assert url_host("http://[::1]:8080/x") == "[::1]:8080"
     assert url_host("not a url") is None
     assert url_host(7) is None
+
+
+# --- rates -----------------------------------------------------------------------------------
+
+
+async def test_follows_over_a_hosts_rate_are_refused_with_retry_after(harness: Harness) -> None:
+    harness.receiver.limiter = HostRateLimiter({"follow": Rate(burst=2, per_minute=1)})
+    statuses = [(await harness.post(body_of(follow(n))))[0] for n in range(3)]
+    assert statuses == [202, 202, 429]
+    response = await harness.client.post(
+        "/inbox", data=body_of(follow(9)), headers=harness.signed(body_of(follow(9)))
+    )
+    assert response.status == 429
+    assert (await response.json())["error"]["code"] == "rate_limited"
+    assert int(response.headers["Retry-After"]) >= 30
+    bob = body_of(follow(1, actor=BOB))
+    assert (await harness.post(bob, harness.signed(bob, key_id=BOB_KEY)))[0] == 202
+    undo = {**follow(4), "type": "Undo", "object": follow(1)["id"]}
+    assert (await harness.post(body_of(undo)))[0] == 202, "other activities have their own rate"
+    assert len(harness.inbox.entries) == 4
+
+
+async def test_forged_follows_do_not_spend_the_claimed_hosts_rate(harness: Harness) -> None:
+    harness.receiver.limiter = HostRateLimiter({"follow": Rate(burst=1, per_minute=1)})
+    for n in range(5):
+        forged = body_of(follow(n))
+        headers = harness.signed(forged, private=harness.bob_private)  # not alice's key
+        assert (await harness.post(forged, headers))[0] == 401
+    assert (await harness.post(body_of(follow(9))))[0] == 202
+
+
+async def test_a_host_over_its_rate_costs_no_key_lookup(harness: Harness) -> None:
+    harness.receiver.limiter = HostRateLimiter({"follow": Rate(burst=1, per_minute=1)})
+    assert (await harness.post(body_of(follow(1))))[0] == 202
+    calls = len(harness.keys.calls)
+    assert (await harness.post(body_of(follow(2))))[0] == 429
+    assert len(harness.keys.calls) == calls

@@ -75,6 +75,8 @@ class FakeRemote:
     actors: dict[str, FakeActor] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     hang_actor_documents: bool = False
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Further documents to serve by path (a bare key document, say)."""
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -126,6 +128,9 @@ class FakeRemote:
         self.seen.append(seen)
         if request.method == "POST":
             return web.Response(status=202)
+        if request.path in self.documents:
+            body = orjson.dumps(self.documents[request.path])
+            return web.Response(body=body, content_type=ACTIVITY_JSON)
         slug = request.path.removeprefix("/c/")
         actor = self.actors.get(slug) if request.path.startswith("/c/") else None
         if actor is None:
@@ -162,18 +167,26 @@ class FakeRemote:
         }
 
     def sign(
-        self, url: str, activity: dict[str, Any], *, key_id: str | None = None
+        self,
+        url: str,
+        activity: dict[str, Any],
+        *,
+        key_id: str | None = None,
+        host: str | None = None,
     ) -> tuple[bytes, dict[str, str]]:
         """(body, headers) of a POST of `activity` signed with the fake key.
 
         Signing with a new keyId parses the private key again, which takes a
-        while: a test that floods signs everything first, then sends.
+        while: a test that floods signs everything first, then sends. `host`
+        is the `Host` to sign and send when the node's configured host is not
+        the address the test reaches it at.
         """
         body = orjson.dumps(activity)
+        headers = {"Content-Type": ACTIVITY_JSON} | ({"Host": host} if host else {})
         headers = sign_request(
             "POST",
             url,
-            {"Content-Type": ACTIVITY_JSON},
+            headers,
             body,
             key_id or f"{activity['actor']}#main-key",
             fake_keys()[0],
@@ -195,9 +208,10 @@ class FakeRemote:
         activity: dict[str, Any],
         *,
         key_id: str | None = None,
+        host: str | None = None,
     ) -> tuple[int, dict[str, str], str]:
         """POST `activity` signed with the fake key; `key_id` defaults to the actor's key."""
-        return await self.send(http, url, self.sign(url, activity, key_id=key_id))
+        return await self.send(http, url, self.sign(url, activity, key_id=key_id, host=host))
 
 
 @asynccontextmanager
