@@ -26,11 +26,11 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
 
+from federation.hosts import url_host
 from federation.jsonld import normalize_activity
 from federation.rate_limit import HostRateLimiter, retry_after_header
 from federation.signatures import (
@@ -164,26 +164,6 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
     return document
 
 
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-
-
-def url_host(url: Any) -> str | None:
-    """`host`, or `host:port` for a port other than the scheme's; None if there is none."""
-    if not isinstance(url, str):
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname:
-        return None
-    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    if port is None or port == _DEFAULT_PORTS.get(parts.scheme):
-        return name
-    return f"{name}:{port}"
-
-
 def claimed_actor_ids(document: Mapping[str, Any]) -> list[str]:
     """The actor ids a raw document names, read as loosely as AS2 allows."""
     value = document.get("actor")
@@ -260,6 +240,8 @@ class InboxReceiver:
     One instance serves the shared inbox (register `receiver.__call__`, which
     aiohttp sees as a coroutine function) and every per-community inbox
     (`receive(request, recipient=...)`, after the route found the community).
+    `expected_host` is this node's configured host, which every signature
+    must name; `limiter`, when given, holds each remote host to its rate.
     """
 
     def __init__(

@@ -50,7 +50,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -58,6 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from yarl import URL
 
 from federation.errors import FederationError, FetchError, InvalidKeyError, SignatureError
+from federation.hosts import normalize_host
 from federation.httpsig_compat import HttpSigException, httpsig
 from federation.keys import load_public_key
 
@@ -122,30 +122,6 @@ class KeyLookupBusy(FetchError):
     def __init__(self, message: str, *, url: str | None = None, retry_after: float = 5.0):
         super().__init__(message, url=url)
         self.retry_after = retry_after
-
-
-_DEFAULT_PORTS = frozenset({80, 443})
-
-
-def normalize_host(value: str) -> str | None:
-    """`name` or `name:port` as compared: lower-case, no trailing dot, no default port.
-
-    None when `value` is not a bare host (a path, user info or a bad port).
-    Ports 80 and 443 are both dropped: a `Host` header does not say its scheme.
-    """
-    text = value.strip()
-    if not text or any(char in text for char in "/?#@\\ \t"):
-        return None
-    try:
-        parts = urlsplit(f"//{text}")
-        port = parts.port
-    except ValueError:
-        return None
-    name = (parts.hostname or "").rstrip(".")
-    if not name:
-        return None
-    name = f"[{name}]" if ":" in name else name
-    return name if port is None or port in _DEFAULT_PORTS else f"{name}:{port}"
 
 
 def digest_header(body: bytes) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from federation.errors import FederationError
+from federation.hosts import same_host
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 _PUBLIC_ALIASES = frozenset({PUBLIC, "as:Public", "Public"})
@@ -311,24 +312,6 @@ def _flag(doc: Mapping[str, Any], key: str, what: str) -> bool:
 def _same_origin(first: str, second: str) -> bool:
     a, b = urlsplit(first), urlsplit(second)
     return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
-
-
-_SCHEME_PORTS = {"http": 80, "https": 443}
-
-
-def _host_and_port(url: str) -> tuple[str | None, int | None]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return None, None
-    return parts.hostname, port if port is not None else _SCHEME_PORTS.get(parts.scheme)
-
-
-def same_host(first: str, second: str) -> bool:
-    """Whether two URLs name the same server (host name and port, default ports filled in)."""
-    host, port = _host_and_port(first)
-    return host is not None and (host, port) == _host_and_port(second)
 
 
 def _on_host(url: str | None, actor_id: str) -> str | None:

@@ -27,12 +27,12 @@ import aiohttp
 from aiohttp import web
 
 from federation.errors import FederationError, FetchError
+from federation.hosts import same_host, url_host
 from federation.html_text import html_to_plain_text
 from federation.http_client import HttpLimits, create_client_session, signed_get_json
-from federation.inbox import url_host
 from federation.jsonld import normalize_activity
 from federation.signatures import KeyLookupBusy, PublicKeyRecord
-from federation.vocab import ACTOR_TYPES, Actor, parse_actor, same_host
+from federation.vocab import ACTOR_TYPES, Actor, parse_actor
 from node import __version__
 from node.appkeys import CONFIG, SESSIONS
 from node.config import NodeConfig

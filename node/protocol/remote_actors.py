@@ -6,9 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from federation.errors import FederationError
+from federation.hosts import same_host
 from federation.http_client import signed_get_json
 from federation.jsonld import normalize_activity
-from federation.vocab import Actor, VocabError, parse_actor, same_host
+from federation.vocab import Actor, VocabError, parse_actor
 from node.protocol.context import FederationContext
 from node.protocol.key_resolver import actor_to_data
 from storage.models import Community, utcnow

@@ -165,7 +165,7 @@ async def test_proposal_flood_is_rate_limited_and_leaves_few_pending_proposals(
 
         await eventually(all_handled)
     statuses = [status for status, _, _ in answers]
-    assert statuses.count(202) <= 21, statuses
+    assert statuses.count(202) <= 25, statuses  # a burst of 20, and what refills meanwhile
     assert statuses[-1] == 429
     limited = next(headers for status, headers, _ in answers if status == 429)
     assert int(limited["Retry-After"]) >= 1

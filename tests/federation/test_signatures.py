@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from federation.errors import ObjectGone
+from federation.hosts import normalize_host
 from federation.keys import generate_key_pair, load_private_key
 from federation.signatures import (
     KeyLookupBusy,
@@ -24,7 +25,6 @@ from federation.signatures import (
     PublicKeyRecord,
     SignatureInfo,
     digest_header,
-    normalize_host,
     sign_request,
     signature_key_id,
     verify_request,
