@@ -4,7 +4,11 @@ Every URL here comes from a remote server, so every request is bounded: the
 address guard on each hop, timeouts, a response size limit (checked against
 `Content-Length` and again while streaming, since the header may lie or be
 absent) and a redirect limit. Redirects are followed by hand so that each hop
-is guarded and signed for its own host.
+is guarded, and a signature never crosses to another host: a hop on the same
+host is signed afresh, a hop elsewhere goes unsigned (or, for documents that
+must come from where they say they are, actors and keys, is refused). A
+signature is our word that *we* asked; a redirect is a remote's word, and must
+not make us ask a third server anything in our name.
 """
 
 from __future__ import annotations
@@ -61,15 +65,26 @@ class PostResult:
 
 
 def create_client_session(
-    *, allow_private: bool, user_agent: str, limits: HttpLimits
+    *,
+    allow_private: bool,
+    user_agent: str,
+    limits: HttpLimits,
+    max_connections: int = 100,
+    max_connections_per_host: int = 0,
 ) -> aiohttp.ClientSession:
     """A session for talking to other servers; call it inside the running loop.
 
     It resolves names through `GuardedResolver` (so DNS rebinding cannot reach
     a private address), keeps no cookies (remote servers must not be able to
     tie our requests together or to each other), and ignores proxy variables.
+    Work of different kinds gets a session each (deliveries, key fetches), so
+    that slow remotes of one kind cannot hold the connections of the other.
     """
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=allow_private))
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(allow_private=allow_private),
+        limit=max_connections,
+        limit_per_host=max_connections_per_host,
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=limits.client_timeout(),
@@ -183,6 +198,11 @@ async def _get_hop(
     return _json_object(body, url)
 
 
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parsed = URL(url)
+    return parsed.scheme, (parsed.host or "").lower().rstrip("."), parsed.port
+
+
 async def signed_get_json(
     session: aiohttp.ClientSession,
     url: str,
@@ -191,16 +211,29 @@ async def signed_get_json(
     private_key_pem: str | None,
     allow_private: bool,
     limits: HttpLimits,
+    same_host_only: bool = False,
 ) -> dict[str, Any]:
     """GET an ActivityPub document (a JSON object), signed when a key is given.
 
     Signed fetch is what lets a partner serve us partner-only objects; an
     unsigned GET is for servers that reject signatures from unknown actors.
+    A redirect to another origin is followed without the signature, or
+    refused (`FetchError`) with `same_host_only`: for documents whose
+    origin vouches for them (an actor, a key), a document served by someone
+    else is not the document asked for.
     """
+    origin = _origin(url)
     current = url
     for _ in range(limits.max_redirects + 1):
         await check_url(current, allow_private=allow_private)
-        headers = _get_headers(current, key_id, private_key_pem)
+        here = _origin(current) == origin
+        if not here and same_host_only:
+            raise FetchError(f"{url} redirected to another host: {current}", url=url)
+        headers = (
+            _get_headers(current, key_id, private_key_pem)
+            if here
+            else _get_headers(current, None, None)
+        )
         result = await _get_hop(session, current, headers, limits)
         if isinstance(result, dict):
             return result

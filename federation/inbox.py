@@ -2,9 +2,16 @@
 
 Receiving does only what must happen before we answer (Takahē and
 microblog.pub do the same): bound the body, check the media type and JSON,
-refuse blocked domains, check the HTTP signature and that the signer is the
-activity's actor, store the raw activity under its id (which deduplicates
-retries), then answer 202 and wake the processor. Nothing a handler does can
+refuse blocked domains, refuse a key on another host than the actor's (we
+would otherwise fetch any URL an outsider names, signed), refuse hosts over
+their rate, check the HTTP signature (made for this host) and that the
+signer is the activity's actor, store the raw activity under its id (which
+deduplicates retries), then answer 202 and wake the processor.
+
+A refusal tells the sender what it did wrong, never what we found out on
+the way: why a key could not be fetched (what a name resolves to, whether a
+port answered, what status a server gave) is logged, and the sender reads
+only that its signature could not be verified. Nothing a handler does can
 slow the sender down or make it retry, and an activity stored is never lost
 to a crash: the processor (`federation.inbox_processor`) claims stored
 entries with a lease.
@@ -19,15 +26,17 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
 
+from federation.hosts import url_host
 from federation.jsonld import normalize_activity
+from federation.rate_limit import HostRateLimiter, retry_after_header
 from federation.signatures import (
     DEFAULT_MAX_SKEW,
     KeyResolver,
+    SignatureInfo,
     signature_key_id,
     verify_request,
 )
@@ -44,6 +53,9 @@ ACTIVITY_MEDIA_TYPES: Final = frozenset(
 MAX_ID_LENGTH: Final = 2048
 MAX_TYPE_LENGTH: Final = 64
 _READ_CHUNK_BYTES: Final = 64 * 1024
+UNVERIFIED: Final = "signature could not be verified"
+"""All a sender learns of a refused signature; the reason is in our log."""
+STALE: Final = "signature date is too far from now"
 
 
 # --- what the node provides ------------------------------------------------------
@@ -65,16 +77,26 @@ class InboxStore(Protocol):
 
 
 class InboxRefusal(Exception):
-    """Why a delivery was refused, as the status and JSON error we answer with."""
+    """Why a delivery was refused, as the status and JSON error we answer with.
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    `retry_after` (seconds) is sent as `Retry-After` with a 429 or 503, so
+    that an honest sender waits rather than gives up.
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
     def response(self) -> web.Response:
-        return error_response(self.status, self.code, self.message)
+        response = error_response(self.status, self.code, self.message)
+        if self.retry_after is not None:
+            response.headers["Retry-After"] = retry_after_header(self.retry_after)
+        return response
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -142,26 +164,6 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
     return document
 
 
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-
-
-def url_host(url: Any) -> str | None:
-    """`host`, or `host:port` for a port other than the scheme's; None if there is none."""
-    if not isinstance(url, str):
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname:
-        return None
-    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    if port is None or port == _DEFAULT_PORTS.get(parts.scheme):
-        return name
-    return f"{name}:{port}"
-
-
 def claimed_actor_ids(document: Mapping[str, Any]) -> list[str]:
     """The actor ids a raw document names, read as loosely as AS2 allows."""
     value = document.get("actor")
@@ -179,6 +181,30 @@ async def check_not_blocked(
         if await store.is_blocked(host):
             logger.info("refused an activity from blocked domain %s", host)
             raise InboxRefusal(403, "domain_blocked", f"{host} is blocked on this node")
+
+
+def check_key_on_actor_host(key_id: str | None, document: Mapping[str, Any]) -> None:
+    """Refuse (401) a keyId on another host than the actor's, before it is fetched.
+
+    A signature can only be checked by fetching its key, signed by us; were
+    any URL accepted as a keyId, an outsider could have us send signed GETs
+    anywhere it likes. A request without a keyId is left to the signature
+    check, which refuses it without fetching anything.
+    """
+    if key_id is None:
+        return
+    key_host = url_host(key_id)
+    actors = claimed_actor_ids(document)
+    if key_host is None or not actors or any(url_host(a) != key_host for a in actors):
+        logger.info("refused keyId %.300s: not on the host of actor %.300s", key_id, actors)
+        raise InboxRefusal(401, "bad_signature", UNVERIFIED)
+
+
+def rate_kind(document: Mapping[str, Any]) -> str:
+    """Which budget an activity spends: a Follow (a partnership proposal or a
+    plain follow) asks something of a steward or starts deliveries, so it is
+    held to a much lower rate than the rest."""
+    return "follow" if document.get("type") == "Follow" else "activity"
 
 
 def _is_self_delete(document: Mapping[str, Any]) -> bool:
@@ -214,6 +240,8 @@ class InboxReceiver:
     One instance serves the shared inbox (register `receiver.__call__`, which
     aiohttp sees as a coroutine function) and every per-community inbox
     (`receive(request, recipient=...)`, after the route found the community).
+    `expected_host` is this node's configured host, which every signature
+    must name; `limiter`, when given, holds each remote host to its rate.
     """
 
     def __init__(
@@ -222,14 +250,18 @@ class InboxReceiver:
         resolve_key: KeyResolver,
         wake: Callable[[], None],
         *,
+        expected_host: str,
         max_skew: timedelta = DEFAULT_MAX_SKEW,
         max_body_bytes: int = MAX_BODY_BYTES,
+        limiter: HostRateLimiter | None = None,
     ) -> None:
         self.store = store
         self.resolve_key = resolve_key
         self.wake = wake
+        self.expected_host = expected_host
         self.max_skew = max_skew
         self.max_body_bytes = max_body_bytes
+        self.limiter = limiter
 
     async def __call__(self, request: web.Request) -> web.Response:
         return await self.receive(request, recipient=None)
@@ -240,10 +272,14 @@ class InboxReceiver:
             body = await read_body(request, self.max_body_bytes)
             check_media_type(request)
             document = parse_json(body)
-            await check_not_blocked(self.store, signature_key_id(request.headers), document)
+            key_id = signature_key_id(request.headers)
+            await check_not_blocked(self.store, key_id, document)
+            check_key_on_actor_host(key_id, document)
+            self._check_rate(rate_kind(document), url_host(key_id), spend=False)
             activity = await self._verify(request, body, document)
             if activity is None:
                 return web.Response(status=202)
+            self._check_rate(rate_kind(document), url_host(activity.actor), spend=True)
             stored = await self._store(activity, body, recipient)
         except InboxRefusal as refusal:
             response = refusal.response()
@@ -253,6 +289,18 @@ class InboxReceiver:
         if stored:
             self.wake()
         return web.Response(status=202)
+
+    def _check_rate(self, kind: str, host: str | None, *, spend: bool) -> None:
+        """429 when `host` is over its rate. Before the signature is checked we only
+        look (a forger must not spend a real host's budget); after, we spend."""
+        if self.limiter is None or host is None:
+            return
+        wait = self.limiter.take(kind, host) if spend else self.limiter.wait_for(kind, host)
+        if wait > 0:
+            logger.info("refused a %s from %s: over its rate for %.0fs", kind, host, wait)
+            raise InboxRefusal(
+                429, "rate_limited", "too many activities from your server", retry_after=wait
+            )
 
     async def _verify(
         self, request: web.Request, body: bytes, document: dict[str, Any]
@@ -267,6 +315,7 @@ class InboxReceiver:
                 request.headers,
                 body,
                 self.resolve_key,
+                expected_host=self.expected_host,
                 max_skew=self.max_skew,
             )
         except Exception:
@@ -280,7 +329,7 @@ class InboxReceiver:
                 # some servers retry a message that asks nothing of us.
                 logger.debug("dropped unverifiable self-Delete from %s", info.key_id)
                 return None
-            raise InboxRefusal(401, "bad_signature", info.reason or "signature does not verify")
+            raise _signature_refusal(info)
         activity = read_activity(document)
         if info.key_owner != activity.actor:
             raise InboxRefusal(
@@ -299,3 +348,13 @@ class InboxReceiver:
             raise InboxRefusal(
                 503, "unavailable", "the activity could not be stored; try again later"
             ) from None
+
+
+def _signature_refusal(info: SignatureInfo) -> InboxRefusal:
+    """401 with a reason that says nothing of our network; 503 when we were too busy
+    to look the key up (the sender should retry, not give up on the activity)."""
+    if info.retry_after is not None:
+        return InboxRefusal(
+            503, "unavailable", "keys cannot be checked now", retry_after=info.retry_after
+        )
+    return InboxRefusal(401, "bad_signature", STALE if info.expired else UNVERIFIED)

@@ -109,6 +109,11 @@ def _describe(exc: BaseException) -> str:
     return text[:MAX_ERROR_CHARS]
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    """Remote text fit for a log line: no line breaks to forge entries with, bounded."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")[:limit]
+
+
 class InboxProcessor:
     """Handles stored activities: one handler per type, outcomes recorded per entry.
 
@@ -211,6 +216,16 @@ class InboxProcessor:
             return Outcome(entry_id, "ignored", str(exc) or type(exc).__name__)
         except Retry as exc:
             return self._retry_or_fail(inbound, exc)
+        except VocabError as exc:
+            # Bad input from a remote, not a bug of ours: one line, no traceback.
+            logger.warning(
+                "malformed %s %s from %s: %s",
+                activity.type,
+                _one_line(activity.id),
+                _one_line(activity.actor),
+                _one_line(str(exc)),
+            )
+            return Outcome(entry_id, "failed", _describe(exc))
         except Exception as exc:
             logger.exception("handler for %s %s failed", activity.type, activity.id)
             return Outcome(entry_id, "failed", _describe(exc))

@@ -9,6 +9,31 @@ A check returns a `SignatureInfo` and never raises for a bad signature: the
 inbox decides what a refusal means (401, or accept-and-ignore for a Delete of
 an actor whose key is gone), and a value is easier to log and test than an
 exception.
+
+What we sign, and why a signature of ours is worth nothing elsewhere
+---------------------------------------------------------------------
+A node signs two kinds of request with one of its communities' keys:
+POSTs of activities to remote inboxes, and GETs of remote documents (actors,
+keys, outboxes, partner collections, objects), the latter so that a partner
+serves us what it shares with partners. Every signature covers
+`(request-target)` (method, path and query), `host` and `date`, and `digest`
+when there is a body. A receiver, ours included, accepts a signature only
+when the signed `host` is its own configured host (`expected_host`), the
+request target is the request it received, and the date is within a few
+minutes. So a signature we made for a request to server X is good only at X,
+for that one method and path, for a few minutes: whoever makes us send a
+request to their own server can replay what we signed only to themselves.
+Cross-node replay (an outsider has us sign a GET whose path is a partner
+collection elsewhere, then presents it there) fails on the host.
+
+What an outsider can make us fetch is narrowed too, so that the requests we
+sign on their behalf go to their own host and nowhere else: a `keyId` is
+fetched only when it is on the host of the activity's actor and that host is
+not blocked (`federation.inbox`, `node.protocol.key_resolver`); a bare key
+document's `owner` only on the key's host; a redirect to another host is
+followed unsigned, or not at all for actors and keys (`federation.http_client`);
+and an actor whose inbox or collections live on another host is refused or
+stripped of them (`federation.vocab.parse_actor`).
 """
 
 from __future__ import annotations
@@ -31,7 +56,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from yarl import URL
 
-from federation.errors import FederationError, InvalidKeyError, SignatureError
+from federation.errors import FederationError, FetchError, InvalidKeyError, SignatureError
+from federation.hosts import normalize_host
 from federation.httpsig_compat import HttpSigException, httpsig
 from federation.keys import load_public_key
 
@@ -59,6 +85,9 @@ class SignatureInfo:
     key_owner: str | None
     expired: bool
     reason: str | None
+    retry_after: float | None = None
+    """Set when the key could not be looked up *now* (the resolver is busy):
+    the sender should try again after this many seconds rather than give up."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +109,19 @@ class KeyResolver(Protocol):
     """
 
     async def __call__(self, key_id: str, *, refresh: bool = False) -> PublicKeyRecord | None: ...
+
+
+class KeyLookupBusy(FetchError):
+    """The resolver refuses to start another fetch now (its limits are reached).
+
+    Not the key's fault: the request is refused with `retry_after` so that an
+    honest sender retries, while a flood of unknown keys cannot make us queue
+    fetches without bound.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, retry_after: float = 5.0):
+        super().__init__(message, url=url)
+        self.retry_after = retry_after
 
 
 def digest_header(body: bytes) -> str:
@@ -165,10 +207,11 @@ class _ParsedSignature:
 class _RefusalError(Exception):
     """Internal: stops a check with the reason reported in `SignatureInfo`."""
 
-    def __init__(self, reason: str, *, expired: bool = False):
+    def __init__(self, reason: str, *, expired: bool = False, retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.expired = expired
+        self.retry_after = retry_after
 
 
 def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -264,6 +307,17 @@ def _check_coverage(parsed: _ParsedSignature, body: bytes) -> None:
         missing.append("digest")
     if missing:
         raise _RefusalError(f"signature does not cover {', '.join(missing)}")
+
+
+def _check_host(headers: Mapping[str, str], expected_host: str) -> None:
+    """The signed `host` must be this server: a signature made for another
+    server (one we were made to sign a request to, say) is no good here."""
+    signed = headers.get("host")
+    expected = normalize_host(expected_host)
+    if expected is None:
+        raise _RefusalError(f"this server's own host {expected_host!r} is not a host")
+    if signed is None or normalize_host(signed) != expected:
+        raise _RefusalError(f"signed host {signed!r} is not this server ({expected})")
 
 
 def _check_digest(headers: Mapping[str, str], body: bytes) -> None:
@@ -370,6 +424,10 @@ def _verifies(record: PublicKeyRecord, signature: bytes, messages: Sequence[byte
 async def _resolve(resolve_key: KeyResolver, key_id: str, refresh: bool) -> PublicKeyRecord:
     try:
         record = await resolve_key(key_id, refresh=refresh)
+    except KeyLookupBusy as exc:
+        raise _RefusalError(
+            f"key {key_id} not looked up: {exc}", retry_after=exc.retry_after
+        ) from exc
     except FederationError as exc:
         raise _RefusalError(f"key {key_id} could not be fetched: {exc}") from exc
     if record is None:
@@ -400,13 +458,18 @@ async def verify_request(
     body: bytes,
     resolve_key: KeyResolver,
     *,
+    expected_host: str,
     max_skew: timedelta = DEFAULT_MAX_SKEW,
     now: datetime | None = None,
 ) -> SignatureInfo:
     """Check a request's draft-cavage signature; never raises for a bad one.
 
-    `path` and `query_string` are as received, still percent-encoded (with
-    aiohttp: `request.rel_url.raw_path` and `request.rel_url.raw_query_string`).
+    `expected_host` is this server's own host (`name` or `name:port`, from its
+    configured base URL, never from the request): the signed `host` must be
+    it, or the signature was made for somewhere else. It is checked before
+    any key is looked up. `path` and `query_string` are as received, still
+    percent-encoded (with aiohttp: `request.rel_url.raw_path` and
+    `request.rel_url.raw_query_string`).
     `headers` may be any mapping (a `CIMultiDictProxy` or a plain dict).
     `now`, if given, must be timezone-aware; it exists for tests.
     The caller must still check that `key_owner` is the activity's actor.
@@ -418,6 +481,7 @@ async def verify_request(
         key_id = params.get("keyid") or None
         parsed = _parse_signature(params)
         _check_coverage(parsed, body)
+        _check_host(lowered, expected_host)
         _check_digest(lowered, body)
         _check_freshness(parsed, lowered, now or datetime.now(UTC), max_skew)
         messages = [
@@ -427,5 +491,7 @@ async def verify_request(
         record = await _verify_with_rotation(parsed, messages, resolve_key)
     except _RefusalError as refusal:
         logger.info("refused HTTP signature (keyId=%s): %s", key_id, refusal.reason)
-        return SignatureInfo(False, key_id, None, refusal.expired, refusal.reason)
+        return SignatureInfo(
+            False, key_id, None, refusal.expired, refusal.reason, refusal.retry_after
+        )
     return SignatureInfo(True, key_id, record.owner, False, None)

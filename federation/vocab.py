@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from federation.errors import FederationError
+from federation.hosts import same_host
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 _PUBLIC_ALIASES = frozenset({PUBLIC, "as:Public", "Public"})
@@ -313,6 +314,11 @@ def _same_origin(first: str, second: str) -> bool:
     return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
+def _on_host(url: str | None, actor_id: str) -> str | None:
+    """`url` when it is on the actor's server, else None (we never send or sign there)."""
+    return url if url is not None and same_host(url, actor_id) else None
+
+
 def parse_note(doc: Any) -> Note:
     """Read a Note (or an Article or Page, which fediverse readers treat alike)."""
     doc = _object(doc, "note")
@@ -360,12 +366,23 @@ def _public_key(doc: Mapping[str, Any], actor_id: str) -> tuple[str | None, str 
 
 
 def parse_actor(doc: Any) -> Actor:
-    """Read any AS2 actor; our communities are Groups, Mastodon users Persons."""
+    """Read any AS2 actor; our communities are Groups, Mastodon users Persons.
+
+    An actor speaks for its own server only. Its inbox must be there, or it is
+    refused: we would otherwise send signed POSTs wherever a document says
+    (Lemmy refuses such actors too). A shared inbox, outbox or followers
+    collection elsewhere is dropped rather than refused, keeping the actor
+    usable through its own inbox: AS2 allows a shared inbox on a relay, but
+    we have no reason to trust one with deliveries or signed fetches.
+    """
     doc = _object(doc, "actor")
     actor_type = _type(doc, "actor")
     if actor_type not in ACTOR_TYPES:
         raise VocabError(f"expected an actor, got {actor_type!r}")
     actor_id = _url(doc.get("id"), "actor.id")
+    inbox = _url(_reference(doc.get("inbox"), "actor.inbox"), "actor.inbox")
+    if not same_host(inbox, actor_id):
+        raise VocabError(f"actor {actor_id} has its inbox on another host: {inbox}")
     endpoints = doc.get("endpoints")
     shared_inbox = endpoints.get("sharedInbox") if isinstance(endpoints, Mapping) else None
     key_id, key_owner, key_pem = _public_key(doc, actor_id)
@@ -375,10 +392,10 @@ def parse_actor(doc: Any) -> Actor:
         preferred_username=_string(doc, "preferredUsername", "actor"),
         name=_language_string(doc, "name", "actor"),
         summary=_language_string(doc, "summary", "actor"),
-        inbox=_url(_reference(doc.get("inbox"), "actor.inbox"), "actor.inbox"),
-        outbox=_reference(doc.get("outbox"), "actor.outbox"),
-        followers=_reference(doc.get("followers"), "actor.followers"),
-        shared_inbox=_reference(shared_inbox, "actor.endpoints.sharedInbox"),
+        inbox=inbox,
+        outbox=_on_host(_reference(doc.get("outbox"), "actor.outbox"), actor_id),
+        followers=_on_host(_reference(doc.get("followers"), "actor.followers"), actor_id),
+        shared_inbox=_on_host(_reference(shared_inbox, "actor.endpoints.sharedInbox"), actor_id),
         public_key_id=key_id,
         public_key_owner=key_owner,
         public_key_pem=key_pem,

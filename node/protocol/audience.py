@@ -1,7 +1,10 @@
 """Who is asking, for requests that arrive over federation (signed fetch).
 
 A GET signed by an active partner's key sees what that community shares with
-partners; anything else, signed or not, is treated as the public.
+partners; anything else, signed or not, is treated as the public. The
+signature must have been made for this node's own host (see
+`federation.signatures`): a partner's signature over a request to some other
+server, replayed here, is treated as no signature at all.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ log = logging.getLogger(__name__)
 
 
 async def signed_actor(request: web.Request) -> str | None:
-    """The actor whose key validly signed this request, if any."""
+    """The actor whose key validly signed this request, for this node, if any."""
     if signature_key_id(request.headers) is None:
         return None
+    config = request.app[CONFIG]
     info = await verify_request(
         request.method,
         request.rel_url.raw_path,
@@ -33,7 +37,8 @@ async def signed_actor(request: web.Request) -> str | None:
         request.headers,
         b"",
         request.app[INBOX_RECEIVER].resolve_key,
-        max_skew=timedelta(seconds=request.app[CONFIG].signature_max_skew_seconds),
+        expected_host=config.host,
+        max_skew=timedelta(seconds=config.signature_max_skew_seconds),
     )
     if not info.valid:
         log.info("unverified signed fetch of %s: %s", request.path, info.reason)

@@ -20,6 +20,7 @@ from node.protocol import partnerships
 from node.protocol.answers import on_answer
 from node.protocol.context import FederationContext
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
+from node.protocol.proposal_limits import check_pending_cap
 from node.protocol.publishing import send
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
 from storage.models import Community
@@ -53,6 +54,7 @@ async def on_follow(ctx: FederationContext, activity: Activity) -> None:
     if activity.partnership:
         if follower.actor_type != "Group":
             raise Ignored(f"{follower.ap_id} is not a community and cannot be a partner")
+        await _refusing(check_pending_cap(ctx, community, follower))
         await _refusing(partnerships.receive_proposal(ctx, activity, community, follower))
         return
     async with ctx.sessions() as session:

@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.inbox import InboxReceiver, error_response
 from federation.inbox_processor import Handler, InboxProcessor, Outcome, QueuedActivity
+from federation.rate_limit import HostRateLimiter, Rate
 from federation.signatures import KeyResolver
 from federation.vocab import Activity
 from node.appkeys import CONFIG, ENGINE, SESSIONS
+from node.config import NodeConfig
 from node.protocol.key_resolver import SqlKeyResolver
 from node.protocol.ttl_cache import TtlCache
 from storage.repositories import BlockRepository, CommunityRepository, InboxRepository
@@ -213,6 +215,24 @@ async def community_inbox(request: web.Request) -> web.Response:
     return await request.app[INBOX_RECEIVER].receive(request, recipient=actor_id)
 
 
+def inbox_rate_limiter(config: NodeConfig) -> HostRateLimiter:
+    """Per-host budgets for what arrives at our inboxes, from the node's settings."""
+    return HostRateLimiter(
+        {
+            "follow": Rate(config.follow_rate_burst, config.follow_rate_per_minute),
+            "activity": Rate(config.activity_rate_burst, config.activity_rate_per_minute),
+        }
+    )
+
+
+async def _close_key_resolver(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the key resolver's own HTTP session closes with the app."""
+    yield
+    close = getattr(app[INBOX_RECEIVER].resolve_key, "close", None)
+    if close is not None:
+        await close()
+
+
 def setup_inbox_routes(
     app: web.Application,
     handlers: Mapping[str, Handler] | None = None,
@@ -229,9 +249,11 @@ def setup_inbox_routes(
     store = SqlInboxStore(app)
     receiver = InboxReceiver(
         store,
-        key_resolver or SqlKeyResolver(app),
+        key_resolver or SqlKeyResolver(app, is_blocked=store.is_blocked),
         wake.set,
+        expected_host=config.host,
         max_skew=timedelta(seconds=config.signature_max_skew_seconds),
+        limiter=inbox_rate_limiter(config),
     )
     app[INBOX_HANDLERS] = dict(handlers or {})
     app[INBOX_WAKE] = wake
@@ -239,6 +261,7 @@ def setup_inbox_routes(
     app[INBOX_RECEIVER] = receiver
     app.router.add_post("/inbox", receiver.__call__)
     app.router.add_post("/c/{slug}/inbox", community_inbox)
+    app.cleanup_ctx.append(_close_key_resolver)
     return receiver
 
 

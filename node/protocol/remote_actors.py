@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from federation.errors import FederationError
+from federation.hosts import same_host
 from federation.http_client import signed_get_json
 from federation.jsonld import normalize_activity
 from federation.vocab import Actor, VocabError, parse_actor
@@ -23,9 +24,17 @@ class ActorUnavailable(Exception):
 
 
 async def signed_get(
-    ctx: FederationContext, url: str, viewer: Community | None = None
+    ctx: FederationContext,
+    url: str,
+    viewer: Community | None = None,
+    *,
+    same_host_only: bool = False,
 ) -> dict[str, Any]:
-    """GET as `viewer` (default: the node's first community), as Mastodon's secure mode wants."""
+    """GET as `viewer` (default: the node's first community), as Mastodon's secure mode wants.
+
+    The signature never follows a redirect to another host; with
+    `same_host_only` such a redirect is refused (see `signed_get_json`).
+    """
     if viewer is None:
         async with ctx.sessions() as session:
             locals_ = await CommunityRepository(session).list_local()
@@ -37,17 +46,30 @@ async def signed_get(
         private_key_pem=viewer.private_key_pem if viewer else None,
         allow_private=ctx.config.allow_private_addresses,
         limits=ctx.limits,
+        same_host_only=same_host_only,
     )
 
 
 async def fetch_actor(ctx: FederationContext, url: str) -> Actor:
+    """The actor document at `url`, served by `url`'s own host and naming itself `url`.
+
+    `parse_actor` refuses an actor whose inbox is on another host, so nothing
+    cached here can make us deliver elsewhere.
+    """
     try:
-        actor = parse_actor(normalize_activity(await signed_get(ctx, url)))
+        document = await signed_get(ctx, url, same_host_only=True)
+        actor = parse_actor(normalize_activity(document))
     except (FederationError, VocabError) as exc:
         raise ActorUnavailable(f"{url}: {exc}") from exc
     if actor.id != url:
         raise ActorUnavailable(f"{url} answered with a different actor id {actor.id}")
     return actor
+
+
+def _inboxes_on_host(cached: Community) -> bool:
+    """False for a row cached before inboxes had to be on the actor's host: refetch it."""
+    inboxes = [url for url in (cached.inbox_url, cached.shared_inbox_url) if url]
+    return all(same_host(url, cached.ap_id) for url in inboxes)
 
 
 async def resolve_actor(
@@ -62,6 +84,7 @@ async def resolve_actor(
         cached is not None
         and cached.fetched_at is not None
         and (utcnow() - cached.fetched_at < ACTOR_MAX_AGE)
+        and _inboxes_on_host(cached)
     )
     if cached is not None and fresh and not refresh:
         return cached

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import CommunityPartnership, Notification, utcnow
+from storage.models import Community, CommunityPartnership, Notification, utcnow
 from storage.paging import Position, page_after
 
 OPEN_STATES = ("proposed", "pending", "active")
@@ -93,6 +93,20 @@ class PartnershipRepository:
             .limit(1)
         )
         return found is not None
+
+    async def count_pending_from_host(self, local_community_id: int, host: str) -> int:
+        """Proposals from communities on `host` that our stewards have not answered."""
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(CommunityPartnership)
+            .join(Community, Community.id == CommunityPartnership.remote_community_id)
+            .where(
+                CommunityPartnership.local_community_id == local_community_id,
+                CommunityPartnership.state == "pending",
+                Community.host == host,
+            )
+        )
+        return int(result.scalar_one())
 
     async def all_active(self) -> Sequence[CommunityPartnership]:
         result = await self.session.execute(

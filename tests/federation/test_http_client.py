@@ -36,6 +36,7 @@ from federation.http_client import (
 )
 from federation.keys import generate_key_pair
 from federation.signatures import PublicKeyRecord, SignatureInfo, verify_request
+from tests.support.fake_remote import own_host
 
 KEY_ID = "https://local.example/c/garden#main-key"
 OWNER = "https://local.example/c/garden"
@@ -78,7 +79,13 @@ def fake_remote(public_pem: str) -> web.Application:
         body = await request.read()
         url = request.rel_url
         info = await verify_request(
-            request.method, url.raw_path, url.raw_query_string, request.headers, body, resolve_key
+            request.method,
+            url.raw_path,
+            url.raw_query_string,
+            request.headers,
+            body,
+            resolve_key,
+            expected_host=own_host(request),
         )
         seen.signatures.append(info)
         return await handler(request)
@@ -102,6 +109,11 @@ async def redirect(request: web.Request) -> web.Response:
     hops = int(request.match_info["hops"])
     target = "/actor?via=redirect" if hops <= 1 else f"/redirect/{hops - 1}"
     raise web.HTTPFound(target)
+
+
+@ROUTES.get("/elsewhere")
+async def elsewhere(request: web.Request) -> web.Response:
+    raise web.HTTPFound(request.query["to"])
 
 
 @ROUTES.get("/redirect-to-ftp")
@@ -243,6 +255,55 @@ async def test_redirects_are_followed_and_each_hop_is_signed(
         "/actor?via=redirect",
     ]
     assert all(info.valid for info in seen(remote).signatures)
+
+
+async def test_signature_is_not_carried_to_another_host_on_redirect(
+    remote: TestServer,
+    aiohttp_server: AiohttpServer,
+    session: aiohttp.ClientSession,
+    key_pair: tuple[str, str],
+) -> None:
+    other = await aiohttp_server(fake_remote(key_pair[1]))
+    url = remote.make_url("/elsewhere").with_query(to=str(other.make_url("/actor")))
+    assert await get(session, str(url), key_pair) == ACTOR
+    assert seen(remote).signatures[0].valid
+    assert "Signature" not in seen(other).headers[0]
+    back = other.make_url("/elsewhere").with_query(to=str(remote.make_url("/actor")))
+    start = remote.make_url("/elsewhere").with_query(to=str(back))
+    assert await get(session, str(start), key_pair) == ACTOR
+    assert [info.valid for info in seen(remote).signatures] == [True, True, True]
+
+
+async def test_same_host_only_refuses_a_redirect_to_another_host(
+    remote: TestServer,
+    aiohttp_server: AiohttpServer,
+    session: aiohttp.ClientSession,
+    key_pair: tuple[str, str],
+) -> None:
+    other = await aiohttp_server(fake_remote(key_pair[1]))
+    url = remote.make_url("/elsewhere").with_query(to=str(other.make_url("/actor")))
+    with pytest.raises(FetchError, match="another host"):
+        await signed_get_json(
+            session,
+            str(url),
+            key_id=KEY_ID,
+            private_key_pem=key_pair[0],
+            allow_private=True,
+            limits=LIMITS,
+            same_host_only=True,
+        )
+    assert seen(other).paths == []
+    same = remote.make_url("/redirect/2")
+    document = await signed_get_json(
+        session,
+        str(same),
+        key_id=KEY_ID,
+        private_key_pem=key_pair[0],
+        allow_private=True,
+        limits=LIMITS,
+        same_host_only=True,
+    )
+    assert document == ACTOR
 
 
 async def test_redirects_beyond_the_limit_are_refused(

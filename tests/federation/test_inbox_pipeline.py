@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from federation.inbox_processor import (
     Retry,
 )
 from federation.keys import generate_key_pair
-from federation.signatures import PublicKeyRecord, sign_request
+from federation.rate_limit import HostRateLimiter, Rate
+from federation.signatures import KeyLookupBusy, PublicKeyRecord, sign_request
 from federation.vocab import Activity
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mastodon"
@@ -35,6 +37,10 @@ ALICE = "https://mastodon.example/users/alice"
 ALICE_KEY = f"{ALICE}#main-key"
 BOB = "https://other.example/users/bob"
 BOB_KEY = f"{BOB}#main-key"
+MALLORY = "https://mastodon.example/users/mallory"
+MALLORY_KEY = f"{MALLORY}#main-key"
+LOCAL_HOST = "local.test"
+UNVERIFIED = "signature could not be verified"
 ACTIVITY_JSON = "application/activity+json"
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
@@ -141,6 +147,7 @@ class Harness:
     keys: FakeKeys
     alice_private: str
     bob_private: str
+    receiver: InboxReceiver
 
     def url(self, path: str = "/inbox") -> str:
         return str(self.client.make_url(path))
@@ -155,7 +162,7 @@ class Harness:
         content_type: str = ACTIVITY_JSON,
         date: str | None = None,
     ) -> dict[str, str]:
-        headers = {"Content-Type": content_type}
+        headers = {"Content-Type": content_type, "Host": LOCAL_HOST}
         if date is not None:
             headers["Date"] = date
         private = private or (self.alice_private if key_id == ALICE_KEY else self.bob_private)
@@ -179,9 +186,12 @@ async def harness(
         {
             ALICE_KEY: PublicKeyRecord(ALICE_KEY, ALICE, alice_keys[1]),
             BOB_KEY: PublicKeyRecord(BOB_KEY, BOB, bob_keys[1]),
+            MALLORY_KEY: PublicKeyRecord(MALLORY_KEY, MALLORY, bob_keys[1]),
         }
     )
-    receiver = InboxReceiver(inbox, keys, inbox.wake, max_skew=timedelta(minutes=5))
+    receiver = InboxReceiver(
+        inbox, keys, inbox.wake, expected_host=LOCAL_HOST, max_skew=timedelta(minutes=5)
+    )
 
     async def community_inbox(request: web.Request) -> web.Response:
         return await receiver.receive(request, recipient="http://local.test/c/tools")
@@ -190,7 +200,7 @@ async def harness(
     app.router.add_post("/inbox", receiver.__call__)
     app.router.add_post("/c/tools/inbox", community_inbox)
     client = await aiohttp_client(app)
-    return Harness(client, inbox, keys, alice_keys[0], bob_keys[0])
+    return Harness(client, inbox, keys, alice_keys[0], bob_keys[0], receiver)
 
 
 def follow(n: int = 1, actor: str = ALICE, **extra: Any) -> dict[str, Any]:
@@ -307,14 +317,14 @@ async def test_unverifiable_self_delete_is_accepted_and_dropped(harness: Harness
 
 async def test_unsigned_post_is_refused(harness: Harness) -> None:
     status, payload = await harness.post(body_of(follow()), {"Content-Type": ACTIVITY_JSON})
-    assert "no Signature header" in assert_refused(status, payload, 401, "bad_signature")
+    assert assert_refused(status, payload, 401, "bad_signature") == UNVERIFIED
     assert harness.inbox.entries == []
 
 
 async def test_tampered_body_is_refused(harness: Harness) -> None:
     headers = harness.signed(body_of(follow()))
     status, payload = await harness.post(body_of(follow(object="http://local.test/c/x")), headers)
-    assert "Digest" in assert_refused(status, payload, 401, "bad_signature")
+    assert assert_refused(status, payload, 401, "bad_signature") == UNVERIFIED
 
 
 async def test_forged_digest_is_refused(harness: Harness) -> None:
@@ -331,7 +341,8 @@ async def test_date_outside_the_skew_is_refused(harness: Harness, offset: int) -
     body = body_of(follow())
     headers = harness.signed(body, date=formatdate(time.time() + offset, usegmt=True))
     status, payload = await harness.post(body, headers)
-    assert "outside" in assert_refused(status, payload, 401, "bad_signature")
+    message = assert_refused(status, payload, 401, "bad_signature")
+    assert message == "signature date is too far from now"
 
 
 async def test_unknown_key_is_refused(harness: Harness) -> None:
@@ -340,15 +351,73 @@ async def test_unknown_key_is_refused(harness: Harness) -> None:
         body, key_id="https://mastodon.example/users/alice#other-key", private=harness.alice_private
     )
     status, payload = await harness.post(body, headers)
-    assert "unknown key" in assert_refused(status, payload, 401, "bad_signature")
+    assert assert_refused(status, payload, 401, "bad_signature") == UNVERIFIED
 
 
 async def test_key_owner_other_than_the_actor_is_refused(harness: Harness) -> None:
     body = body_of(follow())  # actor: alice
-    status, payload = await harness.post(body, harness.signed(body, key_id=BOB_KEY))
+    headers = harness.signed(body, key_id=MALLORY_KEY, private=harness.bob_private)
+    status, payload = await harness.post(body, headers)
     message = assert_refused(status, payload, 401, "actor_mismatch")
-    assert BOB in message and ALICE in message
+    assert MALLORY in message and ALICE in message
     assert harness.inbox.entries == []
+
+
+async def test_key_on_another_host_than_the_actor_is_refused_without_a_lookup(
+    harness: Harness,
+) -> None:
+    """Otherwise anyone could have us fetch, signed, any URL they name as a keyId."""
+    body = body_of(follow())  # actor: alice on mastodon.example
+    for key_id in (BOB_KEY, "https://victim.example/c/x/partner-listings"):
+        status, payload = await harness.post(body, harness.signed(body, key_id=key_id))
+        assert assert_refused(status, payload, 401, "bad_signature") == UNVERIFIED
+    assert harness.keys.calls == []
+    assert harness.inbox.entries == []
+
+
+async def test_signature_made_for_another_host_is_refused_without_a_lookup(
+    harness: Harness,
+) -> None:
+    body = body_of(follow())
+    headers = sign_request(
+        "POST",
+        "https://elsewhere.example/inbox",
+        {"Content-Type": ACTIVITY_JSON},
+        body,
+        ALICE_KEY,
+        harness.alice_private,
+    )
+    status, payload = await harness.post(body, headers)
+    assert assert_refused(status, payload, 401, "bad_signature") == UNVERIFIED
+    assert harness.keys.calls == []
+
+
+async def test_refusal_hides_why_the_key_could_not_be_had(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    detail = "connect to 10.1.2.3:8443 refused; upstream answered 502"
+
+    async def unreachable(key_id: str, *, refresh: bool = False) -> PublicKeyRecord | None:
+        raise DeliveryNetworkError(detail, url=key_id)
+
+    harness.receiver.resolve_key = unreachable
+    with caplog.at_level(logging.INFO):
+        status, payload = await harness.post(body_of(follow()))
+    assert assert_refused(status, payload, 401, "bad_signature") == UNVERIFIED
+    assert "10.1.2.3" not in orjson.dumps(payload).decode()
+    assert any(detail in record.getMessage() for record in caplog.records)
+
+
+async def test_busy_key_lookup_asks_the_sender_to_retry_later(harness: Harness) -> None:
+    async def busy(key_id: str, *, refresh: bool = False) -> PublicKeyRecord | None:
+        raise KeyLookupBusy("fetching too many keys", url=key_id, retry_after=12.5)
+
+    harness.receiver.resolve_key = busy
+    response = await harness.client.post(
+        "/inbox", data=body_of(follow()), headers=harness.signed(body_of(follow()))
+    )
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "13"
 
 
 async def test_body_one_byte_over_the_limit_is_refused_by_content_length(
@@ -627,3 +696,40 @@ def test_hosts_compare_without_default_ports() -> None:
     assert url_host("http://[::1]:8080/x") == "[::1]:8080"
     assert url_host("not a url") is None
     assert url_host(7) is None
+
+
+# --- rates -----------------------------------------------------------------------------------
+
+
+async def test_follows_over_a_hosts_rate_are_refused_with_retry_after(harness: Harness) -> None:
+    harness.receiver.limiter = HostRateLimiter({"follow": Rate(burst=2, per_minute=1)})
+    statuses = [(await harness.post(body_of(follow(n))))[0] for n in range(3)]
+    assert statuses == [202, 202, 429]
+    response = await harness.client.post(
+        "/inbox", data=body_of(follow(9)), headers=harness.signed(body_of(follow(9)))
+    )
+    assert response.status == 429
+    assert (await response.json())["error"]["code"] == "rate_limited"
+    assert int(response.headers["Retry-After"]) >= 30
+    bob = body_of(follow(1, actor=BOB))
+    assert (await harness.post(bob, harness.signed(bob, key_id=BOB_KEY)))[0] == 202
+    undo = {**follow(4), "type": "Undo", "object": follow(1)["id"]}
+    assert (await harness.post(body_of(undo)))[0] == 202, "other activities have their own rate"
+    assert len(harness.inbox.entries) == 4
+
+
+async def test_forged_follows_do_not_spend_the_claimed_hosts_rate(harness: Harness) -> None:
+    harness.receiver.limiter = HostRateLimiter({"follow": Rate(burst=1, per_minute=1)})
+    for n in range(5):
+        forged = body_of(follow(n))
+        headers = harness.signed(forged, private=harness.bob_private)  # not alice's key
+        assert (await harness.post(forged, headers))[0] == 401
+    assert (await harness.post(body_of(follow(9))))[0] == 202
+
+
+async def test_a_host_over_its_rate_costs_no_key_lookup(harness: Harness) -> None:
+    harness.receiver.limiter = HostRateLimiter({"follow": Rate(burst=1, per_minute=1)})
+    assert (await harness.post(body_of(follow(1))))[0] == 202
+    calls = len(harness.keys.calls)
+    assert (await harness.post(body_of(follow(2))))[0] == 429
+    assert len(harness.keys.calls) == calls

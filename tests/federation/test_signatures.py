@@ -17,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from federation.errors import ObjectGone
+from federation.hosts import normalize_host
 from federation.keys import generate_key_pair, load_private_key
 from federation.signatures import (
+    KeyLookupBusy,
     KeyResolver,
     PublicKeyRecord,
     SignatureInfo,
@@ -89,6 +91,8 @@ VECTORS = {
 KEY_ID = "https://remote.example/c/garden#main-key"
 OWNER = "https://remote.example/c/garden"
 INBOX_URL = "https://local.example/inbox"
+LOCAL_HOST = "local.example"
+SPEC_HOST = "example.com"
 
 
 def spec_headers(date: str = SPEC_DATE) -> dict[str, str]:
@@ -173,7 +177,9 @@ async def verify_post(
     query: str = "",
     now: datetime | None = None,
 ) -> SignatureInfo:
-    return await verify_request("POST", path, query, headers, body, resolver, now=now)
+    return await verify_request(
+        "POST", path, query, headers, body, resolver, expected_host=LOCAL_HOST, now=now
+    )
 
 
 # --- published vectors --------------------------------------------------------
@@ -206,6 +212,7 @@ async def test_verifier_accepts_the_all_headers_vector(date: str) -> None:
         headers,
         SPEC_BODY,
         resolver_for(SPEC_PUBLIC_PEM, "Test"),
+        expected_host=SPEC_HOST,
         now=now,
     )
     assert info == SignatureInfo(True, "Test", OWNER, False, None)
@@ -224,6 +231,7 @@ async def test_verifier_accepts_the_basic_vector_on_a_bodiless_request() -> None
         headers,
         b"",
         resolver_for(SPEC_PUBLIC_PEM, "Test"),
+        expected_host=SPEC_HOST,
         now=SPEC_NOW,
     )
     assert info.valid, info.reason
@@ -233,7 +241,14 @@ async def test_default_vector_is_refused_because_it_signs_only_the_date() -> Non
     headers = spec_headers() | {"Signature": spec_signature(None, VECTORS[SPEC_DATE, None])}
     resolver = resolver_for(SPEC_PUBLIC_PEM, "Test")
     info = await verify_request(
-        "POST", SPEC_PATH, SPEC_QUERY, headers, SPEC_BODY, resolver, now=SPEC_NOW
+        "POST",
+        SPEC_PATH,
+        SPEC_QUERY,
+        headers,
+        SPEC_BODY,
+        resolver,
+        expected_host=SPEC_HOST,
+        now=SPEC_NOW,
     )
     assert not info.valid
     assert info.reason == "signature does not cover (request-target), host, digest"
@@ -358,6 +373,11 @@ def _tamper_host(h: dict[str, str], _: str) -> tuple[dict[str, str], bytes]:
     return h | {"Host": "evil.example"}, BODY
 
 
+def _respell_host(h: dict[str, str], _: str) -> tuple[dict[str, str], bytes]:
+    """Still this host, so the host check passes; but not the bytes that were signed."""
+    return h | {"Host": "LOCAL.example:443"}, BODY
+
+
 def _tamper_date(h: dict[str, str], _: str) -> tuple[dict[str, str], bytes]:
     return h | {"Date": formatdate(time.time() - 60, usegmt=True)}, BODY
 
@@ -421,7 +441,8 @@ REFUSALS: dict[str, tuple[Mutation, str, bool, bool]] = {
         False,
     ),
     "no sha-256 digest": (_sha512_only, "Digest header has no SHA-256 value", False, False),
-    "tampered host": (_tamper_host, "signature does not verify", False, True),
+    "signed for another host": (_tamper_host, "is not this server", False, False),
+    "host respelled after signing": (_respell_host, "signature does not verify", False, True),
     "tampered date": (_tamper_date, "signature does not verify", False, True),
     "date 6 minutes old": (_stale(-360), "is outside 0:05:00", True, False),
     "date 6 minutes ahead": (_stale(360), "is outside 0:05:00", True, False),
@@ -572,7 +593,9 @@ async def test_request_target_query_variants(
     headers = unsigned | {
         "Signature": raw_sign(key_pair[0], unsigned, covered, target=signed_target, method="get")
     }
-    info = await verify_request("GET", path, query, headers, b"", resolver_for(key_pair[1]))
+    info = await verify_request(
+        "GET", path, query, headers, b"", resolver_for(key_pair[1]), expected_host=LOCAL_HOST
+    )
     assert info.valid, info.reason
 
 
@@ -582,7 +605,9 @@ async def test_query_is_not_ignored_when_signed(key_pair: tuple[str, str]) -> No
     headers = unsigned | {
         "Signature": raw_sign(key_pair[0], unsigned, covered, target="/o?id=1", method="get")
     }
-    info = await verify_request("GET", "/o", "id=2", headers, b"", resolver_for(key_pair[1]))
+    info = await verify_request(
+        "GET", "/o", "id=2", headers, b"", resolver_for(key_pair[1]), expected_host=LOCAL_HOST
+    )
     assert not info.valid
 
 
@@ -603,3 +628,100 @@ def test_signature_key_id_is_extracted_cheaply(key_pair: tuple[str, str]) -> Non
     assert signature_key_id(CIMultiDictProxy(CIMultiDict(signed))) == KEY_ID
     assert signature_key_id({}) is None
     assert signature_key_id({"signature": 'not="closed'}) is None
+
+
+# --- the signed host must be ours -----------------------------------------------------------
+
+
+async def test_valid_signature_made_for_another_server_is_refused_without_a_key_lookup(
+    key_pair: tuple[str, str],
+) -> None:
+    """A partner's signed GET to an attacker's server, replayed to us with our path."""
+    made_elsewhere = sign_request(
+        "GET", "https://attacker.example/c/garden/partner-listings", {}, None, KEY_ID, key_pair[0]
+    )
+    resolver = resolver_for(key_pair[1])
+    info = await verify_request(
+        "GET",
+        "/c/garden/partner-listings",
+        "",
+        made_elsewhere,
+        b"",
+        resolver,
+        expected_host=LOCAL_HOST,
+    )
+    assert not info.valid and info.key_owner is None
+    assert info.reason is not None and "'attacker.example' is not this server" in info.reason
+    assert resolver.calls == []
+    same_request_here = await verify_request(
+        "GET",
+        "/c/garden/partner-listings",
+        "",
+        made_elsewhere,
+        b"",
+        resolver,
+        expected_host="attacker.example",
+    )
+    assert same_request_here.valid, "the signature itself is fine, only its host is wrong"
+
+
+@pytest.mark.parametrize(
+    ("signed_host", "expected_host", "valid"),
+    [
+        ("local.example", "local.example", True),
+        ("Local.EXAMPLE", "local.example", True),
+        ("local.example:443", "local.example", True),
+        ("local.example:80", "local.example", True),
+        ("local.example.", "local.example", True),
+        ("local.example", "local.example:443", True),
+        ("local.example:8443", "local.example:8443", True),
+        ("local.example", "local.example:8443", False),
+        ("local.example:8444", "local.example:8443", False),
+        ("127.0.0.1:8001", "127.0.0.1:8000", False),
+        ("[::1]:8000", "[::1]:8000", True),
+        ("sub.local.example", "local.example", False),
+        ("local.example.evil.example", "local.example", False),
+        ("evil.example/local.example", "local.example", False),
+        ("user@local.example", "local.example", False),
+        ("local.example:x", "local.example", False),
+    ],
+)
+async def test_signed_host_must_be_this_server(
+    signed_host: str, expected_host: str, valid: bool, key_pair: tuple[str, str]
+) -> None:
+    headers = sign_request("POST", INBOX_URL, {"Host": signed_host}, BODY, KEY_ID, key_pair[0])
+    resolver = resolver_for(key_pair[1])
+    info = await verify_request(
+        "POST", "/inbox", "", headers, BODY, resolver, expected_host=expected_host
+    )
+    assert info.valid is valid, info.reason
+    assert bool(resolver.calls) is valid
+
+
+async def test_unsigned_host_is_refused_even_when_it_is_ours(key_pair: tuple[str, str]) -> None:
+    unsigned = {"Host": LOCAL_HOST, "Date": formatdate(usegmt=True)}
+    headers = unsigned | {
+        "Signature": raw_sign(key_pair[0], unsigned, ["(request-target)", "date"], target="/o")
+    }
+    info = await verify_request(
+        "POST", "/o", "", headers, b"", resolver_for(key_pair[1]), expected_host=LOCAL_HOST
+    )
+    assert not info.valid and info.reason == "signature does not cover host"
+
+
+def test_normalize_host() -> None:
+    assert normalize_host("Example.COM:443") == "example.com"
+    assert normalize_host("example.com:8080") == "example.com:8080"
+    assert normalize_host("[::1]:8080") == "[::1]:8080"
+    assert normalize_host("[::1]") == "[::1]"
+    for bad in ("", " ", "a/b", "a@b", "a:99999", "a:port", "a b", ":80"):
+        assert normalize_host(bad) is None, bad
+
+
+async def test_busy_resolver_is_reported_with_a_retry_time(key_pair: tuple[str, str]) -> None:
+    async def busy(key_id: str, *, refresh: bool = False) -> PublicKeyRecord | None:
+        raise KeyLookupBusy("too many fetches", url=key_id, retry_after=7.0)
+
+    headers = sign_request("POST", INBOX_URL, {}, BODY, KEY_ID, key_pair[0])
+    info = await verify_post(headers, BODY, busy)
+    assert not info.valid and info.retry_after == 7.0

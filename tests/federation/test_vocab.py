@@ -294,6 +294,39 @@ def test_actor_claiming_someone_elses_key_is_refused() -> None:
         parse_actor(elsewhere)
 
 
+def test_actor_with_its_inbox_on_another_host_is_refused() -> None:
+    person = fixture("actor.json")
+    for inbox in (
+        "https://collector.example/inbox",
+        "https://mastodon.example:8443/users/alice/inbox",
+        "https://sub.mastodon.example/users/alice/inbox",
+    ):
+        with pytest.raises(VocabError, match="inbox on another host"):
+            parse_actor({**person, "inbox": inbox})
+
+
+def test_actor_inbox_on_its_own_host_is_kept_whatever_the_port_spelling() -> None:
+    person = fixture("actor.json")
+    inbox = "https://MASTODON.example:443/users/alice/inbox"
+    assert parse_actor({**person, "inbox": inbox}).inbox == inbox
+
+
+def test_actor_collections_and_shared_inbox_elsewhere_are_dropped() -> None:
+    person = fixture("actor.json")
+    foreign = {
+        **person,
+        "endpoints": {"sharedInbox": "https://relay.example/inbox"},
+        "outbox": "https://victim.example/c/x/partner-listings",
+        "followers": "https://victim.example/followers",
+    }
+    actor = parse_actor(foreign)
+    assert (actor.shared_inbox, actor.outbox, actor.followers) == (None, None, None)
+    assert actor.delivery_inbox == actor.inbox == "https://mastodon.example/users/alice/inbox"
+    own = parse_actor(person)
+    assert own.shared_inbox == "https://mastodon.example/inbox"
+    assert own.outbox == "https://mastodon.example/users/alice/outbox"
+
+
 @pytest.mark.parametrize(
     ("location", "message"),
     [

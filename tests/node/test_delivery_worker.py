@@ -37,6 +37,7 @@ from storage.engine import create_engine, create_session_factory
 from storage.models import Community, Delivery, PeerHost
 from storage.repositories import CommunityRepository
 from tests.conftest import create_node_community
+from tests.support.fake_remote import own_host
 
 Sessions = async_sessionmaker[AsyncSession]
 AiohttpServer = Callable[..., Awaitable[TestServer]]
@@ -89,6 +90,7 @@ class FakeInbox:
             request.headers,
             body,
             self.resolve_key,
+            expected_host=own_host(request),
         )
         self.received.append(Received(request.path, body, info))
         self.arrived.set()
