@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -19,6 +21,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from storage.states import (
+    Audience,
+    DeliveryState,
+    FollowDirection,
+    FollowState,
+    InboxState,
+    Initiator,
+    JobState,
+    Kind,
+    ListingStatus,
+    PartnershipState,
+    Role,
+    Visibility,
+    values,
+)
 from storage.types import UTCDateTime
 
 NAMING_CONVENTION = {
@@ -28,6 +45,29 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def one_of(column: str, states: type[StrEnum]) -> CheckConstraint:
+    """The database refuses a state the code does not know (`ck_<table>_<column>`)."""
+    allowed = ", ".join(f"'{value}'" for value in values(states))
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
+STATE_COLUMNS: dict[str, dict[str, type[StrEnum]]] = {
+    "members": {"role": Role},
+    "listings": {"kind": Kind, "status": ListingStatus, "visibility": Visibility},
+    "remote_listings": {"kind": Kind, "status": ListingStatus, "audience": Audience},
+    "follows": {"direction": FollowDirection, "state": FollowState},
+    "inbox_log": {"state": InboxState},
+    "deliveries": {"state": DeliveryState},
+    "community_partnerships": {"state": PartnershipState, "initiated_by": Initiator},
+    "jobs": {"state": JobState},
+}
+"""Every state column and the states it may hold; the models and migration 0008 read this."""
+
+
+def _checks(table: str) -> tuple[CheckConstraint, ...]:
+    return tuple(one_of(column, states) for column, states in STATE_COLUMNS[table].items())
 
 
 def utcnow() -> datetime:
@@ -96,7 +136,7 @@ class Member(Base):
 
     community: Mapped[Community] = relationship(lazy="joined")
 
-    __table_args__ = (UniqueConstraint("community_id", "username"),)
+    __table_args__ = (UniqueConstraint("community_id", "username"), *_checks("members"))
 
     @property
     def is_steward(self) -> bool:
@@ -150,6 +190,7 @@ class Listing(Base):
     __table_args__ = (
         Index("ix_listings_is_public_status", "is_public", "status"),
         Index("ix_listings_community_id_created_at", "community_id", "created_at"),
+        *_checks("listings"),
     )
 
 
@@ -180,7 +221,10 @@ class RemoteListing(Base):
 
     origin_community: Mapped[Community] = relationship(lazy="joined")
 
-    __table_args__ = (Index("ix_remote_listings_audience_status", "audience", "status"),)
+    __table_args__ = (
+        Index("ix_remote_listings_audience_status", "audience", "status"),
+        *_checks("remote_listings"),
+    )
 
 
 class Follow(Base):
@@ -208,6 +252,7 @@ class Follow(Base):
     __table_args__ = (
         UniqueConstraint("direction", "local_community_id", "remote_actor"),
         Index("ix_follows_follow_activity_id", "follow_activity_id"),
+        *_checks("follows"),
     )
 
 
@@ -229,6 +274,8 @@ class InboxEntry(Base):
     # Which local inbox it came to (a community's actor id); None: the shared inbox.
     recipient: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = _checks("inbox_log")
 
 
 class Delivery(Base):
@@ -266,6 +313,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("activity_id", "target_inbox"),
         Index("ix_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+        *_checks("deliveries"),
     )
 
 
@@ -351,6 +399,7 @@ class CommunityPartnership(Base):
             "local_community_id",
             "remote_community_id",
         ),
+        *_checks("community_partnerships"),
     )
 
 
@@ -404,4 +453,4 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
-    __table_args__ = (Index("ix_jobs_state_next_run_at", "state", "next_run_at"),)
+    __table_args__ = (Index("ix_jobs_state_next_run_at", "state", "next_run_at"), *_checks("jobs"))
