@@ -10,12 +10,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from storage.models import Listing
+from storage.states import Visibility, values
 
-Visibility = Literal["community", "partners", "public"]
-VISIBILITIES: tuple[Visibility, ...] = ("community", "partners", "public")
+PUBLIC, PARTNERS, COMMUNITY = Visibility.PUBLIC, Visibility.PARTNERS, Visibility.COMMUNITY
 
 
 @dataclass(frozen=True)
@@ -35,26 +34,27 @@ class Viewer:
 def resolve_visibility(visibility: str | None, is_public: bool | None) -> Visibility:
     """Combine the two request fields; `is_public` is an alias kept for older clients."""
     if visibility is None:
-        return "public" if is_public else "community"
-    for known in VISIBILITIES:
-        if visibility == known:
-            if is_public is not None and is_public != (known == "public"):
-                raise ValueError("is_public contradicts visibility")
-            return known
-    raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}")
+        return PUBLIC if is_public else COMMUNITY
+    try:
+        known = Visibility(visibility)
+    except ValueError:
+        raise ValueError(f"visibility must be one of {', '.join(values(Visibility))}") from None
+    if is_public is not None and is_public != (known == PUBLIC):
+        raise ValueError("is_public contradicts visibility")
+    return known
 
 
 def may_view(listing: Listing, viewer: Viewer) -> bool:
     if viewer.local_community_id is not None and viewer.local_community_id == listing.community_id:
         return True
-    if listing.visibility == "public":
+    if listing.visibility == PUBLIC:
         return True
-    return listing.visibility == "partners" and viewer.is_active_partner
+    return listing.visibility == PARTNERS and viewer.is_active_partner
 
 
 def leaves_node(listing: Listing) -> bool:
     """Whether the listing may be serialised for anyone outside its community at all."""
-    return listing.visibility in ("partners", "public")
+    return listing.visibility in (PARTNERS, PUBLIC)
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,8 @@ def delivery_refusal(
         return "listing no longer exists"
     if listing.visibility != carried_audience:
         return f"listing is now {listing.visibility}, the delivery shares it as {carried_audience}"
-    if carried_audience == "partners" and not recipient.is_active_partner:
+    if carried_audience == PARTNERS and not recipient.is_active_partner:
         return "recipient is no longer an active partner"
-    if carried_audience == "public" and not (recipient.is_follower or recipient.is_active_partner):
+    if carried_audience == PUBLIC and not (recipient.is_follower or recipient.is_active_partner):
         return "recipient no longer follows or partners with the sender"
     return None

@@ -26,6 +26,7 @@ from storage.models import Community, CommunityPartnership, Follow
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
+from storage.states import FollowState
 
 Verb = Literal["Accept", "Reject", "Undo"]
 Thing = Literal["follow", "partnership"]
@@ -102,7 +103,7 @@ async def _local(session: AsyncSession, community_id: int) -> Community:
 async def follow_accepted(session: AsyncSession, activity: Activity, answered: Answered) -> None:
     """An accepted follow queues a backfill of the followed community's public listings."""
     follow = _ours(answered, "Accept")
-    follow.state = "active"
+    follow.state = FollowState.ACTIVE
     await enqueue_backfill(
         session, await _local(session, follow.local_community_id), answered.sender
     )
@@ -110,7 +111,7 @@ async def follow_accepted(session: AsyncSession, activity: Activity, answered: A
 
 async def follow_rejected(session: AsyncSession, activity: Activity, answered: Answered) -> None:
     follow = _ours(answered, "Reject")
-    follow.state = "rejected"
+    follow.state = FollowState.REJECTED
     await cancel_backfill(
         session, await _local(session, follow.local_community_id), answered.sender
     )

@@ -28,6 +28,7 @@ from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
+from storage.states import FollowState
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ async def on_follow(ctx: FederationContext, activity: Activity) -> None:
             local_community_id=community.id,
             remote_actor=follower.ap_id,
             follow_activity_id=activity.id,
-            state="active",
+            state=FollowState.ACTIVE,
             remote_inbox=follower.inbox_url,
             remote_shared_inbox=follower.shared_inbox_url,
         )
@@ -94,7 +95,7 @@ async def _may_receive(ctx: FederationContext, origin: Community, audience: str)
         if audience != "public":
             return False
         follows = await FollowRepository(session).following(origin.ap_id)
-    return any(f.state in ("pending", "active") for f in follows)
+    return any(f.state in (FollowState.PENDING, FollowState.ACTIVE) for f in follows)
 
 
 async def on_create_or_update(ctx: FederationContext, activity: Activity) -> None:

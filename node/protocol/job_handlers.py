@@ -31,6 +31,7 @@ from storage.repositories.follows import FollowRepository
 from storage.repositories.jobs import JobRepository
 from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.retention import prune_finished
+from storage.states import FollowState
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ async def _still_shared(ctx: FederationContext, local: Community, remote: Commun
         if await PartnershipRepository(session).active_between(local.id, remote.ap_id):
             return True
         follow = await FollowRepository(session).get("out", local.id, remote.ap_id)
-    return follow is not None and follow.state in ("pending", "active")
+    return follow is not None and follow.state in (FollowState.PENDING, FollowState.ACTIVE)
 
 
 def run_backfill(ctx: FederationContext) -> JobHandler:
@@ -140,7 +141,7 @@ async def _sources(session: AsyncSession) -> list[tuple[Community, Community]]:
     for local in await communities.list_local():
         for follow in await FollowRepository(session).following_from(local.id):
             remote = await communities.get_by_ap_id(follow.remote_actor)
-            if remote is not None and follow.state == "active":
+            if remote is not None and follow.state == FollowState.ACTIVE:
                 pairs.setdefault((local.id, remote.id), (local, remote))
     return list(pairs.values())
 

@@ -21,6 +21,14 @@ from storage.models import Community, CommunityPartnership, Notification, utcnow
 from storage.repositories import DeliveryRepository, ListingRepository
 from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
+from storage.states import Initiator, PartnershipState
+
+PROPOSED, PENDING, ACTIVE = (
+    PartnershipState.PROPOSED,
+    PartnershipState.PENDING,
+    PartnershipState.ACTIVE,
+)
+REJECTED, DISSOLVED = PartnershipState.REJECTED, PartnershipState.DISSOLVED
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +65,8 @@ async def send_answer(
     follow = {
         "id": partnership.follow_activity_id,
         "type": "Follow",
-        "actor": remote.ap_id if partnership.initiated_by == "them" else local.ap_id,
-        "object": local.ap_id if partnership.initiated_by == "them" else remote.ap_id,
+        "actor": remote.ap_id if partnership.initiated_by == Initiator.THEM else local.ap_id,
+        "object": local.ap_id if partnership.initiated_by == Initiator.THEM else remote.ap_id,
         "partnership": True,
     }
     await send(
@@ -68,7 +76,7 @@ async def send_answer(
 
 async def send_dissolution(session: AsyncSession, partnership: CommunityPartnership) -> None:
     """The proposer undoes its Follow; the other side rejects it. Either ends it for both."""
-    if partnership.initiated_by == "us":
+    if partnership.initiated_by == Initiator.US:
         local, remote = partnership.local_community, partnership.remote_community
         follow = {
             "id": partnership.follow_activity_id,
@@ -113,7 +121,7 @@ async def end_partnership(
 ) -> None:
     """Stop sharing both ways: purge their partner listings, withdraw ours, and
     cancel what is still queued for them (the queue checks again at send time)."""
-    was_active = partnership.state == "active"
+    was_active = partnership.state == ACTIVE
     partnership.state = state
     partnership.ended_at = partnership.updated_at = utcnow()
     # A proposal withdrawn before anyone answered must not keep the stewards' count up.
@@ -154,8 +162,8 @@ async def receive_proposal(
             CommunityPartnership(
                 local_community_id=local.id,
                 remote_community_id=remote.id,
-                state="pending",
-                initiated_by="them",
+                state=PENDING,
+                initiated_by=Initiator.THEM,
                 follow_activity_id=activity.id,
                 message=message[:2000] if isinstance(message, str) else "",
             )
@@ -180,12 +188,12 @@ async def receive_accept(
     session: AsyncSession, activity: Activity, partnership: CommunityPartnership
 ) -> None:
     """Only a proposal we sent can be accepted: an unsolicited Accept is refused."""
-    _expect(activity, partnership, ("proposed", "active"))
-    if partnership.initiated_by != "us":
+    _expect(activity, partnership, (PROPOSED, ACTIVE))
+    if partnership.initiated_by != Initiator.US:
         raise PartnershipRefused("an Accept for a proposal we did not send")
-    if partnership.state == "active":
+    if partnership.state == ACTIVE:
         return
-    partnership.state = "active"
+    partnership.state = ACTIVE
     partnership.updated_at = utcnow()
     await push_partner_listings(session, partnership)
     await enqueue_backfill(session, partnership.local_community, partnership.remote_community)
@@ -194,15 +202,19 @@ async def receive_accept(
 async def receive_reject(
     session: AsyncSession, activity: Activity, partnership: CommunityPartnership
 ) -> None:
-    _expect(activity, partnership, ("proposed", "pending", "active"))
-    new_state = "dissolved" if partnership.state == "active" else "rejected"
+    _expect(
+        activity,
+        partnership,
+        (PROPOSED, PENDING, ACTIVE),
+    )
+    new_state = DISSOLVED if partnership.state == ACTIVE else REJECTED
     await end_partnership(session, partnership, new_state)
 
 
 async def receive_undo(
     session: AsyncSession, activity: Activity, partnership: CommunityPartnership
 ) -> None:
-    _expect(activity, partnership, ("pending", "active"))
-    if partnership.initiated_by != "them":
+    _expect(activity, partnership, (PENDING, ACTIVE))
+    if partnership.initiated_by != Initiator.THEM:
         raise PartnershipRefused("only the proposer can undo a partnership proposal")
-    await end_partnership(session, partnership, "dissolved")
+    await end_partnership(session, partnership, DISSOLVED)

@@ -14,6 +14,7 @@ from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_
 from storage.models import Community, KnownPeer, utcnow
 from storage.repositories.follows import FollowRepository
 from storage.repositories.peers import KnownPeerRepository
+from storage.states import FollowState
 
 log = logging.getLogger(__name__)
 NODEINFO_REL = "http://nodeinfo.diaspora.software/ns/schema/2.1"
@@ -57,7 +58,7 @@ async def follow_community(ctx: FederationContext, local: Community, remote: Com
     async with ctx.sessions() as session:
         follows = FollowRepository(session)
         existing = await follows.get("out", local.id, remote.ap_id)
-        if existing is not None and existing.state in ("active", "pending"):
+        if existing is not None and existing.state in (FollowState.ACTIVE, FollowState.PENDING):
             return
         inbox = remote.inbox_url or remote.shared_inbox_url
         activity = await send(
@@ -68,7 +69,7 @@ async def follow_community(ctx: FederationContext, local: Community, remote: Com
             local_community_id=local.id,
             remote_actor=remote.ap_id,
             follow_activity_id=activity["id"],
-            state="pending",
+            state=FollowState.PENDING,
             remote_inbox=remote.inbox_url,
             remote_shared_inbox=remote.shared_inbox_url,
         )

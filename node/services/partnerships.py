@@ -18,6 +18,7 @@ from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_
 from storage.models import Community, CommunityPartnership, Member, utcnow
 from storage.repositories import ListingRepository
 from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
+from storage.states import Initiator, PartnershipState
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ async def propose(
         CommunityPartnership(
             local_community_id=local.id,
             remote_community_id=remote.id,
-            state="proposed",
-            initiated_by="us",
+            state=PartnershipState.PROPOSED,
+            initiated_by=Initiator.US,
             follow_activity_id=activity["id"],
             message=message,
             proposed_by_id=member.id,
@@ -111,9 +112,9 @@ async def approve(
 ) -> CommunityPartnership:
     """Only a proposal that reached us can be approved here; the proposer never can."""
     partnership = await _own(session, member, partnership_id)
-    if partnership.state != "pending":
+    if partnership.state != PartnershipState.PENDING:
         raise Conflict(f"only a pending proposal can be approved; this one is {partnership.state}")
-    partnership.state = "active"
+    partnership.state = PartnershipState.ACTIVE
     partnership.approved_by_id = member.id
     partnership.approved_at = partnership.updated_at = utcnow()
     await protocol.send_answer(session, partnership, "Accept")
@@ -128,10 +129,10 @@ async def reject(
     session: AsyncSession, member: Member, partnership_id: str
 ) -> CommunityPartnership:
     partnership = await _own(session, member, partnership_id)
-    if partnership.state != "pending":
+    if partnership.state != PartnershipState.PENDING:
         raise Conflict(f"only a pending proposal can be rejected; this one is {partnership.state}")
     await protocol.send_answer(session, partnership, "Reject")
-    await protocol.end_partnership(session, partnership, "rejected")
+    await protocol.end_partnership(session, partnership, PartnershipState.REJECTED)
     await NotificationRepository(session).mark_read(member.community_id, partnership.id)
     return partnership
 
@@ -141,10 +142,10 @@ async def dissolve(
 ) -> CommunityPartnership:
     """Ends an active partnership, or withdraws a proposal of ours still unanswered."""
     partnership = await _own(session, member, partnership_id)
-    if partnership.state not in ("active", "proposed"):
+    if partnership.state not in (PartnershipState.ACTIVE, PartnershipState.PROPOSED):
         raise Conflict(f"a {partnership.state} partnership cannot be dissolved")
     await protocol.send_dissolution(session, partnership)
-    await protocol.end_partnership(session, partnership, "dissolved")
+    await protocol.end_partnership(session, partnership, PartnershipState.DISSOLVED)
     return partnership
 
 

@@ -25,6 +25,7 @@ from node.web.guards import FormData, Page, member_page, redirect
 from node.web.steward_pages import public_listing_count, require_steward
 from storage.models import Community, CommunityPartnership
 from storage.repositories.partnerships import PartnershipRepository
+from storage.states import PartnershipState
 
 routes = web.RouteTableDef()
 ID = "{id:[0-9a-f]{32}}"
@@ -164,7 +165,7 @@ def _require_state(partnership: CommunityPartnership, states: tuple[str, ...], d
 @member_page
 async def approve_confirm(page: Page) -> web.StreamResponse:
     partnership = await _own(page)
-    _require_state(partnership, ("pending",), "approved")
+    _require_state(partnership, (PartnershipState.PENDING,), "approved")
     return page.render(
         "partnerships/approve.html",
         partnership=partnership,
@@ -187,7 +188,7 @@ async def approve(page: Page) -> web.StreamResponse:
 @member_page
 async def reject_confirm(page: Page) -> web.StreamResponse:
     partnership = await _own(page)
-    _require_state(partnership, ("pending",), "rejected")
+    _require_state(partnership, (PartnershipState.PENDING,), PartnershipState.REJECTED)
     return page.render("partnerships/reject.html", partnership=partnership)
 
 
@@ -204,14 +205,14 @@ async def reject(page: Page) -> web.StreamResponse:
 @member_page
 async def dissolve_confirm(page: Page) -> web.StreamResponse:
     partnership = await _own(page)
-    _require_state(partnership, ("active", "proposed"), "ended")
+    _require_state(partnership, (PartnershipState.ACTIVE, PartnershipState.PROPOSED), "ended")
     return page.render("partnerships/dissolve.html", partnership=partnership)
 
 
 @routes.post(f"/steward/partnerships/{ID}/dissolve")
 @member_page
 async def dissolve(page: Page) -> web.StreamResponse:
-    was_active = (await _own(page)).state == "active"
+    was_active = (await _own(page)).state == PartnershipState.ACTIVE
     partnership = await service.dissolve(page.db, page.member, page.request.match_info["id"])
     await page.db.commit()
     name = partnership.remote_community.name

@@ -19,6 +19,7 @@ from node.web.guards import Page, member_page, redirect
 from storage.models import CommunityPartnership, Member
 from storage.repositories import ListingRepository
 from storage.repositories.partnerships import NotificationRepository
+from storage.states import PartnershipState
 
 routes = web.RouteTableDef()
 
@@ -44,12 +45,12 @@ class PartnershipGroups:
     def of(cls, partnerships: Sequence[CommunityPartnership]) -> PartnershipGroups:
         groups = cls()
         sections = {
-            "active": groups.active,
-            "pending": groups.awaiting_us,
-            "proposed": groups.awaiting_them,
+            PartnershipState.ACTIVE: groups.active,
+            PartnershipState.PENDING: groups.awaiting_us,
+            PartnershipState.PROPOSED: groups.awaiting_them,
         }
         for partnership in partnerships:
-            sections.get(partnership.state, groups.history).append(partnership)
+            sections.get(PartnershipState(partnership.state), groups.history).append(partnership)
         return groups
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import cast
 from urllib.parse import urlsplit
 
 from sqlalchemy import Table, delete, event, select
@@ -27,8 +28,8 @@ MAX_URL_LENGTH = 2048
 MAX_HOST_LENGTH = 255
 MAX_SLUG_LENGTH = 64
 MAX_NAME_LENGTH = 200
-_COMMUNITIES: Table = Community.__table__  # type: ignore[assignment]
-_BLOCKS: Table = BlockedDomain.__table__  # type: ignore[assignment]
+_COMMUNITIES = cast(Table, Community.__table__)
+_BLOCKS = cast(Table, BlockedDomain.__table__)
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,10 @@ from yarl import URL
 from storage import dialect
 from storage.models import Community, Delivery, PeerHost, utcnow
 from storage.repositories.actors import BlockRepository, host_is_blocked
+from storage.states import DeliveryState
 
-QUEUED = "queued"
-DELIVERED = "delivered"
-FAILED = "failed"
-CANCELLED = "cancelled"
+QUEUED, DELIVERED = DeliveryState.QUEUED, DeliveryState.DELIVERED
+FAILED, CANCELLED = DeliveryState.FAILED, DeliveryState.CANCELLED
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import dialect
 from storage.models import InboxEntry, utcnow
+from storage.states import InboxState
 
-STATE_RECEIVED = "received"
+STATE_RECEIVED = InboxState.RECEIVED
 """Stored and waiting to be handled (or waiting for a retry after `locked_until`)."""
-FINAL_STATES = frozenset({"handled", "ignored", "failed"})
+FINAL_STATES = frozenset({InboxState.HANDLED, InboxState.IGNORED, InboxState.FAILED})
 RETRY = "retry"
 """An outcome, not a state: back to `received`, claimable again from `retry_at`."""
-_INBOX: Table = InboxEntry.__table__  # type: ignore[assignment]
+_INBOX = cast(Table, InboxEntry.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ def _outcome_row(outcome: EntryOutcome, now: datetime) -> dict[str, object]:
             raise ValueError("a retry needs retry_at")
         state, handled_at, locked_until = STATE_RECEIVED, None, outcome.retry_at
     elif outcome.state in FINAL_STATES:
-        state, handled_at, locked_until = outcome.state, now, None
+        state, handled_at, locked_until = InboxState(outcome.state), now, None
     else:
         raise ValueError(f"not an inbox outcome: {outcome.state!r}")
     return {

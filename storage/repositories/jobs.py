@@ -20,11 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import dialect
 from storage.models import Job, new_id, utcnow
 from storage.paging import Position, page_after
+from storage.states import JobState
 
-QUEUED = "queued"
-DONE = "done"
-FAILED = "failed"
-CANCELLED = "cancelled"
+QUEUED, DONE = JobState.QUEUED, JobState.DONE
+FAILED, CANCELLED = JobState.FAILED, JobState.CANCELLED
 FINISHED = (DONE, FAILED, CANCELLED)
 
 

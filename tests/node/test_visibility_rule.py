@@ -15,14 +15,11 @@ import pytest
 
 from federation.vocab import PUBLIC
 from node.domain.conversion import NotShareable, listing_to_note
-from node.domain.visibility import (
-    VISIBILITIES,
-    Viewer,
-    leaves_node,
-    may_view,
-    resolve_visibility,
-)
+from node.domain.visibility import Viewer, leaves_node, may_view, resolve_visibility
 from storage.models import Community, Listing
+from storage.states import Visibility, values
+
+VISIBILITIES = values(Visibility)
 
 HOME_ID = 1
 OTHER_LOCAL_ID = 2
