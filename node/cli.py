@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from node.app import init_app
 from node.config import DATABASE_ENV, ConfigError, NodeConfig, load_config, write_config
 from node.demo import run_demo
+from node.domain import urls
 from node.services.accounts import AccountError, check_new_account, create_member
 from node.services.communities import CommunityError, parse_location
 from node.services.provisioning import Person, provision_node
@@ -324,7 +325,7 @@ def cmd_init(args: argparse.Namespace) -> None:
         if created:
             shutil.rmtree(data, ignore_errors=True)
         raise CliError(str(exc)) from exc
-    print(f"Node ready in {data}: {config.base_url}/c/{config.slug}")
+    print(f"Node ready in {data}: {urls.actor_id(config.base_url, config.slug)}")
     print(f"Steward: {args.steward}. Start it with: commons-node serve --data {data}")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from federation.builders import build_note
 from federation.html_text import html_to_plain_text
 from federation.vocab import PUBLIC, Note, Place
+from node.domain import urls
 from node.domain.visibility import leaves_node
 from storage.models import Community, Listing
 
@@ -33,7 +34,7 @@ def audience(
 ) -> tuple[list[str], list[str]]:
     """(to, cc) for a listing: public to everyone plus followers; partners by name only."""
     if listing.visibility == "public":
-        return [PUBLIC], [community.followers_url or f"{community.ap_id}/followers"]
+        return [PUBLIC], [community.followers_url or urls.followers(community.ap_id)]
     if listing.visibility == "partners":
         return sorted(partners), []
     raise NotShareable(f"listing {listing.id} is community-only")

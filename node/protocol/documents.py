@@ -28,6 +28,7 @@ from federation.discovery_docs import (
 from federation.vocab import Place
 from node import __version__
 from node.appkeys import CONFIG, SESSIONS
+from node.domain import urls
 from node.domain.conversion import listing_to_note
 from node.domain.visibility import may_view
 from node.protocol.audience import viewer_for_request
@@ -83,10 +84,10 @@ async def actor_document(session: AsyncSession, community: Community) -> dict[st
         preferred_username=community.slug,
         name=community.name,
         description=community.description,
-        inbox=community.inbox_url or f"{community.ap_id}/inbox",
-        outbox=community.outbox_url or f"{community.ap_id}/outbox",
-        followers=community.followers_url or f"{community.ap_id}/followers",
-        shared_inbox=community.shared_inbox_url or f"{community.base_url}/inbox",
+        inbox=community.inbox_url or urls.actor_inbox(community.ap_id),
+        outbox=community.outbox_url or urls.outbox(community.ap_id),
+        followers=community.followers_url or urls.followers(community.ap_id),
+        shared_inbox=community.shared_inbox_url or urls.shared_inbox(community.base_url),
         public_key_pem=community.public_key_pem,
         url=community.ap_id,
         location=location,
@@ -196,7 +197,7 @@ async def outbox(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         community = await local_community_or_404(session, request.match_info["slug"])
         repo = ListingRepository(session)
-        collection_id = community.outbox_url or f"{community.ap_id}/outbox"
+        collection_id = community.outbox_url or urls.outbox(community.ap_id)
         if page is None:
             total = await repo.count_public(community.id, "offer") + await repo.count_public(
                 community.id, "need"
@@ -245,7 +246,7 @@ async def partner_listings(request: web.Request) -> web.Response:
         shared = await ListingRepository(session).list_partners_only(community.id)
         asking = [viewer.remote_actor] if viewer.remote_actor else []
         items = [create_activity(listing, community, asking) for listing in shared]
-    collection_id = f"{community.ap_id}/partner-listings"
+    collection_id = urls.partner_collection(community.ap_id)
     return activity_response(
         ordered_collection(collection_id, total_items=len(items), ordered_items=items)
     )
@@ -256,7 +257,7 @@ async def followers(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         community = await local_community_or_404(session, request.match_info["slug"])
         count = len(await FollowRepository(session).followers(community.id))
-    collection_id = community.followers_url or f"{community.ap_id}/followers"
+    collection_id = community.followers_url or urls.followers(community.ap_id)
     return activity_response(ordered_collection(collection_id, total_items=count))
 
 

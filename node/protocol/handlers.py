@@ -16,6 +16,7 @@ from federation.errors import FetchError
 from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
 from federation.jsonld import normalize_activity
 from federation.vocab import Activity, parse_note
+from node.domain import urls
 from node.protocol import partnerships
 from node.protocol.answers import on_answer
 from node.protocol.context import FederationContext
@@ -68,7 +69,7 @@ async def on_follow(ctx: FederationContext, activity: Activity) -> None:
             remote_inbox=follower.inbox_url,
             remote_shared_inbox=follower.shared_inbox_url,
         )
-        inbox = follower.inbox_url or follower.shared_inbox_url
+        inbox = urls.delivery_inbox(follower.inbox_url, follower.shared_inbox_url, fan_out=False)
         follow = {k: v for k, v in activity.raw.items() if k != "@context"}
         await send(
             session, community, "Accept", follow, {inbox} if inbox else set(), to=[follower.ap_id]

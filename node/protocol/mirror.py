@@ -14,6 +14,7 @@ from federation.errors import FederationError
 from federation.http_client import signed_get_json
 from federation.jsonld import normalize_embedded
 from federation.vocab import Note, VocabError, parse_note
+from node.domain import urls
 from node.domain.conversion import KINDS, note_to_mirrored_fields
 from node.protocol.context import FederationContext
 from storage.models import Community, RemoteListing
@@ -246,11 +247,6 @@ async def sync_collection(
     return progress
 
 
-def partner_collection_url(actor_id: str) -> str:
-    """Where a community lists what it shares with partners (served to partners only)."""
-    return f"{actor_id}/partner-listings"
-
-
 def audience_of(note: Note) -> str | None:
     """`public` for notes addressed to everyone, `partners` for partner-only ones."""
     if note.is_public:
@@ -279,7 +275,7 @@ async def backfill(
             ctx, origin, viewer, origin.outbox_url, "public", limits=limits, report=report
         )
     if partnered:
-        url = partner_collection_url(origin.ap_id)
+        url = urls.partner_collection(origin.ap_id)
         done["partners"] = await sync_collection(
             ctx, origin, viewer, url, "partners", limits=limits, report=report
         )

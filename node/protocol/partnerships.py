@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.builders import build_tombstone
 from federation.vocab import Activity
+from node.domain import urls
 from node.protocol.context import FederationContext
 from node.protocol.job_handlers import cancel_backfill, enqueue_backfill
 from node.protocol.publishing import send, send_to_partner
@@ -38,7 +39,7 @@ class PartnershipRefused(Exception):
 
 
 def inbox_of(remote: Community) -> set[str]:
-    inbox = remote.inbox_url or remote.shared_inbox_url
+    inbox = urls.delivery_inbox(remote.inbox_url, remote.shared_inbox_url, fan_out=False)
     return {inbox} if inbox else set()
 
 
@@ -109,7 +110,7 @@ async def push_partner_listings(session: AsyncSession, partnership: CommunityPar
     run, we would not yet serve our partner collection to it.
     """
     local, remote = partnership.local_community, partnership.remote_community
-    inbox = remote.inbox_url or remote.shared_inbox_url
+    inbox = urls.delivery_inbox(remote.inbox_url, remote.shared_inbox_url, fan_out=False)
     if not inbox:
         return
     for listing in await ListingRepository(session).list_partners_only(local.id):

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from federation.errors import FederationError
+from node.domain import urls
 from node.protocol.context import FederationContext
 from node.protocol.publishing import send
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
@@ -60,7 +61,7 @@ async def follow_community(ctx: FederationContext, local: Community, remote: Com
         existing = await follows.get("out", local.id, remote.ap_id)
         if existing is not None and existing.state in (FollowState.ACTIVE, FollowState.PENDING):
             return
-        inbox = remote.inbox_url or remote.shared_inbox_url
+        inbox = urls.delivery_inbox(remote.inbox_url, remote.shared_inbox_url, fan_out=False)
         activity = await send(
             session, local, "Follow", remote.ap_id, {inbox} if inbox else set(), to=[remote.ap_id]
         )

@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.builders import build_activity, build_tombstone
 from federation.vocab import PUBLIC
+from node.domain import urls
 from node.domain.conversion import listing_to_note
 from node.protocol.delivery_queue import enqueue_activity
 from node.protocol.recipients import Audience, audience_for
-from storage.models import Community, Listing, new_id, utcnow
+from storage.models import Community, Listing, utcnow
 from storage.repositories import DeliveryRepository
 from storage.repositories.deliveries import NOTHING, Carried
 
@@ -32,7 +33,7 @@ WAKE_DELIVERY = "wake_delivery"
 
 
 def activity_id(community: Community) -> str:
-    return f"{community.ap_id}/activities/{new_id()}"
+    return urls.new_activity_id(community.ap_id)
 
 
 async def enqueue(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.domain import urls
 from node.domain.visibility import QueuedRecipient, delivery_refusal
 from storage.models import Community, Delivery
 from storage.repositories import BlockRepository, ListingRepository
@@ -38,7 +39,12 @@ NOBODY = Audience()
 async def follower_inboxes(session: AsyncSession, community: Community) -> frozenset[str]:
     """One inbox per remote server where it has a shared one."""
     follows = await FollowRepository(session).followers(community.id)
-    return frozenset(f.remote_shared_inbox or f.remote_inbox for f in follows if f.remote_inbox)
+    inboxes = (
+        urls.delivery_inbox(f.remote_inbox, f.remote_shared_inbox, fan_out=True)
+        for f in follows
+        if f.remote_inbox
+    )
+    return frozenset(inbox for inbox in inboxes if inbox)
 
 
 async def partner_inboxes(session: AsyncSession, community: Community) -> dict[str, str]:
@@ -47,7 +53,7 @@ async def partner_inboxes(session: AsyncSession, community: Community) -> dict[s
     inboxes = {}
     for partnership in active:
         remote = partnership.remote_community
-        inbox = remote.shared_inbox_url or remote.inbox_url
+        inbox = urls.delivery_inbox(remote.inbox_url, remote.shared_inbox_url, fan_out=True)
         if inbox:
             inboxes[remote.ap_id] = inbox
     return inboxes

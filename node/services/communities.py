@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.keys import generate_key_pair
 from node.config import NodeConfig
+from node.domain import urls
 from storage.models import Community
 from storage.repositories import CommunityRepository
 
@@ -34,10 +35,6 @@ def coarse(value: float | None) -> float | None:
     return None if value is None else round(value, LOCATION_DECIMALS)
 
 
-def actor_url(base_url: str, slug: str) -> str:
-    return f"{base_url}/c/{slug}"
-
-
 async def create_local_community(
     session: AsyncSession,
     config: NodeConfig,
@@ -53,7 +50,7 @@ async def create_local_community(
     if await repo.get_local_by_slug(slug) is not None:
         raise CommunityError(f"community {slug!r} already exists on this node")
     private_pem, public_pem = generate_key_pair()
-    ap_id = actor_url(config.base_url, slug)
+    ap_id = urls.actor_id(config.base_url, slug)
     community = Community(
         ap_id=ap_id,
         is_local=True,
@@ -64,11 +61,11 @@ async def create_local_community(
         latitude=coarse(location[0]) if location else None,
         longitude=coarse(location[1]) if location else None,
         base_url=config.base_url,
-        inbox_url=f"{ap_id}/inbox",
-        shared_inbox_url=f"{config.base_url}/inbox",
-        outbox_url=f"{ap_id}/outbox",
-        followers_url=f"{ap_id}/followers",
-        key_id=f"{ap_id}#main-key",
+        inbox_url=urls.actor_inbox(ap_id),
+        shared_inbox_url=urls.shared_inbox(config.base_url),
+        outbox_url=urls.outbox(ap_id),
+        followers_url=urls.followers(ap_id),
+        key_id=urls.key_id(ap_id),
         public_key_pem=public_pem,
         private_key_pem=private_pem,
     )
