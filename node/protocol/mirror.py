@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.errors import FederationError
+from federation.hosts import same_host
 from federation.http_client import signed_get_json
 from federation.jsonld import normalize_embedded
 from federation.vocab import Note, VocabError, parse_note
@@ -94,7 +95,9 @@ async def _pages(
 ) -> AsyncIterator[dict[str, Any]]:
     """Yield the pages of an OrderedCollection one at a time, following `first` then `next`.
 
-    Never more than `max_pages`, and never a page twice (a `next` loop ends the walk).
+    Never more than `max_pages`, never a page twice (a `next` loop ends the
+    walk), and never a page on another host: a collection cannot make us sign
+    and send a fetch to a server of its choosing.
     """
     collection = await _get(ctx, url, viewer)
     page: Any = collection.get("first")
@@ -106,6 +109,9 @@ async def _pages(
     while isinstance(page, str | dict) and fetched < max_pages:
         if isinstance(page, str):
             if page in seen:
+                return
+            if not same_host(page, url):
+                log.info("collection %s names a page on another host: %s", url, page[:200])
                 return
             seen.add(page)
             page = await _get(ctx, page, viewer)

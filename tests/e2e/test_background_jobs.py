@@ -56,9 +56,11 @@ async def test_approving_a_slow_partner_answers_at_once_and_the_backfill_finishe
 ) -> None:
     node = cluster.start("alder")
     steward = await ApiClient(node.base_url, http).login("steward", STEWARD_PASSWORD)
-    async with fake_community() as fake:
+    async with fake_community() as fake, fake_community("bystander") as bystander:
         fake.outbox_gate = asyncio.Event()
         fake.outbox_page = lambda n: [fake.note(i) for i in range(1, 4)] if n == 1 else None
+        # The last page names a page on another server: the node must not fetch it.
+        fake.next_elsewhere = f"{bystander.actor_id}/outbox?page=1"
         pending = await _partner_with(node, "alder", fake, steward, http)
 
         approved = await steward.ok("POST", f"/api/v1/partnerships/{pending['id']}/approve")
@@ -85,6 +87,7 @@ async def test_approving_a_slow_partner_answers_at_once_and_the_backfill_finishe
 
         await eventually(mirrored)
         assert fake.of_type("Accept")
+        assert bystander.outbox_requests == 0
 
 
 async def test_a_huge_outbox_is_mirrored_up_to_the_limit_while_the_inbox_keeps_answering(

@@ -42,6 +42,8 @@ class FakeCommunity:
     outbox_requests: int = 0
     outbox_gate: asyncio.Event | None = None
     gate_from_page: int = 0
+    next_elsewhere: str | None = None
+    """A `next` link on the last page pointing at another server, as a hostile outbox would."""
     """The gate holds requests for this page and later ones (0: the collection too)."""
     outbox_page: OutboxPage = lambda n: [] if n == 1 else None
 
@@ -124,6 +126,8 @@ class FakeCommunity:
         }
         if self.outbox_page(n + 1) is not None:
             document["next"] = f"{outbox}?page={n + 1}"
+        elif self.next_elsewhere is not None:
+            document["next"] = self.next_elsewhere
         return self._json(document)
 
     async def _empty_collection(self, request: web.Request) -> web.Response:
