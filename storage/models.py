@@ -129,7 +129,7 @@ class Member(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
     username: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(16), default="member")
+    role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER)
     password_hash: Mapped[str] = mapped_column(String(255))
     is_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -140,7 +140,7 @@ class Member(Base):
 
     @property
     def is_steward(self) -> bool:
-        return self.role == "steward"
+        return self.role == Role.STEWARD
 
 
 class AuthToken(Base):
@@ -174,9 +174,9 @@ class Listing(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str] = mapped_column(String(64), default="")
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=ListingStatus.ACTIVE)
     visibility: Mapped[str] = mapped_column(
-        String(16), default="community", server_default="community"
+        String(16), default=Visibility.COMMUNITY, server_default="community"
     )
     is_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -209,7 +209,7 @@ class RemoteListing(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str] = mapped_column(String(64), default="")
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=ListingStatus.ACTIVE)
     latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
@@ -245,7 +245,7 @@ class Follow(Base):
     remote_inbox: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     remote_shared_inbox: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     follow_activity_id: Mapped[str] = mapped_column(String(2048))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=FollowState.PENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -266,7 +266,7 @@ class InboxEntry(Base):
     activity_type: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(2048))
     raw: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default="received", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=InboxState.RECEIVED, index=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -298,7 +298,7 @@ class Delivery(Base):
     target_inbox: Mapped[str] = mapped_column(String(2048))
     host: Mapped[str] = mapped_column(String(255), index=True)
     body: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -436,7 +436,7 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
     payload: Mapped[str] = mapped_column(Text, default="{}")
     dedupe_key: Mapped[str | None] = mapped_column(String(512), nullable=True, unique=True)
     community_id: Mapped[int | None] = mapped_column(

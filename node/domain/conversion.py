@@ -17,9 +17,10 @@ from federation.vocab import PUBLIC, Note, Place
 from node.domain import urls
 from node.domain.visibility import leaves_node
 from storage.models import Community, Listing
+from storage.states import Kind, ListingStatus, Visibility, values
 
-KINDS = frozenset({"offer", "need"})
-STATUSES = frozenset({"active", "closed"})
+KINDS = frozenset(values(Kind))
+STATUSES = frozenset(values(ListingStatus))
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
 CATEGORY_MAX = 64
@@ -33,9 +34,9 @@ def audience(
     listing: Listing, community: Community, partners: list[str]
 ) -> tuple[list[str], list[str]]:
     """(to, cc) for a listing: public to everyone plus followers; partners by name only."""
-    if listing.visibility == "public":
+    if listing.visibility == Visibility.PUBLIC:
         return [PUBLIC], [community.followers_url or urls.followers(community.ap_id)]
-    if listing.visibility == "partners":
+    if listing.visibility == Visibility.PARTNERS:
         return sorted(partners), []
     raise NotShareable(f"listing {listing.id} is community-only")
 
@@ -101,8 +102,8 @@ def _title_and_description(note: Note) -> tuple[str, str]:
 
 def note_to_mirrored_fields(note: Note) -> MirroredFields:
     title, description = _title_and_description(note)
-    kind = note.kind if note.kind in KINDS else "offer"
-    status = note.status if note.status in STATUSES else "active"
+    kind = note.kind if note.kind in KINDS else Kind.OFFER
+    status = note.status if note.status in STATUSES else ListingStatus.ACTIVE
     return MirroredFields(
         kind=kind,
         title=title,

@@ -36,6 +36,7 @@ from node.responses import json_response
 from storage.models import Community, Listing, Member
 from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
 from storage.repositories.follows import FollowRepository
+from storage.states import Kind, ListingStatus, Visibility
 
 AP_CONTENT_TYPE = "application/activity+json"
 PAGE_SIZE = 20
@@ -66,8 +67,8 @@ async def local_community_or_404(session: AsyncSession, slug: str) -> Community:
 
 async def public_counts(session: AsyncSession, community: Community) -> tuple[int, int]:
     repo = ListingRepository(session)
-    return await repo.count_public(community.id, "offer"), await repo.count_public(
-        community.id, "need"
+    return await repo.count_public(community.id, Kind.OFFER), await repo.count_public(
+        community.id, Kind.NEED
     )
 
 
@@ -199,8 +200,8 @@ async def outbox(request: web.Request) -> web.Response:
         repo = ListingRepository(session)
         collection_id = community.outbox_url or urls.outbox(community.ap_id)
         if page is None:
-            total = await repo.count_public(community.id, "offer") + await repo.count_public(
-                community.id, "need"
+            total = await repo.count_public(community.id, Kind.OFFER) + await repo.count_public(
+                community.id, Kind.NEED
             )
             total += await _count_closed_public(session, community)
             document = ordered_collection(
@@ -228,7 +229,7 @@ async def _count_closed_public(session: AsyncSession, community: Community) -> i
         .where(
             Listing.community_id == community.id,
             Listing.is_public.is_(True),
-            Listing.status != "active",
+            Listing.status != ListingStatus.ACTIVE,
         )
     )
     return int(result.scalar_one())
@@ -275,7 +276,7 @@ async def listing_object(request: web.Request) -> web.StreamResponse:
         if not wants_activity_json(request):
             raise web.HTTPFound(f"/communities/{community.slug}#listing-{listing.id}")
         asking = [viewer.remote_actor] if viewer.remote_actor else []
-        partners = asking if listing.visibility == "partners" else []
+        partners = asking if listing.visibility == Visibility.PARTNERS else []
         return activity_response(listing_to_note(listing, community, partners))
 
 

@@ -29,7 +29,7 @@ from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
-from storage.states import FollowState
+from storage.states import Audience, FollowState
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ async def _may_receive(ctx: FederationContext, origin: Community, audience: str)
         for local in locals_:
             if await partners.active_between(local.id, origin.ap_id):
                 return True
-        if audience != "public":
+        if audience != Audience.PUBLIC:
             return False
         follows = await FollowRepository(session).following(origin.ap_id)
     return any(f.state in (FollowState.PENDING, FollowState.ACTIVE) for f in follows)
@@ -126,7 +126,7 @@ async def on_delete(ctx: FederationContext, activity: Activity) -> None:
         if origin is None:
             raise Ignored(f"Delete from unknown actor {activity.actor}")
         if target == activity.actor:
-            for audience in ("public", "partners"):
+            for audience in (Audience.PUBLIC, Audience.PARTNERS):
                 await listings.remove_from_origin(origin.id, audience)
         else:
             cached = await listings.get_by_ap_id(target)

@@ -22,6 +22,7 @@ from storage.models import Community, RemoteListing
 from storage.repositories import CommunityRepository
 from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import NotTheOrigin, RemoteListingRepository
+from storage.states import Audience, Visibility
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +257,8 @@ async def sync_collection(
 def audience_of(note: Note) -> str | None:
     """`public` for notes addressed to everyone, `partners` for partner-only ones."""
     if note.is_public:
-        return "public"
-    return "partners" if note.visibility == "partners" else None
+        return Audience.PUBLIC
+    return Audience.PARTNERS if note.visibility == Visibility.PARTNERS else None
 
 
 async def backfill(
@@ -277,12 +278,12 @@ async def backfill(
         partnered = await PartnershipRepository(session).active_between(viewer.id, origin.ap_id)
     done: dict[str, SyncProgress] = {}
     if origin.outbox_url:
-        done["public"] = await sync_collection(
-            ctx, origin, viewer, origin.outbox_url, "public", limits=limits, report=report
+        done[Audience.PUBLIC] = await sync_collection(
+            ctx, origin, viewer, origin.outbox_url, Audience.PUBLIC, limits=limits, report=report
         )
     if partnered:
         url = urls.partner_collection(origin.ap_id)
-        done["partners"] = await sync_collection(
-            ctx, origin, viewer, url, "partners", limits=limits, report=report
+        done[Audience.PARTNERS] = await sync_collection(
+            ctx, origin, viewer, url, Audience.PARTNERS, limits=limits, report=report
         )
     return done

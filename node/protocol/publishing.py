@@ -28,6 +28,7 @@ from node.protocol.recipients import Audience, audience_for
 from storage.models import Community, Listing, utcnow
 from storage.repositories import DeliveryRepository
 from storage.repositories.deliveries import NOTHING, Carried
+from storage.states import Visibility
 
 WAKE_DELIVERY = "wake_delivery"
 
@@ -86,7 +87,7 @@ async def send_to_partner(
 ) -> None:
     """A Create or Update of a partner-only listing for one partner, naming only it."""
     note = listing_to_note(listing, community, [partner])
-    carried = Carried(listing_id=listing.id, audience="partners", recipient_actor=partner)
+    carried = Carried(listing_id=listing.id, audience=Visibility.PARTNERS, recipient_actor=partner)
     await send(session, community, activity_type, note, {inbox}, to=[partner], carried=carried)
 
 
@@ -95,26 +96,26 @@ async def publish_listing_change(
 ) -> None:
     """Create, Update or Delete for each audience, from what it could and can now see."""
     community = listing.community
-    current = "community" if action == "delete" else listing.visibility
+    current = Visibility.COMMUNITY if action == "delete" else listing.visibility
     if action != "create":
         reason = "listing was deleted" if action == "delete" else f"listing is now {current}"
         await DeliveryRepository(session).cancel_for_listing(
             listing.id, reason, keep_audience=current
         )
-    before = await audience_for(session, community, previous_visibility or "community")
+    before = await audience_for(session, community, previous_visibility or Visibility.COMMUNITY)
     after = await audience_for(session, community, current)
     withdrawn = before.inboxes() - after.inboxes()
     if withdrawn:
         await _withdraw(session, listing, previous_visibility, before, withdrawn)
-    if current == "public":
+    if current == Visibility.PUBLIC:
         note = listing_to_note(listing, community)
         audience = {"to": note["to"], "cc": note["cc"]}
-        carried = Carried(listing_id=listing.id, audience="public")
+        carried = Carried(listing_id=listing.id, audience=Visibility.PUBLIC)
         reached = before.inboxes()
         added, kept = after.inboxes() - reached, after.inboxes() & reached
         await send(session, community, "Create", note, added, carried=carried, **audience)
         await send(session, community, "Update", note, kept, carried=carried, **audience)
-    elif current == "partners":
+    elif current == Visibility.PARTNERS:
         reached = before.inboxes()
         for partner, inbox in sorted(after.partners.items()):
             kind = "Update" if inbox in reached else "Create"
@@ -132,7 +133,7 @@ async def _withdraw(
     Delete for a listing that was public, else one per partner naming only it."""
     community = listing.community
     tombstone = build_tombstone(listing.ap_id, former_type="Note", deleted=utcnow())
-    if previous_visibility == "public":
+    if previous_visibility == Visibility.PUBLIC:
         await send(session, community, "Delete", tombstone, withdrawn, to=[PUBLIC])
         return
     for partner, inbox in sorted(before.partners.items()):

@@ -19,6 +19,7 @@ from storage.repositories.actors import host_is_blocked
 from storage.repositories.deliveries import inbox_host
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
+from storage.states import Visibility
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,10 @@ async def partner_inboxes(session: AsyncSession, community: Community) -> dict[s
 
 async def audience_for(session: AsyncSession, community: Community, visibility: str) -> Audience:
     """The audience of a listing of `community` with this visibility."""
-    if visibility not in ("partners", "public"):
+    if visibility not in (Visibility.PARTNERS, Visibility.PUBLIC):
         return NOBODY
     partners = await partner_inboxes(session, community)
-    if visibility == "partners":
+    if visibility == Visibility.PARTNERS:
         return Audience(partners=partners)
     return Audience(partners=partners, followers=await follower_inboxes(session, community))
 
@@ -95,7 +96,7 @@ class SendTimeCheck:
     async def _recipient(self, delivery: Delivery, sender: Community) -> QueuedRecipient:
         audience = self._audiences.get(sender.id)
         if audience is None:
-            audience = await audience_for(self._session, sender, "public")
+            audience = await audience_for(self._session, sender, Visibility.PUBLIC)
             self._audiences[sender.id] = audience
         if self._blocked is None:
             self._blocked = await BlockRepository(self._session).domains()

@@ -12,6 +12,7 @@ from storage.models import Community, Job, utcnow
 from storage.paging import Position
 from storage.repositories import CommunityRepository
 from storage.repositories.jobs import JobRepository, decode
+from storage.states import JobState
 
 _KIND_LABELS = {
     "backfill": "Copying shared listings",
@@ -41,7 +42,7 @@ class JobStatus:
 
 
 def _status(job: Job, now: datetime) -> str:
-    if job.state != "queued":
+    if job.state != JobState.QUEUED:
         return job.state
     if job.locked_until is not None and job.locked_until > now:
         return "running"

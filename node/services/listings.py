@@ -19,6 +19,7 @@ from storage.models import Listing, Member, new_id, utcnow
 from storage.paging import Position
 from storage.repositories import ListingFilters, ListingRepository
 from storage.repositories.remote_listings import RemoteListingRepository
+from storage.states import ListingStatus, Visibility
 
 
 def _visibility_or_422(visibility: str | None, is_public: bool | None) -> str:
@@ -42,9 +43,9 @@ async def create_listing(session: AsyncSession, member: Member, data: ListingDra
         title=data.title,
         description=data.description,
         category=data.category,
-        status="active",
+        status=ListingStatus.ACTIVE,
         visibility=visibility,
-        is_public=visibility == "public",
+        is_public=visibility == Visibility.PUBLIC,
         latitude=data.location.lat if data.location else None,
         longitude=data.location.lon if data.location else None,
         created_at=now,
@@ -74,9 +75,9 @@ async def update_listing(
         visibility: str | None = changes.get("visibility")
         is_public: bool | None = changes.get("is_public")
         if visibility is None and is_public is not None:
-            visibility = "public" if is_public else _non_public(previous)
+            visibility = Visibility.PUBLIC if is_public else _non_public(previous)
         listing.visibility = _visibility_or_422(visibility, is_public)
-        listing.is_public = listing.visibility == "public"
+        listing.is_public = listing.visibility == Visibility.PUBLIC
     for field in ("kind", "title", "description", "category", "status"):
         if changes.get(field) is not None:
             setattr(listing, field, changes.get(field))
@@ -92,7 +93,7 @@ async def update_listing(
 
 def _non_public(previous: str) -> str:
     """`is_public: false` on a public listing means community; otherwise keep what it was."""
-    return "community" if previous == "public" else previous
+    return Visibility.COMMUNITY if previous == Visibility.PUBLIC else previous
 
 
 async def delete_listing(session: AsyncSession, member: Member, listing_id: str) -> Listing:

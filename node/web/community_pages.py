@@ -14,6 +14,7 @@ from node.domain.visibility import Viewer, may_view
 from node.errors import NotFound
 from node.web.guards import Page, public_page
 from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
+from storage.states import Kind, ListingStatus
 
 routes = web.RouteTableDef()
 SLUG = "{slug:[a-z0-9][a-z0-9_-]{0,62}}"
@@ -30,14 +31,14 @@ async def community_page(page: Page) -> web.StreamResponse:
         raise NotFound("There is no community with that name on this node.")
     repo = ListingRepository(page.db)
     found = await repo.get_public_listings(
-        community.id, ListingFilters(status="active", limit=SHOWN)
+        community.id, ListingFilters(status=ListingStatus.ACTIVE, limit=SHOWN)
     )
     listings = [listing for listing in found if may_view(listing, Viewer.anonymous())]
     return page.render(
         "community/public.html",
         community=community,
         listings=listings,
-        offer_count=await repo.count_public(community.id, "offer"),
-        need_count=await repo.count_public(community.id, "need"),
+        offer_count=await repo.count_public(community.id, Kind.OFFER),
+        need_count=await repo.count_public(community.id, Kind.NEED),
         is_own=page.session is not None and page.member.community_id == community.id,
     )

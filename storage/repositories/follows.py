@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Follow, utcnow
+from storage.states import FollowState
 
 
 class FollowRepository:
@@ -70,7 +71,7 @@ class FollowRepository:
             select(Follow).where(
                 Follow.direction == "in",
                 Follow.local_community_id == local_community_id,
-                Follow.state == "active",
+                Follow.state == FollowState.ACTIVE,
             )
         )
         return result.scalars().all()

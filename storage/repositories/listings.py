@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Listing
 from storage.paging import Position, page_after
+from storage.states import ListingStatus, Visibility
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class ListingRepository:
     ) -> Sequence[Listing]:
         """A community's listings shared with partners only (not public), newest first."""
         query = select(Listing).where(
-            Listing.community_id == community_id, Listing.visibility == "partners"
+            Listing.community_id == community_id, Listing.visibility == Visibility.PARTNERS
         )
         if status is not None:
             query = query.where(Listing.status == status)
@@ -101,7 +102,7 @@ class ListingRepository:
             .select_from(Listing)
             .where(
                 Listing.is_public.is_(True),
-                Listing.status == "active",
+                Listing.status == ListingStatus.ACTIVE,
                 Listing.community_id == community_id,
                 Listing.kind == kind,
             )

@@ -7,8 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Community, CommunityPartnership, Notification, utcnow
 from storage.paging import Position, page_after
+from storage.states import PartnershipState
 
-OPEN_STATES = ("proposed", "pending", "active")
+OPEN_STATES = (PartnershipState.PROPOSED, PartnershipState.PENDING, PartnershipState.ACTIVE)
 
 
 class PartnershipRepository:
@@ -71,7 +72,7 @@ class PartnershipRepository:
         result = await self.session.execute(
             select(CommunityPartnership).where(
                 CommunityPartnership.local_community_id == local_community_id,
-                CommunityPartnership.state == "active",
+                CommunityPartnership.state == PartnershipState.ACTIVE,
             )
         )
         return result.scalars().all()
@@ -88,7 +89,7 @@ class PartnershipRepository:
             select(CommunityPartnership.id)
             .where(
                 CommunityPartnership.remote_community_id == remote_community_id,
-                CommunityPartnership.state == "active",
+                CommunityPartnership.state == PartnershipState.ACTIVE,
             )
             .limit(1)
         )
@@ -102,7 +103,7 @@ class PartnershipRepository:
             .join(Community, Community.id == CommunityPartnership.remote_community_id)
             .where(
                 CommunityPartnership.local_community_id == local_community_id,
-                CommunityPartnership.state == "pending",
+                CommunityPartnership.state == PartnershipState.PENDING,
                 Community.host == host,
             )
         )
@@ -110,7 +111,9 @@ class PartnershipRepository:
 
     async def all_active(self) -> Sequence[CommunityPartnership]:
         result = await self.session.execute(
-            select(CommunityPartnership).where(CommunityPartnership.state == "active")
+            select(CommunityPartnership).where(
+                CommunityPartnership.state == PartnershipState.ACTIVE
+            )
         )
         return result.scalars().all()
 

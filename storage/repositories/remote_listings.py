@@ -15,6 +15,7 @@ from storage.models import Community, CommunityPartnership, RemoteListing, utcno
 from storage.paging import Position, page_after
 from storage.repositories.actors import BlockRepository, host_is_blocked
 from storage.repositories.listings import ListingFilters
+from storage.states import Audience, PartnershipState
 
 
 class NotTheOrigin(Exception):
@@ -154,14 +155,14 @@ class RemoteListingRepository:
         """
         shown: list[ColumnElement[bool]] = []
         if include_public:
-            shown.append(RemoteListing.audience == "public")
+            shown.append(RemoteListing.audience == Audience.PUBLIC)
         if include_partners:
             partnered = select(CommunityPartnership.remote_community_id).where(
                 CommunityPartnership.local_community_id == community_id,
-                CommunityPartnership.state == "active",
+                CommunityPartnership.state == PartnershipState.ACTIVE,
             )
             shown.append(
-                (RemoteListing.audience == "partners")
+                (RemoteListing.audience == Audience.PARTNERS)
                 & RemoteListing.origin_community_id.in_(partnered)
             )
         if not shown:

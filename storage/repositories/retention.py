@@ -12,19 +12,25 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Delivery, InboxEntry
+from storage.states import DeliveryState, InboxState
+
+FINISHED_DELIVERIES = (DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED)
+FINISHED_ENTRIES = (InboxState.HANDLED, InboxState.IGNORED, InboxState.FAILED)
 
 
 async def prune_finished(session: AsyncSession, older_than: datetime) -> tuple[int, int]:
     """Delete delivered/failed/cancelled deliveries and handled/ignored/failed inbox entries."""
     deliveries = await session.execute(
         delete(Delivery).where(
-            Delivery.state.in_(("delivered", "failed", "cancelled")),
+            Delivery.state.in_(
+                (DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED)
+            ),
             Delivery.created_at < older_than,
         )
     )
     entries = await session.execute(
         delete(InboxEntry).where(
-            InboxEntry.state.in_(("handled", "ignored", "failed")),
+            InboxEntry.state.in_(FINISHED_ENTRIES),
             InboxEntry.received_at < older_than,
         )
     )
