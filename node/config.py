@@ -15,11 +15,18 @@ import tomllib
 from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 CONFIG_FILE = "config.toml"
 ENV_PREFIX = "COMMONS_"
@@ -40,6 +47,17 @@ def normalize_base_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
+def _whole_number(value: Any) -> Any:
+    """`true` is not a number, even though Python says it is 1."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole_number), Field(ge=0)]
+Positive = Annotated[int, BeforeValidator(_whole_number), Field(ge=1)]
+
+
 class NodeConfig(BaseModel):
     """Every setting a node reads; the defaults suit a small community's node."""
 
@@ -52,7 +70,7 @@ class NodeConfig(BaseModel):
     database_url: str
     secret_key: str = Field(min_length=16)
     allow_private_addresses: bool = False
-    signature_max_skew_seconds: int = Field(default=300, ge=1)
+    signature_max_skew_seconds: Positive = 300
 
     # Reverse proxies whose X-Forwarded-For the node believes (sign-in throttling).
     trusted_proxies: tuple[ProxyNetwork, ...] = ()
@@ -60,17 +78,17 @@ class NodeConfig(BaseModel):
     # What one remote host may send our inboxes: Follows (partnership proposals
     # included) at a steward's pace, everything else at a busy server's; past
     # that, 429 with Retry-After.
-    follow_rate_burst: int = Field(default=20, ge=0)
-    follow_rate_per_minute: int = Field(default=10, ge=0)
-    activity_rate_burst: int = Field(default=300, ge=0)
-    activity_rate_per_minute: int = Field(default=1200, ge=0)
-    max_pending_proposals_per_host: int = Field(default=3, ge=0)
+    follow_rate_burst: Count = 20
+    follow_rate_per_minute: Count = 10
+    activity_rate_burst: Count = 300
+    activity_rate_per_minute: Count = 1200
+    max_pending_proposals_per_host: Count = 3
 
     # What one sync may take from one remote collection (see node.protocol.mirror).
-    backfill_max_pages: int = Field(default=200, ge=1)
-    backfill_max_items: int = Field(default=5_000, ge=1)
-    backfill_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
-    reconcile_interval_seconds: int = Field(default=3600, ge=1)
+    backfill_max_pages: Positive = 200
+    backfill_max_items: Positive = 5_000
+    backfill_max_bytes: Positive = 20 * 1024 * 1024
+    reconcile_interval_seconds: Positive = 3600
 
     @field_validator("base_url")
     @classmethod

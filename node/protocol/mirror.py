@@ -278,12 +278,12 @@ async def backfill(
         partnered = await PartnershipRepository(session).active_between(viewer.id, origin.ap_id)
     done: dict[str, SyncProgress] = {}
     if origin.outbox_url:
-        done[Audience.PUBLIC] = await sync_collection(
+        done[Audience.PUBLIC.value] = await sync_collection(
             ctx, origin, viewer, origin.outbox_url, Audience.PUBLIC, limits=limits, report=report
         )
     if partnered:
         url = urls.partner_collection(origin.ap_id)
-        done[Audience.PARTNERS] = await sync_collection(
+        done[Audience.PARTNERS.value] = await sync_collection(
             ctx, origin, viewer, url, Audience.PARTNERS, limits=limits, report=report
         )
     return done

@@ -214,7 +214,7 @@ def normalize_domain(domain: str) -> str:
     text = domain.strip().lower()
     name, port = _split_port(text)
     name = _one_spelling(name.rstrip("."))
-    if not name or any(char in name for char in "/@ \x00"):
+    if not name or any(char in "/@" or char.isspace() or not char.isprintable() for char in name):
         raise ValueError(f"not a domain: {domain[:100]!r}")
     if ":" in name:
         name = f"[{name}]"

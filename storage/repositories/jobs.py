@@ -37,7 +37,7 @@ def _rowcount(result: Any) -> int:
 
 
 def _json(value: Mapping[str, Any]) -> str:
-    return orjson.dumps(dict(value)).decode("utf-8")
+    return orjson.dumps(dict(value), option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
 
 
 class JobRepository:
