@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.errors import FederationError
+from federation.errors import FederationError, ObjectNotFound
 from federation.hosts import same_host
 from federation.http_client import signed_get_json
 from federation.jsonld import normalize_embedded
@@ -283,7 +283,13 @@ async def backfill(
         )
     if partnered:
         url = urls.partner_collection(origin.ap_id)
-        done[Audience.PARTNERS.value] = await sync_collection(
-            ctx, origin, viewer, url, Audience.PARTNERS, limits=limits, report=report
-        )
+        try:
+            done[Audience.PARTNERS.value] = await sync_collection(
+                ctx, origin, viewer, url, Audience.PARTNERS, limits=limits, report=report
+            )
+        except ObjectNotFound:
+            # Right after our steward approves, the partner has not yet handled our
+            # Accept and serves its collection to partners only. It pushes its
+            # partner listings when it does; reconciliation pages them later.
+            log.info("%s does not share its partner collection with us (yet)", origin.ap_id)
     return done
