@@ -74,6 +74,22 @@ async def _rows(node: NodeHandle, model: Any) -> list[Any]:
         return list(await db.scalars(select(model)))
 
 
+async def _follow(
+    node: NodeHandle, local: Community, direction: str, follow_id: str, state: str
+) -> None:
+    """A follow between our community and REMOTE, in either direction."""
+    await _add(
+        node,
+        Follow(
+            direction=direction,
+            local_community_id=local.id,
+            remote_actor=REMOTE,
+            follow_activity_id=follow_id,
+            state=state,
+        ),
+    )
+
+
 def ctx(node: NodeHandle) -> FederationContext:
     return FederationContext.from_app(node.client.app)
 
@@ -88,16 +104,7 @@ async def test_an_accepted_follow_becomes_active_and_queues_one_backfill(
 ) -> None:
     local, _, _ = parties
     follow_id = f"{node.config.base_url}/c/tools/activities/f1"
-    await _add(
-        node,
-        Follow(
-            direction="out",
-            local_community_id=local.id,
-            remote_actor=REMOTE,
-            follow_activity_id=follow_id,
-            state="pending",
-        ),
-    )
+    await _follow(node, local, "out", follow_id, "pending")
     await on_answer(ctx(node), answer("Accept", REMOTE, follow_id))
     await on_answer(ctx(node), answer("Accept", REMOTE, {"id": follow_id, "type": "Follow"}))
     [follow] = await _rows(node, Follow)
@@ -111,16 +118,7 @@ async def test_someone_else_cannot_accept_or_reject_our_follow(
 ) -> None:
     local, _, _ = parties
     follow_id = f"{node.config.base_url}/c/tools/activities/f1"
-    await _add(
-        node,
-        Follow(
-            direction="out",
-            local_community_id=local.id,
-            remote_actor=REMOTE,
-            follow_activity_id=follow_id,
-            state="pending",
-        ),
-    )
+    await _follow(node, local, "out", follow_id, "pending")
     for verb in ("Accept", "Reject"):
         with pytest.raises(IgnoreActivity):
             await on_answer(ctx(node), answer(verb, STRANGER, follow_id))
@@ -133,16 +131,7 @@ async def test_a_rejected_follow_cancels_its_queued_backfill(
 ) -> None:
     local, _, _ = parties
     follow_id = f"{node.config.base_url}/c/tools/activities/f1"
-    await _add(
-        node,
-        Follow(
-            direction="out",
-            local_community_id=local.id,
-            remote_actor=REMOTE,
-            follow_activity_id=follow_id,
-            state="pending",
-        ),
-    )
+    await _follow(node, local, "out", follow_id, "pending")
     await on_answer(ctx(node), answer("Accept", REMOTE, follow_id))
     await on_answer(ctx(node), answer("Reject", REMOTE, follow_id))
     [follow] = await _rows(node, Follow)
@@ -156,26 +145,8 @@ async def test_an_undo_removes_a_follower_but_cannot_touch_our_own_follow(
     local, _, _ = parties
     theirs = f"{REMOTE}/activities/follow-1"
     ours = f"{node.config.base_url}/c/tools/activities/f1"
-    await _add(
-        node,
-        Follow(
-            direction="in",
-            local_community_id=local.id,
-            remote_actor=REMOTE,
-            follow_activity_id=theirs,
-            state="active",
-        ),
-    )
-    await _add(
-        node,
-        Follow(
-            direction="out",
-            local_community_id=local.id,
-            remote_actor=REMOTE,
-            follow_activity_id=ours,
-            state="active",
-        ),
-    )
+    await _follow(node, local, "in", theirs, "active")
+    await _follow(node, local, "out", ours, "active")
     with pytest.raises(IgnoreActivity):
         await on_answer(ctx(node), answer("Undo", REMOTE, ours))
     # A follow whose id we never saw is found by what it followed and who followed.

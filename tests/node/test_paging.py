@@ -73,6 +73,16 @@ async def _partner(node: NodeHandle, local_slug: str, origin: Community) -> None
         await db.commit()
 
 
+async def _annex_member(node: NodeHandle) -> dict[str, str]:
+    """A member of the node's second community, `annex`, signed in."""
+    await node.add_member("bea", community="annex")
+    resp = await node.client.post(
+        "/api/v1/auth/token",
+        json={"username": "bea", "password": PASSWORD, "community": "annex"},
+    )
+    return {"Authorization": f"Bearer {(await resp.json())['token']}"}
+
+
 async def _walk(node: NodeHandle, headers: dict[str, str], query: str) -> list[str]:
     """Every page, following `next`; posts a new listing between pages to stir things up."""
     titles: list[str] = []
@@ -146,12 +156,7 @@ async def test_partner_listings_show_only_to_the_local_community_in_that_partner
     resp = await node.client.get(f"/api/v1/listings?{query}", headers=tools)
     assert {i["title"] for i in (await resp.json())["items"]} == {"For partners", "For everyone"}
 
-    await node.add_member("bea", community="annex")
-    resp = await node.client.post(
-        "/api/v1/auth/token",
-        json={"username": "bea", "password": PASSWORD, "community": "annex"},
-    )
-    annex = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    annex = await _annex_member(node)
     resp = await node.client.get(f"/api/v1/listings?{query}", headers=annex)
     assert {i["title"] for i in (await resp.json())["items"]} == {"For everyone"}
 
@@ -231,12 +236,7 @@ async def test_one_community_ending_a_partnership_leaves_anothers_partner_listin
     await _partner(node, "tools", origin)
     await _partner(node, "annex", origin)
     await _mirror(node, origin, "For partners", "partners", age=1)
-    await node.add_member("bea", community="annex")
-    resp = await node.client.post(
-        "/api/v1/auth/token",
-        json={"username": "bea", "password": PASSWORD, "community": "annex"},
-    )
-    annex = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    annex = await _annex_member(node)
     tools = await node.login("ada")
 
     async with node.client.app[SESSIONS]() as db:
