@@ -49,10 +49,15 @@ def _status(job: Job, now: datetime) -> str:
     return "retrying" if job.attempts else "waiting"
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _sync_summary(progress: dict[str, Any]) -> str | None:
     if not isinstance(progress, dict) or "pages" not in progress:
         return None
-    text = f"{progress.get('kept', 0)} listings from {progress['pages']} pages"
+    kept, pages = progress.get("kept", 0), progress["pages"]
+    text = f"{_count(kept, 'listing')} from {_count(pages, 'page')}"
     stopped = progress.get("stopped_by")
     return f"{text}, stopped at the {stopped}" if stopped else text
 
