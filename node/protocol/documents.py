@@ -95,6 +95,7 @@ async def actor_document(session: AsyncSession, community: Community) -> dict[st
         public_offer_count=offers,
         public_need_count=needs,
         published=community.created_at,
+        discoverable=community.is_discoverable,
     )
 
 
@@ -135,6 +136,8 @@ async def nodeinfo(request: web.Request) -> web.Response:
         communities = await CommunityRepository(session).list_local()
         entries = []
         for community in communities:
+            if not community.is_discoverable:
+                continue
             offers, needs = await public_counts(session, community)
             entries.append(
                 {
