@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from node.api.converters import community_out, listing_out
 from node.api.paging import decode_cursor, encode_cursor
 from node.api.router import api
@@ -11,17 +13,20 @@ from node.api.schemas import (
     BrowseListing,
     CommunityCardList,
     CommunityCardOut,
+    InstancePeers,
     Location,
     PeerLearned,
     PeerRequest,
 )
 from node.api.schemas import BrowseQuery as BrowseQueryIn
 from node.api.schemas import CommunityQuery as CommunityQueryIn
+from node.appkeys import CONFIG
 from node.domain.listings import Place
 from node.errors import BadRequest, ValidationFailed
 from node.protocol.context import FederationContext
 from node.protocol.peers import PeerUnavailable, learn_peer, normalize_peer_url
 from node.services import discovery
+from storage.repositories.peers import KnownPeerRepository
 from storage.states import Kind, Origin, PartnershipState
 
 
@@ -129,3 +134,17 @@ async def browse(call: ApiCall[None, BrowseQueryIn]) -> BrowseList:
         for item in items
     ]
     return BrowseList(items=out, next=encode_cursor(after) if after else None)
+
+
+@api.route(
+    "GET",
+    "/instance/peers",
+    summary="The nodes this node knows, as host names (Mastodon's shape)",
+    tag="discovery",
+    auth="none",
+    response=InstancePeers,
+)
+async def instance_peers(call: ApiCall[None, None]) -> InstancePeers:
+    config = call.request.app[CONFIG]
+    urls = await KnownPeerRepository(call.session).published(config.base_url)
+    return InstancePeers([urlsplit(url).netloc for url in urls])

@@ -6,7 +6,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationInfo,
+    field_validator,
+)
 
 from storage.states import Initiator, ListingStatus, PartnershipState
 from storage.states import Kind as KindState
@@ -347,3 +355,7 @@ class CommunitySettingsOut(BaseModel):
     handle: str
     name: str
     discoverable: bool
+
+
+class InstancePeers(RootModel[list[str]]):
+    """Host names (with the port where it is not the default), as Mastodon lists them."""

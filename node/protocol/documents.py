@@ -36,6 +36,7 @@ from node.responses import json_response
 from storage.models import Community, Listing, Member
 from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
 from storage.repositories.follows import FollowRepository
+from storage.repositories.peers import KnownPeerRepository
 from storage.states import Kind, ListingStatus, Visibility
 
 AP_CONTENT_TYPE = "application/activity+json"
@@ -154,8 +155,15 @@ async def nodeinfo(request: web.Request) -> web.Response:
                 select(func.count()).select_from(Listing).where(Listing.is_public.is_(True))
             )
         ).scalar_one()
+        peers = await KnownPeerRepository(session).published(request.app[CONFIG].base_url)
     document = nodeinfo_document(
-        "commons-node", __version__, int(members), int(posts), entries, open_registrations=False
+        "commons-node",
+        __version__,
+        int(members),
+        int(posts),
+        entries,
+        open_registrations=False,
+        peers=peers,
     )
     response = json_response(document)
     response.content_type = "application/json"

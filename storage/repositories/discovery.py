@@ -318,7 +318,7 @@ class DirectoryRepository:
         rows = await self.session.execute(page)
         return [
             DirectoryEntry(row, value if isinstance(value, str) else float(value))
-            for row, value in rows.tuples()
+            for row, value in rows.all()
         ]
 
     async def partnership_states(self, viewer_id: int, community_ids: list[int]) -> dict[int, str]:
@@ -333,4 +333,4 @@ class DirectoryRepository:
             )
             .order_by(CommunityPartnership.updated_at)
         )
-        return {community_id: state for community_id, state in rows.tuples()}
+        return {community_id: state for community_id, state in rows.all()}
