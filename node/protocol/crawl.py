@@ -173,12 +173,30 @@ def run_crawl_peer(ctx: FederationContext) -> JobHandler:
         except FederationError as exc:
             await _note_result(ctx, base_url, str(exc)[:500])
             raise RetryJob(str(exc)) from exc
-        learned, errors = await _learn_communities(ctx, community_ids(info, base_url))
+        listed = community_ids(info, base_url)
+        async with ctx.sessions() as session:
+            cached = await _cached_communities(session, base_url)
+        # A community it no longer lists may have opted out: reading its actor says so.
+        ids = list(dict.fromkeys([*listed, *cached]))
+        learned, errors = await _learn_communities(ctx, ids)
         added = await _record_peers(ctx, base_url, depth, peer_urls(info))
         await _note_result(ctx, base_url, "; ".join(errors)[:500] or None)
         await run.report(communities=learned, failed=len(errors), new_peers=added)
 
     return handle
+
+
+async def _cached_communities(session: AsyncSession, base_url: str) -> list[str]:
+    result = await session.execute(
+        select(Community.ap_id)
+        .where(
+            Community.is_local.is_(False),
+            Community.base_url == base_url,
+            Community.actor_type.in_(DIRECTORY_TYPES),
+        )
+        .order_by(Community.fetched_at)
+    )
+    return list(result.scalars())
 
 
 async def _stale_actors(session: AsyncSession, now: Any) -> list[str]:
