@@ -259,6 +259,22 @@ HOSTILE: dict[tuple[str, str], list[Any]] = {
         {"url": ["http://127.0.0.1/"]},
         {"href": "http://127.0.0.1/"},
     ],
+    ("POST", "/api/v1/categories"): [
+        {"slug": "Bad Slug!", "label": "x"},
+        {"slug": "tools", "label": "Tools again"},
+        {"slug": "", "label": ""},
+        {"slug": 1, "label": 2},
+        {"slug": "x" * 65, "label": "x"},
+        {"slug": "fine", "label": "x" * 101},
+        {"slug": "fu\u0000zz", "label": "x"},
+        {"label": "no slug"},
+    ],
+    ("PATCH", "/api/v1/community"): [
+        {"discoverable": "no"},
+        {"discoverable": 0},
+        {"discoverable": None, "name": "renamed"},
+        {"is_discoverable": False},
+    ],
     ("POST", "/api/v1/partnerships/propose"): [
         {"target": 1},
         {"target": None},
