@@ -263,7 +263,7 @@ class NotificationList(BaseModel):
 class ExchangeCreate(StrictModel):
     listing: str = Field(min_length=1, max_length=2048, description="Listing id or AP id")
     quantity: int | None = Field(default=None, ge=1, le=1_000_000)
-    hours: float | None = Field(default=None, gt=0, le=100_000)
+    hours: float | None = Field(default=None, ge=0.01, le=100_000)
     note: str = Field(default="", max_length=2000)
 
 
@@ -332,9 +332,29 @@ class MessageList(BaseModel):
     next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
+def _zoned_time(value: Any) -> Any:
+    """An ISO 8601 time with a zone, as API.md promises; not a number of seconds."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 time with a zone")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            "must be an ISO 8601 time with a zone, e.g. 2026-01-01T00:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError("needs a time zone, e.g. 2026-01-01T00:00:00Z")
+    return moment
+
+
+ZonedTime = Annotated[datetime, BeforeValidator(_zoned_time)]
+
+
 class FlowQuery(StrictModel):
-    since: datetime | None = None
-    until: datetime | None = None
+    since: ZonedTime | None = Field(default=None, description="ISO 8601 with a zone; inclusive")
+    until: ZonedTime | None = Field(default=None, description="ISO 8601 with a zone; exclusive")
 
 
 class FlowTotals(BaseModel):
