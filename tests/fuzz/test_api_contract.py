@@ -275,6 +275,24 @@ HOSTILE: dict[tuple[str, str], list[Any]] = {
         {"discoverable": None, "name": "renamed"},
         {"is_discoverable": False},
     ],
+    ("POST", "/api/v1/exchanges"): [
+        {"listing": 1},
+        {"listing": None},
+        {"listing": ""},
+        {"listing": "x", "hours": 0},
+        {"listing": "x", "hours": "2"},
+        {"listing": "x", "quantity": HUGE_INT},
+        {"listing": "x", "quantity": 1.5},
+        {"listing": ["x"]},
+        {"listing": "x", "note": "n" * 5000},
+    ],
+    ("POST", "/api/v1/exchanges/{id}/messages"): [
+        {"text": ""},
+        {"text": None},
+        {"text": 1},
+        {"text": "t" * 6000},
+        {"text": "hi", "extra": True},
+    ],
     ("POST", "/api/v1/partnerships/propose"): [
         {"target": 1},
         {"target": None},
@@ -336,7 +354,12 @@ def _error_problem(resp: requests.Response) -> str | None:
 
 def _state(http: requests.Session, base_url: str) -> dict[str, Any]:
     state = {}
-    for path in ("/api/v1/listings", "/api/v1/federation/blocks", "/api/v1/partnerships"):
+    for path in (
+        "/api/v1/listings",
+        "/api/v1/federation/blocks",
+        "/api/v1/partnerships",
+        "/api/v1/exchanges",
+    ):
         resp = http.get(base_url + path, timeout=30)
         assert resp.status_code == 200, resp.text
         state[path] = resp.json()
