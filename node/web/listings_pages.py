@@ -116,9 +116,8 @@ async def create_listing(page: Page) -> web.StreamResponse:
 @routes.get(f"/listings/{ID}", name="listing")
 @member_page
 async def listing_detail(page: Page) -> web.StreamResponse:
-    listing = await service.get_visible_listing(page.db, page.member, page.request.match_info["id"])
-    can_edit = service.may_edit(page.member, listing)
-    return page.render("listings/detail.html", listing=view_of_listing(listing), can_edit=can_edit)
+    detail = await service.get_listing_detail(page.db, page.member, page.request.match_info["id"])
+    return page.render("listings/detail.html", detail=detail, listing=detail.listing)
 
 
 async def _editable(page: Page) -> Listing:
