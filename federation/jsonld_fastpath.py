@@ -35,7 +35,7 @@ MAX_DEPTH: Final = 32
 
 _AS_CONTEXT_URLS = frozenset({AS_CONTEXT_URL, "http://www.w3.org/ns/activitystreams"})
 # Nodes under these keys are parsed in their own right, so their `type` is read.
-_TYPE_READING_KEYS = frozenset({"object", "orderedItems", "items", "first"})
+_TYPE_READING_KEYS = frozenset({"object", "orderedItems", "items", "first", "result", "stipulates"})
 _GEN_DELIMS = tuple(":/?#[]@")
 _TERM_DEFINITION_KEYS = frozenset({"@id", "@type", "@container"})
 

@@ -40,7 +40,10 @@ READ_TERMS = frozenset(
     | {"url", "href", "preferredUsername", "inbox", "outbox", "followers", "endpoints"}
     | {"sharedInbox", "publicKey", "owner", "publicKeyPem", "publicOfferCount"}
     | {"publicNeedCount", "orderedItems", "items", "first", "next", "prev", "partOf"}
-    | {"totalItems"}
+    | {"totalItems", "context", "result", "stipulates"}
+    | {"satisfies", "provider", "receiver", "resourceQuantity", "effortQuantity", "hasUnit"}
+    | {"hasNumericalValue", "providerMember", "receiverMember", "providerName", "receiverName"}
+    | {"member", "memberName"}
 )
 """Every compact name a parser here reads (collections included, for callers
 that page outboxes). The JSON-LD fast path trusts a document as-is only when

@@ -8,6 +8,7 @@ from aiohttp import web
 
 import node.api.auth
 import node.api.discovery
+import node.api.exchanges
 import node.api.federation
 import node.api.jobs
 import node.api.listings

@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from storage.states import (
     Audience,
     DeliveryState,
+    ExchangeStatus,
     FollowDirection,
     FollowState,
     InboxState,
@@ -62,8 +63,10 @@ STATE_COLUMNS: dict[str, dict[str, type[StrEnum]]] = {
     "deliveries": {"state": DeliveryState},
     "community_partnerships": {"state": PartnershipState, "initiated_by": Initiator},
     "jobs": {"state": JobState},
+    "exchanges": {"status": ExchangeStatus, "listing_kind": Kind},
 }
-"""Every state column and the states it may hold; the models and migration 0008 read this."""
+"""Every state column and the states it may hold; the models read this, and
+migrations 0008 (the tables before it) and 0010 (exchanges) freeze it."""
 
 
 def _checks(table: str) -> tuple[CheckConstraint, ...]:
@@ -403,8 +406,114 @@ class CommunityPartnership(Base):
     )
 
 
+class Exchange(Base):
+    """A request for a listing between two members, possibly of two communities.
+
+    Each node that holds a party keeps one row, and both rows carry the same
+    `agreement_id` (the requester's node mints it), so the two ledgers can be
+    compared line by line. Parties on this node are `*_member_id`; every party
+    is also named by handle (`user@host`) and display name, which is all we
+    know of a member of another node. The listing is a snapshot (`listing_*`)
+    plus `listing_id` when it is one of ours. `offer_activity_id` is the Offer
+    that an Accept or Reject must name; `answer_activity_id` what answered it.
+    """
+
+    __tablename__ = "exchanges"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    agreement_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    offer_activity_id: Mapped[str] = mapped_column(String(2048), index=True)
+    answer_activity_id: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=ExchangeStatus.REQUESTED)
+    listing_id: Mapped[str | None] = mapped_column(
+        ForeignKey("listings.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    listing_ap_id: Mapped[str] = mapped_column(String(2048))
+    listing_title: Mapped[str] = mapped_column(String(200))
+    listing_kind: Mapped[str] = mapped_column(String(8))
+    provider_community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    receiver_community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    is_cross_community: Mapped[bool] = mapped_column(Boolean)
+    provider_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    receiver_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    provider_handle: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    receiver_handle: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    provider_name: Mapped[str] = mapped_column(String(200), default="")
+    receiver_name: Mapped[str] = mapped_column(String(200), default="")
+    quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    provider_community: Mapped[Community] = relationship(
+        lazy="joined", foreign_keys=[provider_community_id]
+    )
+    receiver_community: Mapped[Community] = relationship(
+        lazy="joined", foreign_keys=[receiver_community_id]
+    )
+
+    __table_args__ = (
+        Index("ix_exchanges_provider_community_id_status", "provider_community_id", "status"),
+        Index("ix_exchanges_receiver_community_id_status", "receiver_community_id", "status"),
+        *_checks("exchanges"),
+    )
+
+    @property
+    def listing_community_id(self) -> int:
+        """The side that posted the listing: the provider of an offer, the receiver of a need."""
+        return (
+            self.provider_community_id
+            if self.listing_kind == Kind.OFFER
+            else self.receiver_community_id
+        )
+
+    @property
+    def requester_community_id(self) -> int:
+        return (
+            self.receiver_community_id
+            if self.listing_kind == Kind.OFFER
+            else self.provider_community_id
+        )
+
+
+class ExchangeMessage(Base):
+    """One message in an exchange's thread, written by a member of either party."""
+
+    __tablename__ = "exchange_messages"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    ap_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    exchange_id: Mapped[str] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"))
+    author_community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    author_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True
+    )
+    author_handle: Mapped[str] = mapped_column(String(320))
+    author_name: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_exchange_messages_exchange_id_created_at", "exchange_id", "created_at"),
+    )
+
+
 class Notification(Base):
-    """Something a community's stewards should see, like a partnership proposal."""
+    """Something to see: for a community's stewards (a partnership proposal) when
+    `member_id` is None, else for that one member (an exchange answered)."""
 
     __tablename__ = "notifications"
 
@@ -416,6 +525,12 @@ class Notification(Base):
     text: Mapped[str] = mapped_column(Text)
     partnership_id: Mapped[str | None] = mapped_column(
         ForeignKey("community_partnerships.id", ondelete="CASCADE"), nullable=True
+    )
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    exchange_id: Mapped[str | None] = mapped_column(
+        ForeignKey("exchanges.id", ondelete="CASCADE"), nullable=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(nullable=True)

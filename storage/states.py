@@ -99,6 +99,17 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ExchangeStatus(StrEnum):
+    """An exchange's life: `requested`, then `accepted` or `declined`; an accepted
+    one ends `completed`; either party may `cancel` one that has not ended."""
+
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
 def values(states: type[StrEnum]) -> tuple[str, ...]:
     """The stored spellings, for CHECK constraints and validation messages."""
     return tuple(state.value for state in states)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from storage.states import Initiator, ListingStatus, PartnershipState
+from storage.states import ExchangeStatus, Initiator, ListingStatus, PartnershipState
 from storage.states import Kind as KindState
 from storage.states import Origin as OriginState
 from storage.states import Visibility as VisibilityState
@@ -255,3 +255,106 @@ class NotificationList(BaseModel):
     items: list[NotificationOut]
     unread: int
     next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+# --- exchanges ----------------------------------------------------------------------
+
+
+class ExchangeCreate(StrictModel):
+    listing: str = Field(min_length=1, max_length=2048, description="Listing id or AP id")
+    quantity: int | None = Field(default=None, ge=1, le=1_000_000)
+    hours: float | None = Field(default=None, gt=0, le=100_000)
+    note: str = Field(default="", max_length=2000)
+
+
+class ExchangeQuery(StrictModel):
+    cross_community: bool | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
+class ExchangeListingRef(BaseModel):
+    ap_id: str
+    title: str
+    kind: KindState
+    id: str | None = Field(description="The listing's id when it is one of this node's")
+
+
+class ExchangeParty(BaseModel):
+    member: str | None = Field(description="user@host; null until the other node names it")
+    name: str
+    community_id: str = Field(description="The community's actor URL")
+    community_name: str
+
+
+class ExchangeOut(BaseModel):
+    id: str
+    agreement_id: str
+    status: ExchangeStatus
+    listing: ExchangeListingRef
+    provider: ExchangeParty
+    receiver: ExchangeParty
+    provider_community_id: str
+    receiver_community_id: str
+    is_cross_community: bool
+    quantity: int | None
+    hours: float | None
+    note: str
+    role: Literal["provider", "receiver", "steward"]
+    other_party_name: str
+    actions: list[Literal["accept", "decline", "complete", "cancel"]]
+    messages_count: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class ExchangeList(BaseModel):
+    items: list[ExchangeOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class MessageCreate(StrictModel):
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class MessageOut(BaseModel):
+    id: str
+    author: str = Field(description="user@host")
+    author_name: str
+    is_mine: bool
+    text: str
+    created_at: datetime
+
+
+class MessageList(BaseModel):
+    items: list[MessageOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class FlowQuery(StrictModel):
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class FlowTotals(BaseModel):
+    count: int
+    hours: float
+
+
+class FlowPartner(BaseModel):
+    community_id: str
+    name: str
+    outgoing_count: int
+    incoming_count: int
+    outgoing_hours: float
+    incoming_hours: float
+    net_hours: float = Field(description="incoming_hours - outgoing_hours")
+
+
+class FlowsOut(BaseModel):
+    internal: FlowTotals
+    outgoing: FlowTotals
+    incoming: FlowTotals
+    leakage_ratio: float
+    by_community: list[FlowPartner]

@@ -3,6 +3,7 @@
 from storage.states import (
     Audience,
     DeliveryState,
+    ExchangeStatus,
     FollowDirection,
     FollowState,
     InboxState,
@@ -19,6 +20,7 @@ from storage.states import (
 __all__ = [
     "Audience",
     "DeliveryState",
+    "ExchangeStatus",
     "FollowDirection",
     "FollowState",
     "InboxState",

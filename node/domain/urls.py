@@ -50,6 +50,16 @@ def listing(actor: str, listing_id: str) -> str:
     return f"{actor}/listings/{listing_id}"
 
 
+def agreement(actor: str, exchange_id: str) -> str:
+    """An exchange's agreement, named by the requester's community, which mints it."""
+    return f"{actor}/exchanges/{exchange_id}"
+
+
+def exchange_message(actor: str, message_id: str) -> str:
+    """One message of an exchange thread, named by its author's community."""
+    return f"{actor}/exchange-messages/{message_id}"
+
+
 def new_activity_id(actor: str) -> str:
     """A fresh, permanent id for an activity a community sends."""
     return f"{actor}/activities/{new_id()}"

@@ -5,7 +5,7 @@ or a partnership proposal. That thing is looked up once, and the handler
 for (thing, verb) runs with it inside one transaction, so an answer is
 applied whole or not at all. An answer that names nothing we know, or that
 comes from someone other than the other party, is recorded as ignored.
-Exchanges will add their own rows to the table, not branches to each verb.
+An exchange's Offer is answered the same way, by its id.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.inbox_processor import IgnoreActivity
 from federation.vocab import Activity
-from node.protocol import partnerships
+from node.protocol import exchanges, partnerships
 from node.protocol.context import FederationContext
 from node.protocol.job_handlers import cancel_backfill, enqueue_backfill
 from node.protocol.remote_actors import resolve_actor
-from storage.models import Community, CommunityPartnership, Follow
+from storage.models import Community, CommunityPartnership, Exchange, Follow
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
 from storage.states import FollowState
 
 Verb = Literal["Accept", "Reject", "Undo"]
-Thing = Literal["follow", "partnership"]
+Thing = Literal["follow", "partnership", "exchange"]
 
 
 class NotAnAnswer(IgnoreActivity):
@@ -44,6 +44,7 @@ class Answered:
     sender: Community
     follow: Follow | None = None
     partnership: CommunityPartnership | None = None
+    exchange: Exchange | None = None
 
 
 AnswerHandler = Callable[[AsyncSession, Activity, Answered], Awaitable[None]]
@@ -70,6 +71,9 @@ async def find_answered(session: AsyncSession, activity: Activity, sender: Commu
         if partnership.remote_community_id != sender.id:
             raise NotAnAnswer(f"{activity.type} from {sender.ap_id} for someone else's proposal")
         return Answered("partnership", sender, partnership=partnership)
+    exchange = await exchanges.lookup_answered(session, named)
+    if exchange is not None:
+        return Answered("exchange", sender, exchange=exchange)
     if activity.partnership:
         raise NotAnAnswer(f"{activity.type} answers no partnership with {sender.ap_id}")
     obj = activity.object
@@ -142,6 +146,12 @@ def _partnership(
     return handle
 
 
+async def exchange_answered(session: AsyncSession, activity: Activity, answered: Answered) -> None:
+    """Accept or Reject of an Offer we sent; `exchanges` checks who may answer it."""
+    assert answered.exchange is not None
+    await exchanges.exchange_answered(session, activity, answered.exchange, answered.sender)
+
+
 ANSWER_HANDLERS: dict[tuple[Thing, str], AnswerHandler] = {
     ("follow", "Accept"): follow_accepted,
     ("follow", "Reject"): follow_rejected,
@@ -149,6 +159,8 @@ ANSWER_HANDLERS: dict[tuple[Thing, str], AnswerHandler] = {
     ("partnership", "Accept"): _partnership(partnerships.receive_accept),
     ("partnership", "Reject"): _partnership(partnerships.receive_reject),
     ("partnership", "Undo"): _partnership(partnerships.receive_undo),
+    ("exchange", "Accept"): exchange_answered,
+    ("exchange", "Reject"): exchange_answered,
 }
 
 

@@ -17,7 +17,7 @@ from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity,
 from federation.jsonld import normalize_activity
 from federation.vocab import Activity, parse_note
 from node.domain import urls
-from node.protocol import partnerships
+from node.protocol import exchanges, partnerships
 from node.protocol.answers import on_answer
 from node.protocol.context import FederationContext
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
@@ -100,6 +100,13 @@ async def _may_receive(ctx: FederationContext, origin: Community, audience: str)
 
 
 async def on_create_or_update(ctx: FederationContext, activity: Activity) -> None:
+    """A listing to mirror, or, for exchanges, a thread message or a status change."""
+    if activity.type == "Create" and exchanges.is_exchange_message(activity):
+        await exchanges.on_thread_message(ctx, activity)
+        return
+    if activity.type == "Update" and exchanges.is_exchange_update(activity):
+        await exchanges.on_agreement_update(ctx, activity)
+        return
     if not isinstance(activity.object, dict):
         raise Ignored("we only mirror listings embedded in the activity")
     note = parse_note(normalize_activity(activity.object))
@@ -153,6 +160,7 @@ def inbox_handlers(app: web.Application) -> dict[str, Handler]:
 
 HANDLERS: dict[str, ProtocolHandler] = {
     "Follow": on_follow,
+    "Offer": exchanges.on_offer,
     "Undo": on_answer,
     "Accept": on_answer,
     "Reject": on_answer,

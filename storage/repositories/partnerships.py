@@ -119,6 +119,8 @@ class PartnershipRepository:
 
 
 class NotificationRepository:
+    """Stewards' notifications (no `member_id`) by community; a member's own by member."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -132,7 +134,7 @@ class NotificationRepository:
     ) -> Sequence[Notification]:
         result = await self.session.execute(
             select(Notification)
-            .where(Notification.community_id == community_id)
+            .where(Notification.community_id == community_id, Notification.member_id.is_(None))
             .order_by(Notification.created_at.desc(), Notification.id.desc())
             .limit(limit)
         )
@@ -141,7 +143,9 @@ class NotificationRepository:
     async def page_for_community(
         self, community_id: int, after: Position | None, limit: int
     ) -> Sequence[Notification]:
-        query = select(Notification).where(Notification.community_id == community_id)
+        query = select(Notification).where(
+            Notification.community_id == community_id, Notification.member_id.is_(None)
+        )
         page = page_after(query, Notification.created_at, Notification.id, after, limit)
         return (await self.session.scalars(page)).all()
 
@@ -149,14 +153,43 @@ class NotificationRepository:
         result = await self.session.execute(
             select(func.count())
             .select_from(Notification)
-            .where(Notification.community_id == community_id, Notification.read_at.is_(None))
+            .where(
+                Notification.community_id == community_id,
+                Notification.member_id.is_(None),
+                Notification.read_at.is_(None),
+            )
         )
         return int(result.scalar_one())
 
     async def mark_read(self, community_id: int, partnership_id: str | None = None) -> None:
         stmt = update(Notification).where(
-            Notification.community_id == community_id, Notification.read_at.is_(None)
+            Notification.community_id == community_id,
+            Notification.member_id.is_(None),
+            Notification.read_at.is_(None),
         )
         if partnership_id is not None:
             stmt = stmt.where(Notification.partnership_id == partnership_id)
+        await self.session.execute(stmt.values(read_at=utcnow()))
+
+    async def page_for_member(
+        self, member_id: int, after: Position | None, limit: int
+    ) -> Sequence[Notification]:
+        query = select(Notification).where(Notification.member_id == member_id)
+        page = page_after(query, Notification.created_at, Notification.id, after, limit)
+        return (await self.session.scalars(page)).all()
+
+    async def unread_for_member(self, member_id: int) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.member_id == member_id, Notification.read_at.is_(None))
+        )
+        return int(result.scalar_one())
+
+    async def mark_read_for_member(self, member_id: int, exchange_id: str | None = None) -> None:
+        stmt = update(Notification).where(
+            Notification.member_id == member_id, Notification.read_at.is_(None)
+        )
+        if exchange_id is not None:
+            stmt = stmt.where(Notification.exchange_id == exchange_id)
         await self.session.execute(stmt.values(read_at=utcnow()))
