@@ -9,6 +9,7 @@ from node.static_files import add_folder
 from node.web import (
     auth_pages,
     community_pages,
+    exchange_pages,
     flow_pages,
     listings_pages,
     network_listings_pages,
@@ -26,6 +27,7 @@ ROUTE_TABLES = (
     partnership_pages.routes,
     community_pages.routes,
     flow_pages.routes,
+    exchange_pages.routes,
 )
 
 
