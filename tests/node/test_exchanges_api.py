@@ -97,14 +97,13 @@ async def test_wrong_party_and_wrong_state_are_refused(node: NodeHandle) -> None
 
 async def test_a_listing_the_member_may_not_see_is_not_found(node: NodeHandle) -> None:
     ada = await node.login("ada")
-    await node.add_member("zed", community=None)
     assert (await post(node, "/exchanges", ada, {"listing": "nope"}))[0] == 404
     assert (
         await post(node, "/exchanges", ada, {"listing": "http://elsewhere.test/c/x/listings/1"})
     )[0] == 404
     own = await listing(node, ada)
     assert (await post(node, "/exchanges", ada, {"listing": own["id"]}))[0] == 409
-    status, body = await post(node, "/exchanges", ada, {"listing": own["id"], "hours": -1})
+    status, _ = await post(node, "/exchanges", ada, {"listing": own["id"], "hours": -1})
     assert status == 422
     status, mine = await get(node, "/exchanges", ada)
     assert mine["items"] == []
