@@ -135,3 +135,20 @@ def view_of_remote(cached: RemoteListing) -> ListingView:
         created_at=cached.published_at or cached.received_at,
         updated_at=cached.remote_updated_at or cached.updated_at,
     )
+
+
+@dataclass(frozen=True)
+class ListingDetail:
+    """A listing on its own page: where it is from the viewer, and what the viewer may do.
+
+    `place` is the listing's own location or, when it has none, its community's
+    (`place_is_community`); `distance_km` is measured from the viewer's
+    community and is None when either end has no location.
+    """
+
+    listing: ListingView
+    place: Place | None
+    place_is_community: bool
+    distance_km: float | None
+    is_own: bool
+    can_edit: bool

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.domain.geo import distance_km
 from node.domain.listings import (
     ListingChanges,
+    ListingDetail,
     ListingDraft,
     ListingView,
+    Place,
     view_of_listing,
     view_of_remote,
 )
@@ -15,7 +18,7 @@ from node.domain.urls import listing as listing_url
 from node.domain.visibility import Viewer, may_view, resolve_visibility
 from node.errors import Forbidden, NotFound, ValidationFailed
 from node.protocol.publishing import publish_listing_change
-from storage.models import Listing, Member, new_id, utcnow
+from storage.models import Community, Listing, Member, new_id, utcnow
 from storage.paging import Position
 from storage.repositories import ListingFilters, ListingRepository
 from storage.repositories.remote_listings import RemoteListingRepository
@@ -147,3 +150,46 @@ def may_edit(member: Member, listing: Listing) -> bool:
     if member.community_id != listing.community_id:
         return False
     return member.is_steward or listing.author_id == member.id
+
+
+async def get_listing_detail(
+    session: AsyncSession, member: Member, listing_id: str
+) -> ListingDetail:
+    """Any listing the member may see by its local id: one of ours, or a mirrored one.
+
+    A mirrored listing is shown under the same rule as the lists: public ones to
+    every community here, partner-only ones to a community in an active
+    partnership with its origin, none from a blocked host. Anything else is a
+    404, the same answer as for an id that does not exist.
+    """
+    listing = await ListingRepository(session).get(listing_id)
+    if listing is not None and may_view(listing, Viewer(local_community_id=member.community_id)):
+        own = listing.author_id is not None and listing.author_id == member.id
+        return _detail(
+            view_of_listing(listing), listing.community, member, own, may_edit(member, listing)
+        )
+    cached = await RemoteListingRepository(session).get_visible_to(member.community_id, listing_id)
+    if cached is None:
+        raise NotFound("no such listing")
+    return _detail(view_of_remote(cached), cached.origin_community, member, False, False)
+
+
+def _place_of(community: Community) -> Place | None:
+    if community.latitude is None or community.longitude is None:
+        return None
+    return Place(community.latitude, community.longitude)
+
+
+def _detail(
+    view: ListingView, community: Community, member: Member, own: bool, can_edit: bool
+) -> ListingDetail:
+    place = view.location or _place_of(community)
+    home = _place_of(member.community)
+    return ListingDetail(
+        listing=view,
+        place=place,
+        place_is_community=view.location is None and place is not None,
+        distance_km=distance_km(home, place) if home and place else None,
+        is_own=own,
+        can_edit=can_edit,
+    )

@@ -17,6 +17,7 @@ from node.api.schemas import ListingQuery
 from node.domain.listings import ListingChanges, view_of_listing
 from node.errors import BadRequest, Forbidden
 from node.services import listings as service
+from node.services.exchanges import MAX_NOTE
 from node.web.guards import Page, member_page, redirect
 from node.web.listing_forms import ListingForm
 from storage.models import Listing
@@ -116,9 +117,10 @@ async def create_listing(page: Page) -> web.StreamResponse:
 @routes.get(f"/listings/{ID}", name="listing")
 @member_page
 async def listing_detail(page: Page) -> web.StreamResponse:
-    listing = await service.get_visible_listing(page.db, page.member, page.request.match_info["id"])
-    can_edit = service.may_edit(page.member, listing)
-    return page.render("listings/detail.html", listing=view_of_listing(listing), can_edit=can_edit)
+    detail = await service.get_listing_detail(page.db, page.member, page.request.match_info["id"])
+    return page.render(
+        "listings/detail.html", detail=detail, listing=detail.listing, max_note=MAX_NOTE
+    )
 
 
 async def _editable(page: Page) -> Listing:

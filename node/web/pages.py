@@ -9,6 +9,8 @@ from node.static_files import add_folder
 from node.web import (
     auth_pages,
     community_pages,
+    exchange_pages,
+    flow_pages,
     listings_pages,
     network_listings_pages,
     partnership_pages,
@@ -24,6 +26,8 @@ ROUTE_TABLES = (
     steward_pages.routes,
     partnership_pages.routes,
     community_pages.routes,
+    flow_pages.routes,
+    exchange_pages.routes,
 )
 
 

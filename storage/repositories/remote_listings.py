@@ -136,22 +136,15 @@ class RemoteListingRepository:
         )
         return [origin_id for origin_id, host in origins if host_is_blocked(blocked, host)]
 
-    async def page_visible_to(
-        self,
-        community_id: int,
-        filters: ListingFilters,
-        after: Position | None,
-        limit: int,
-        *,
-        include_public: bool,
-        include_partners: bool,
-    ) -> list[RemoteListing]:
-        """What local community `community_id` may show of the mirror, newest first, paged.
+    @staticmethod
+    def _shown_to(
+        community_id: int, include_public: bool, include_partners: bool
+    ) -> ColumnElement[bool] | None:
+        """The mirror rows local community `community_id` may see, blocks aside.
 
         Public listings are for every community on the node; a partner-only
         listing only for a community in an active partnership with its origin,
         so one community's partnership ending changes nothing for another's.
-        Blocked origins are left out in the query, before the limit.
         """
         shown: list[ColumnElement[bool]] = []
         if include_public:
@@ -166,8 +159,38 @@ class RemoteListingRepository:
                 & RemoteListing.origin_community_id.in_(partnered)
             )
         if not shown:
+            return None
+        return or_(*shown) & RemoteListing.is_tombstoned.is_(False)
+
+    async def get_visible_to(self, community_id: int, listing_id: str) -> RemoteListing | None:
+        """One mirrored listing by its local id, if local community `community_id` may see it."""
+        shown = self._shown_to(community_id, include_public=True, include_partners=True)
+        assert shown is not None
+        query = select(RemoteListing).where(RemoteListing.id == listing_id, shown)
+        cached = (await self.session.scalars(query)).one_or_none()
+        if cached is None:
+            return None
+        blocked = await BlockRepository(self.session).domains()
+        return None if host_is_blocked(blocked, cached.origin_community.host) else cached
+
+    async def page_visible_to(
+        self,
+        community_id: int,
+        filters: ListingFilters,
+        after: Position | None,
+        limit: int,
+        *,
+        include_public: bool,
+        include_partners: bool,
+    ) -> list[RemoteListing]:
+        """What local community `community_id` may show of the mirror, newest first, paged.
+
+        Blocked origins are left out in the query, before the limit.
+        """
+        shown = self._shown_to(community_id, include_public, include_partners)
+        if shown is None:
             return []
-        query = select(RemoteListing).where(or_(*shown), RemoteListing.is_tombstoned.is_(False))
+        query = select(RemoteListing).where(shown)
         blocked = await self._blocked_origins()
         if blocked:
             query = query.where(RemoteListing.origin_community_id.not_in(blocked))
