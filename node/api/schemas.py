@@ -280,6 +280,10 @@ class NearQuery(StrictModel):
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
     lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
     radius_km: float | None = Field(default=None, ge=0.1, le=20_100, allow_inf_nan=False)
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
 # --- exchanges ----------------------------------------------------------------------
 
 
@@ -371,6 +375,8 @@ class CommunitySettingsOut(BaseModel):
 
 class InstancePeers(RootModel[list[str]]):
     """Host names (with the port where it is not the default), as Mastodon lists them."""
+
+
 class ExchangeListingRef(BaseModel):
     ap_id: str
     title: str
