@@ -40,7 +40,7 @@ READ_TERMS = frozenset(
     | {"url", "href", "preferredUsername", "inbox", "outbox", "followers", "endpoints"}
     | {"sharedInbox", "publicKey", "owner", "publicKeyPem", "publicOfferCount"}
     | {"publicNeedCount", "orderedItems", "items", "first", "next", "prev", "partOf"}
-    | {"totalItems"}
+    | {"totalItems", "authorName"}
 )
 """Every compact name a parser here reads (collections included, for callers
 that page outboxes). The JSON-LD fast path trusts a document as-is only when
@@ -83,6 +83,7 @@ class Note:
     visibility: str | None
     location: Place | None
     url: str | None
+    author_name: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -342,6 +343,7 @@ def parse_note(doc: Any) -> Note:
         visibility=_string(doc, "visibility", "note"),
         location=_place(doc.get("location"), "note.location"),
         url=_display_url(doc.get("url")),
+        author_name=_string(doc, "authorName", "note"),
     )
 
 

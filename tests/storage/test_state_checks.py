@@ -19,6 +19,7 @@ MIGRATION_STATES = {
     "deliveries": {"state"},
     "community_partnerships": {"state", "initiated_by"},
     "jobs": {"state"},
+    "invitations": {"role"},
 }
 
 
