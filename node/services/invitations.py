@@ -141,9 +141,11 @@ async def register(
         created_at=now,
     )
     try:
-        await members.add(member)
+        async with session.begin_nested():  # a lost race on the name leaves the session usable
+            await members.add(member)
     except IntegrityError as exc:
         raise Conflict(f"the username {normal!r} is taken; choose another") from exc
     claimed.used_by_id = member.id
     await session.flush()
+    await session.refresh(member, ["community"])
     return member

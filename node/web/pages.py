@@ -7,11 +7,13 @@ from aiohttp import web
 from node.appkeys import TEMPLATES
 from node.static_files import add_folder
 from node.web import (
+    account_pages,
     auth_pages,
     community_pages,
     listings_pages,
     network_listings_pages,
     partnership_pages,
+    people_pages,
     steward_pages,
 )
 from node.web.nav_alerts import setup_nav_alerts
@@ -24,6 +26,8 @@ ROUTE_TABLES = (
     steward_pages.routes,
     partnership_pages.routes,
     community_pages.routes,
+    people_pages.routes,
+    account_pages.routes,
 )
 
 
