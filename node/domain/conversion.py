@@ -133,5 +133,6 @@ def _author_name(name: str | None) -> str | None:
     """One printable line, bounded as our own display names are."""
     if name is None:
         return None
-    cleaned = " ".join("".join(c for c in name if c.isprintable()).split())
+    words = ("".join(c for c in word if c.isprintable()) for word in name.split())
+    cleaned = " ".join(word for word in words if word)
     return cleaned[:AUTHOR_MAX] or None
