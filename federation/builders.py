@@ -129,6 +129,7 @@ def build_note(
     visibility: str | None = None,
     location: Place | None = None,
     url: str | None = None,
+    author_name: str | None = None,
 ) -> dict[str, Any]:
     """A listing as an AS2 Note. `summary` stays unset: Mastodon shows it as a
     content warning and would hide the listing behind it."""
@@ -143,7 +144,13 @@ def build_note(
         "to": list(to),
         "cc": list(cc),
     }
-    extensions = {"kind": kind, "category": category, "status": status, "visibility": visibility}
+    extensions = {
+        "kind": kind,
+        "category": category,
+        "status": status,
+        "visibility": visibility,
+        "authorName": author_name,
+    }
     document.update({key: value for key, value in extensions.items() if value is not None})
     if updated is not None:
         document["updated"] = _timestamp(updated)

@@ -43,7 +43,7 @@ READ_TERMS = frozenset(
     | {"totalItems", "discoverable", "context", "result", "stipulates"}
     | {"satisfies", "provider", "receiver", "resourceQuantity", "effortQuantity", "hasUnit"}
     | {"hasNumericalValue", "providerMember", "receiverMember", "providerName", "receiverName"}
-    | {"member", "memberName"}
+    | {"member", "memberName", "authorName"}
 )
 """Every compact name a parser here reads (collections included, for callers
 that page outboxes). The JSON-LD fast path trusts a document as-is only when
@@ -86,6 +86,7 @@ class Note:
     visibility: str | None
     location: Place | None
     url: str | None
+    author_name: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -346,6 +347,7 @@ def parse_note(doc: Any) -> Note:
         visibility=_string(doc, "visibility", "note"),
         location=_place(doc.get("location"), "note.location"),
         url=_display_url(doc.get("url")),
+        author_name=_string(doc, "authorName", "note"),
     )
 
 

@@ -13,6 +13,7 @@ import node.api.exchanges
 import node.api.federation
 import node.api.jobs
 import node.api.listings
+import node.api.members
 import node.api.partnerships  # noqa: F401  (registers routes)
 from federation.http_client import HttpLimits, create_client_session
 from node import __version__

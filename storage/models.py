@@ -65,6 +65,7 @@ STATE_COLUMNS: dict[str, dict[str, type[StrEnum]]] = {
     "community_partnerships": {"state": PartnershipState, "initiated_by": Initiator},
     "jobs": {"state": JobState},
     "exchanges": {"status": ExchangeStatus, "listing_kind": Kind},
+    "invitations": {"role": Role},
 }
 """Every state column and the states it may hold; the models read this, and
 migrations 0008 (the tables before it) and 0010 (exchanges) freeze it."""
@@ -142,6 +143,10 @@ class Member(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    display_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    bio: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A deactivated member keeps its rows (listings, history) but cannot sign in.
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     community: Mapped[Community] = relationship(lazy="joined")
 
@@ -150,6 +155,11 @@ class Member(Base):
     @property
     def is_steward(self) -> bool:
         return self.role == Role.STEWARD
+
+    @property
+    def shown_name(self) -> str:
+        """What others see: the display name the member chose, else the username."""
+        return self.display_name or self.username
 
 
 class AuthToken(Base):
@@ -229,6 +239,7 @@ class RemoteListing(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     is_tombstoned: Mapped[bool] = mapped_column(Boolean, default=False)
+    author_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     origin_community: Mapped[Community] = relationship(lazy="joined")
 
@@ -597,3 +608,59 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     __table_args__ = (Index("ix_jobs_state_next_run_at", "state", "next_run_at"), *_checks("jobs"))
+
+
+class Invitation(Base):
+    """A single-use sign-up link a steward handed out. Only a hash of its secret is kept.
+
+    Its state is read from the times: `revoked_at`, else `used_at`, else
+    `expires_at` passed, else unused. Claiming it is one conditional UPDATE
+    that sets `used_at` only while all three are unset, so two people racing
+    for one link cannot both get in.
+    """
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    used_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    created_by: Mapped[Member | None] = relationship(lazy="joined", foreign_keys=[created_by_id])
+    used_by: Mapped[Member | None] = relationship(lazy="joined", foreign_keys=[used_by_id])
+
+    __table_args__ = (
+        Index("ix_invitations_community_id_created_at", "community_id", "created_at"),
+        *_checks("invitations"),
+    )
+
+
+class PasswordReset(Base):
+    """A one-time link a steward made so a member can set a new password without email.
+
+    Like an invitation: hashed, expiring, claimed by one conditional UPDATE.
+    """
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    member: Mapped[Member] = relationship(lazy="joined", foreign_keys=[member_id])

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from node.api.schemas import (
-    CommunityRef as CommunityRefOut,
-)
-from node.api.schemas import (
+    AuthorRef,
     ListingCreate,
     ListingOut,
     ListingUpdate,
     Location,
     PartnershipOut,
+)
+from node.api.schemas import (
+    CommunityRef as CommunityRefOut,
 )
 from node.domain.listings import CommunityRef, ListingChanges, ListingDraft, ListingView, Place
 from storage.models import Community, CommunityPartnership
@@ -61,6 +62,7 @@ def listing_out(view: ListingView) -> ListingOut:
         location=Location(lat=location.lat, lon=location.lon) if location else None,
         community=community_out(view.community),
         origin=view.origin,
+        author=AuthorRef(name=view.author_name) if view.author_name else None,
         created_at=view.created_at,
         updated_at=view.updated_at,
     )

@@ -19,6 +19,7 @@ from pydantic import (
 from storage.states import ExchangeStatus, Initiator, ListingStatus, PartnershipState
 from storage.states import Kind as KindState
 from storage.states import Origin as OriginState
+from storage.states import Role as RoleState
 from storage.states import Visibility as VisibilityState
 
 
@@ -158,6 +159,13 @@ class CommunityRef(BaseModel):
     name: str
 
 
+RoleField = Annotated[RoleState, _state(RoleState)]
+
+
+class AuthorRef(BaseModel):
+    name: str = Field(description="The display name the poster chose (else their username).")
+
+
 class ListingOut(BaseModel):
     id: str
     ap_id: str
@@ -171,6 +179,9 @@ class ListingOut(BaseModel):
     location: Location | None
     community: CommunityRef
     origin: Origin
+    author: AuthorRef | None = Field(
+        default=None, description="Who posted it, by display name; null when not known."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -482,3 +493,98 @@ class FlowsOut(BaseModel):
     incoming: FlowTotals
     leakage_ratio: float
     by_community: list[FlowPartner]
+
+
+# --- members and accounts -------------------------------------------------------
+
+
+class InviteCreate(StrictModel):
+    role: RoleField = RoleState.MEMBER
+    expires_in_hours: int | None = Field(
+        default=None, ge=1, le=720, description="1 to 720 hours; 168 (a week) when not given."
+    )
+
+
+class InviteIssued(BaseModel):
+    """The only time the secret is shown: only its hash is kept."""
+
+    id: str
+    token: str
+    url: str = Field(description="The sign-up link to hand to the person invited.")
+    role: RoleField
+    expires_at: datetime
+
+
+class InviteOut(BaseModel):
+    id: str = Field(description="Pass to DELETE /invites/{id} to revoke.")
+    role: RoleField
+    state: Literal["unused", "used", "expired", "revoked"]
+    created_by: str | None = Field(description="Username of the steward who made it.")
+    created_at: datetime
+    expires_at: datetime
+    used_by: str | None
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class InviteList(BaseModel):
+    items: list[InviteOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class RegisterRequest(StrictModel):
+    invite: str = Field(min_length=1, max_length=256, description="The token from the link.")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    display_name: str = Field(default="", max_length=100)
+
+
+class MemberOut(BaseModel):
+    username: str
+    display_name: str
+    role: RoleField
+    active: bool
+    created_at: datetime
+
+
+class MemberList(BaseModel):
+    items: list[MemberOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class MemberQuery(StrictModel):
+    q: str | None = Field(default=None, max_length=100, description="Part of a username or name.")
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
+class MemberUpdate(StrictModel):
+    role: RoleField | None = None
+    active: bool | None = None
+
+
+class ResetIssued(BaseModel):
+    """The only time the secret is shown; the link works once, for 24 hours."""
+
+    username: str
+    token: str
+    url: str
+    expires_at: datetime
+
+
+class ResetRequest(StrictModel):
+    token: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class ProfileOut(BaseModel):
+    username: str
+    display_name: str
+    bio: str
+    role: RoleField
+    created_at: datetime
+
+
+class ProfileUpdate(StrictModel):
+    display_name: str | None = Field(default=None, max_length=100)
+    bio: str | None = Field(default=None, max_length=1000)

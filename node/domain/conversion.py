@@ -24,6 +24,7 @@ STATUSES = frozenset(values(ListingStatus))
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
 CATEGORY_MAX = 64
+AUTHOR_MAX = 100
 
 
 class NotShareable(Exception):
@@ -67,7 +68,15 @@ def listing_to_note(
         visibility=listing.visibility,
         location=location,
         url=listing.ap_id,
+        author_name=_federated_author(listing),
     )
+
+
+def _federated_author(listing: Listing) -> str | None:
+    """The display name the member chose; a username alone never leaves the node
+    (`attributedTo` stays the community, which speaks for its members)."""
+    author = listing.author
+    return author.display_name if author is not None and author.display_name else None
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,7 @@ class MirroredFields:
     url: str | None
     published_at: datetime | None
     remote_updated_at: datetime | None
+    author_name: str | None
 
 
 def _title_and_description(note: Note) -> tuple[str, str]:
@@ -115,4 +125,14 @@ def note_to_mirrored_fields(note: Note) -> MirroredFields:
         url=note.url,
         published_at=note.published,
         remote_updated_at=note.updated or note.published,
+        author_name=_author_name(note.author_name),
     )
+
+
+def _author_name(name: str | None) -> str | None:
+    """One printable line, bounded as our own display names are."""
+    if name is None:
+        return None
+    words = ("".join(c for c in word if c.isprintable()) for word in name.split())
+    cleaned = " ".join(word for word in words if word)
+    return cleaned[:AUTHOR_MAX] or None

@@ -110,7 +110,7 @@ def view_of_listing(listing: Listing) -> ListingView:
         location=_place(listing.latitude, listing.longitude),
         community=CommunityRef.of(listing.community),
         origin=Origin.LOCAL,
-        author_name=author.username if author is not None else None,
+        author_name=author.shown_name if author is not None else None,
         created_at=listing.created_at,
         updated_at=listing.updated_at,
     )
@@ -131,7 +131,7 @@ def view_of_remote(cached: RemoteListing) -> ListingView:
         location=_place(cached.latitude, cached.longitude),
         community=CommunityRef.of(cached.origin_community),
         origin=Origin.PUBLIC if public else Origin.PARTNER,
-        author_name=None,
+        author_name=cached.author_name or None,
         created_at=cached.published_at or cached.received_at,
         updated_at=cached.remote_updated_at or cached.updated_at,
     )

@@ -146,7 +146,9 @@ async def authenticate(
     if member is None:
         verify_password(_dummy_hash(), password)
         return None
-    return member if verify_password(member.password_hash, password) else None
+    if not verify_password(member.password_hash, password):
+        return None
+    return member if member.is_active else None
 
 
 async def issue_token(session: AsyncSession, member: Member, kind: str) -> IssuedToken:
@@ -167,7 +169,11 @@ async def issue_token(session: AsyncSession, member: Member, kind: str) -> Issue
 
 
 async def resolve_token(session: AsyncSession, secret: str, kind: str) -> AuthToken | None:
-    return await TokenRepository(session).get_valid(token_digest(secret), kind, utcnow())
+    """The live token for `secret`; none for a deactivated member, whatever is left of theirs."""
+    token = await TokenRepository(session).get_valid(token_digest(secret), kind, utcnow())
+    if token is None or not token.member.is_active:
+        return None
+    return token
 
 
 async def revoke_token(session: AsyncSession, secret: str) -> None:

@@ -56,6 +56,7 @@ async def create_listing(session: AsyncSession, member: Member, data: ListingDra
     )
     await ListingRepository(session).add(listing)
     listing.community = member.community
+    listing.author = member
     await publish_listing_change(session, listing, None, "create")
     return listing
 
@@ -92,6 +93,22 @@ async def update_listing(
     await session.flush()
     await publish_listing_change(session, listing, previous, "update")
     return listing
+
+
+async def close_listings_of(session: AsyncSession, author: Member) -> int:
+    """Close every open listing `author` posted, each federated as any close is.
+
+    For a member leaving the community: what they offered can no longer be
+    arranged with them. Returns how many were closed.
+    """
+    listings = await ListingRepository(session).active_by_author(author.id)
+    for listing in listings:
+        previous = listing.visibility
+        listing.status = ListingStatus.CLOSED
+        listing.updated_at = utcnow()
+        await session.flush()
+        await publish_listing_change(session, listing, previous, "update")
+    return len(listings)
 
 
 def _non_public(previous: str) -> str:

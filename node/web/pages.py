@@ -7,6 +7,7 @@ from aiohttp import web
 from node.appkeys import TEMPLATES
 from node.static_files import add_folder
 from node.web import (
+    account_pages,
     auth_pages,
     community_pages,
     exchange_pages,
@@ -14,6 +15,7 @@ from node.web import (
     listings_pages,
     network_listings_pages,
     partnership_pages,
+    people_pages,
     steward_pages,
 )
 from node.web.nav_alerts import setup_nav_alerts
@@ -28,6 +30,8 @@ ROUTE_TABLES = (
     community_pages.routes,
     flow_pages.routes,
     exchange_pages.routes,
+    people_pages.routes,
+    account_pages.routes,
 )
 
 

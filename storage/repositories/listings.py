@@ -55,6 +55,14 @@ class ListingRepository:
         await self.session.flush()
         return listing
 
+    async def active_by_author(self, author_id: int) -> list[Listing]:
+        result = await self.session.execute(
+            select(Listing)
+            .where(Listing.author_id == author_id, Listing.status == ListingStatus.ACTIVE)
+            .order_by(Listing.created_at, Listing.id)
+        )
+        return list(result.unique().scalars().all())
+
     async def delete(self, listing: Listing) -> None:
         await self.session.delete(listing)
         await self.session.flush()

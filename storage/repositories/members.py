@@ -2,10 +2,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialect import lock_rows
 from storage.models import AuthToken, Member
+from storage.paging import Position, page_after
+from storage.states import Role
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class MemberRepository:
@@ -25,6 +34,39 @@ class MemberRepository:
         self.session.add(member)
         await self.session.flush()
         return member
+
+    async def page(
+        self, community_id: int, search: str | None, after: Position | None, limit: int
+    ) -> list[Member]:
+        """Alphabetical by username; `search` matches inside username or display name."""
+        query = select(Member).where(Member.community_id == community_id)
+        if search:
+            pattern = _like_pattern(search.lower())
+            query = query.where(
+                or_(
+                    Member.username.like(pattern, escape="\\"),
+                    func.lower(Member.display_name).like(pattern, escape="\\"),
+                )
+            )
+        query = page_after(query, Member.username, Member.id, after, limit, descending=False)
+        return list((await self.session.execute(query)).scalars().all())
+
+    async def lock_active_stewards(self, community_id: int) -> list[Member]:
+        """The community's active stewards, locked (PostgreSQL) until the transaction ends.
+
+        Two stewards demoting each other at once: the second waits for the
+        first, then sees one steward fewer, so the last one is never lost.
+        """
+        query = select(Member.id).where(
+            Member.community_id == community_id,
+            Member.role == Role.STEWARD,
+            Member.is_active.is_(True),
+        )
+        ids = list((await self.session.execute(lock_rows(self.session, query))).scalars().all())
+        if not ids:
+            return []
+        result = await self.session.execute(select(Member).where(Member.id.in_(ids)))
+        return list(result.scalars().all())
 
 
 class TokenRepository:

@@ -314,6 +314,52 @@ HOSTILE: dict[tuple[str, str], list[Any]] = {
         {"domain": "x" * 256},
         {"domain": "a:b:" + "c" * 251},  # an IPv6-looking name gains brackets: 257 chars
     ],
+    ("POST", "/api/v1/invites"): [
+        {"role": "king"},
+        {"role": None},
+        {"role": 1},
+        {"expires_in_hours": 0},
+        {"expires_in_hours": 721},
+        {"expires_in_hours": HUGE_INT},
+        {"expires_in_hours": "24"},
+        {"role": "member", "token": "chosen-by-me"},
+    ],
+    ("POST", "/api/v1/auth/register"): [
+        {"invite": "unknown", "username": "newcomer", "password": "long enough pw"},
+        {"invite": "", "username": "newcomer", "password": "long enough pw"},
+        {"invite": None, "username": None, "password": None},
+        {"invite": DEEP, "username": "newcomer", "password": "long enough pw"},
+        {"invite": "x" * 257, "username": "newcomer", "password": "long enough pw"},
+        {"invite": "unknown", "username": UNICODE, "password": UNICODE},
+        {"invite": "unknown", "username": "a\u0000b", "password": "long enough pw"},
+        {"invite": "unknown", "username": "newcomer", "password": "long enough pw", "role": 1},
+    ],
+    ("PATCH", "/api/v1/members/{username}"): [
+        {"role": "king"},
+        {"role": 1},
+        {"active": "no"},
+        {"active": 0},
+        {"active": None, "role": DEEP},
+        {"username": "someone-else"},
+    ],
+    ("POST", "/api/v1/auth/reset"): [
+        {"token": "unknown", "password": "long enough pw"},
+        {"token": "", "password": ""},
+        {"token": None, "password": None},
+        {"token": DEEP, "password": "long enough pw"},
+        {"token": "unknown", "password": "x" * 1025},
+        {"password": "long enough pw"},
+    ],
+    ("PATCH", "/api/v1/me"): [
+        {"display_name": "x" * 101},
+        {"display_name": 1},
+        {"display_name": "a\u0007b"},
+        {"bio": "y" * 1001},
+        {"bio": DEEP},
+        {"bio": "a\u0000b"},
+        {"role": "steward"},
+        {"username": "renamed"},
+    ],
 }
 
 # Not a JSON object, or not JSON at all: sent to every POST/PATCH endpoint.

@@ -11,6 +11,7 @@ from tests.conftest import NodeHandle
 LISTING_KEYS = {
     "id",
     "ap_id",
+    "author",
     "kind",
     "title",
     "description",

@@ -20,6 +20,7 @@ MIGRATION_STATES = {
     "community_partnerships": {"state", "initiated_by"},
     "jobs": {"state"},
     "exchanges": {"status", "listing_kind"},
+    "invitations": {"role"},
 }
 
 
