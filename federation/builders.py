@@ -67,8 +67,12 @@ def build_actor_document(
     public_offer_count: int = 0,
     public_need_count: int = 0,
     published: datetime | None = None,
+    discoverable: bool = True,
 ) -> dict[str, Any]:
     """A community as an AS2 Group, shaped like the actors Mastodon serves.
+
+    `discoverable` is Mastodon's flag for "may be listed in directories";
+    other Commons nodes read it the same way.
 
     `description` is plain text; AS2 `summary` is HTML, so it is converted
     here rather than trusted to every caller.
@@ -91,7 +95,7 @@ def build_actor_document(
             "publicKeyPem": public_key_pem,
         },
         "manuallyApprovesFollowers": False,
-        "discoverable": True,
+        "discoverable": discoverable,
         "publicOfferCount": public_offer_count,
         "publicNeedCount": public_need_count,
     }

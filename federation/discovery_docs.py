@@ -82,8 +82,10 @@ def nodeinfo_document(
     local_posts: int,
     communities: Sequence[dict[str, Any]],
     open_registrations: bool,
+    peers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """A NodeInfo 2.1 document with the hosted communities in `metadata`.
+    """A NodeInfo 2.1 document with the hosted communities in `metadata`, and the
+    base URLs of the nodes this one knows (`peers`), from which others learn the network.
 
     The schema restricts the software name to `[a-z0-9-]`; a name outside it
     makes strict readers discard the whole document, so it is refused here.
@@ -99,5 +101,8 @@ def nodeinfo_document(
         "services": {"inbound": [], "outbound": []},
         "openRegistrations": open_registrations,
         "usage": {"users": {"total": users_total}, "localPosts": local_posts},
-        "metadata": {"communities": [dict(community) for community in communities]},
+        "metadata": {
+            "communities": [dict(community) for community in communities],
+            "peers": list(peers),
+        },
     }

@@ -40,7 +40,7 @@ READ_TERMS = frozenset(
     | {"url", "href", "preferredUsername", "inbox", "outbox", "followers", "endpoints"}
     | {"sharedInbox", "publicKey", "owner", "publicKeyPem", "publicOfferCount"}
     | {"publicNeedCount", "orderedItems", "items", "first", "next", "prev", "partOf"}
-    | {"totalItems"}
+    | {"totalItems", "discoverable"}
 )
 """Every compact name a parser here reads (collections included, for callers
 that page outboxes). The JSON-LD fast path trusts a document as-is only when
@@ -107,6 +107,7 @@ class Actor:
     public_offer_count: int | None
     public_need_count: int | None
     url: str | None
+    discoverable: bool | None = None
 
     @property
     def delivery_inbox(self) -> str:
@@ -403,7 +404,15 @@ def parse_actor(doc: Any) -> Actor:
         public_offer_count=_count(doc, "publicOfferCount", "actor"),
         public_need_count=_count(doc, "publicNeedCount", "actor"),
         url=_display_url(doc.get("url")),
+        discoverable=_optional_flag(doc, "discoverable"),
     )
+
+
+def _optional_flag(doc: Mapping[str, Any], key: str) -> bool | None:
+    """True or False when the document says so; None when it is absent or not a boolean
+    (an actor with an odd flag is still an actor)."""
+    value = _literal(doc.get(key))
+    return value if isinstance(value, bool) else None
 
 
 def _activity_actor(value: Any) -> str:

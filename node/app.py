@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 import node.api.auth
+import node.api.community
 import node.api.discovery
 import node.api.federation
 import node.api.jobs

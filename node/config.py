@@ -113,6 +113,16 @@ class NodeConfig(BaseModel):
     map_tile_attribution: str = Field(default="© OpenStreetMap contributors", max_length=300)
     map_tile_attribution_url: str = "https://www.openstreetmap.org/copyright"
 
+    # Learning the network from peers' peer lists (see node.protocol.crawl):
+    # how many hops from a peer a steward added, how many new nodes one crawl
+    # may add, how many communities it reads from one node, the pause between
+    # the crawls it queues, and how often known nodes and actors are refreshed.
+    discovery_max_depth: Count = 2
+    discovery_hosts_per_round: Count = 10
+    discovery_communities_per_node: Positive = 50
+    discovery_crawl_spacing_seconds: Count = 5
+    discovery_refresh_interval_seconds: Positive = 6 * 3600
+
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:

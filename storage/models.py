@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -108,11 +109,16 @@ class Community(Base):
     private_key_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
     public_offer_count: Mapped[int] = mapped_column(Integer, default=0)
     public_need_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Listed in directories (ours, peers'); a remote one only when its actor says so.
+    is_discoverable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     fetched_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_communities_is_local_slug", "is_local", "slug"),)
+    __table_args__ = (
+        Index("ix_communities_is_local_slug", "is_local", "slug"),
+        Index("ix_communities_latitude_longitude", "latitude", "longitude"),
+    )
 
     @property
     def handle(self) -> str:
@@ -190,6 +196,8 @@ class Listing(Base):
     __table_args__ = (
         Index("ix_listings_is_public_status", "is_public", "status"),
         Index("ix_listings_community_id_created_at", "community_id", "created_at"),
+        Index("ix_listings_latitude_longitude", "latitude", "longitude"),
+        Index("ix_listings_created_at", "created_at"),
         *_checks("listings"),
     )
 
@@ -223,6 +231,8 @@ class RemoteListing(Base):
 
     __table_args__ = (
         Index("ix_remote_listings_audience_status", "audience", "status"),
+        Index("ix_remote_listings_latitude_longitude", "latitude", "longitude"),
+        Index("ix_remote_listings_published_at", "published_at"),
         *_checks("remote_listings"),
     )
 
@@ -331,7 +341,9 @@ class PeerHost(Base):
 
 
 class KnownPeer(Base):
-    """A node a steward pointed us at; we learn and refresh its communities from it."""
+    """A node we learn communities from: one a steward pointed us at (`depth` 0),
+    or one a known peer lists among its own peers (`depth` one more than that
+    peer's, `learned_from` its base URL). Crawled and refreshed by jobs."""
 
     __tablename__ = "known_peers"
 
@@ -340,6 +352,8 @@ class KnownPeer(Base):
     added_by_community_id: Mapped[int | None] = mapped_column(
         ForeignKey("communities.id", ondelete="SET NULL"), nullable=True
     )
+    depth: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    learned_from: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     last_checked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -419,6 +433,20 @@ class Notification(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class CommunityCategory(Base):
+    """A category a community's stewards added to the defaults its forms offer."""
+
+    __tablename__ = "community_categories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("community_id", "slug"),)
 
 
 class Job(Base):

@@ -6,7 +6,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationInfo,
+    field_validator,
+)
 
 from storage.states import Initiator, ListingStatus, PartnershipState
 from storage.states import Kind as KindState
@@ -255,3 +263,99 @@ class NotificationList(BaseModel):
     items: list[NotificationOut]
     unread: int
     next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+# --- discovery and categories ---------------------------------------------------
+
+
+class BrowseSort(StrEnum):
+    NEWEST = "newest"
+    DISTANCE = "distance"
+    RELEVANCE = "relevance"
+
+
+class NearQuery(StrictModel):
+    """A point and an optional radius; both coordinates or neither."""
+
+    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+    radius_km: float | None = Field(default=None, gt=0, le=20_100, allow_inf_nan=False)
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
+class CommunityQuery(NearQuery):
+    q: str | None = Field(default=None, max_length=200, description="Words in name or description.")
+
+
+class BrowseQuery(NearQuery):
+    q: str | None = Field(default=None, max_length=200, description="Words to find (prefixes).")
+    kind: Kind | None = None
+    category: str | None = Field(default=None, max_length=64)
+    community: str | None = Field(default=None, max_length=320, description="slug@host")
+    origin: Origin | None = None
+    sort: BrowseSort = Field(
+        default=BrowseSort.NEWEST,
+        description="`distance` needs lat and lon; `relevance` needs q. Otherwise newest first.",
+    )
+
+    _lower_category = field_validator("category", mode="before")(_lower)
+
+
+class BrowseListing(ListingOut):
+    distance_km: float | None = Field(
+        description="From the point asked about (the listing's place, else its community's)."
+    )
+
+
+class BrowseList(BaseModel):
+    items: list[BrowseListing]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class CommunityCardOut(BaseModel):
+    id: str = Field(description="The community's actor URL.")
+    handle: str
+    name: str
+    description: str
+    location: Location | None
+    public_offer_count: int
+    public_need_count: int
+    distance_km: float | None
+    partnership: PartnershipState | None = Field(description="Our partnership with it, if any.")
+    is_local: bool = Field(description="Hosted on this node.")
+
+
+class CommunityCardList(BaseModel):
+    items: list[CommunityCardOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class CategoryOut(BaseModel):
+    slug: str
+    label: str
+
+
+class CategoryList(BaseModel):
+    items: list[CategoryOut]
+
+
+class CategoryCreate(StrictModel):
+    slug: str = Field(min_length=1, max_length=64)
+    label: str = Field(min_length=1, max_length=100)
+
+
+class CommunitySettings(StrictModel):
+    discoverable: bool | None = Field(
+        default=None, description="Listed in directories (ours and other nodes')."
+    )
+
+
+class CommunitySettingsOut(BaseModel):
+    handle: str
+    name: str
+    discoverable: bool
+
+
+class InstancePeers(RootModel[list[str]]):
+    """Host names (with the port where it is not the default), as Mastodon lists them."""

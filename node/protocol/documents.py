@@ -36,6 +36,7 @@ from node.responses import json_response
 from storage.models import Community, Listing, Member
 from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
 from storage.repositories.follows import FollowRepository
+from storage.repositories.peers import KnownPeerRepository
 from storage.states import Kind, ListingStatus, Visibility
 
 AP_CONTENT_TYPE = "application/activity+json"
@@ -95,6 +96,7 @@ async def actor_document(session: AsyncSession, community: Community) -> dict[st
         public_offer_count=offers,
         public_need_count=needs,
         published=community.created_at,
+        discoverable=community.is_discoverable,
     )
 
 
@@ -135,6 +137,8 @@ async def nodeinfo(request: web.Request) -> web.Response:
         communities = await CommunityRepository(session).list_local()
         entries = []
         for community in communities:
+            if not community.is_discoverable:
+                continue
             offers, needs = await public_counts(session, community)
             entries.append(
                 {
@@ -151,8 +155,15 @@ async def nodeinfo(request: web.Request) -> web.Response:
                 select(func.count()).select_from(Listing).where(Listing.is_public.is_(True))
             )
         ).scalar_one()
+        peers = await KnownPeerRepository(session).published(request.app[CONFIG].base_url)
     document = nodeinfo_document(
-        "commons-node", __version__, int(members), int(posts), entries, open_registrations=False
+        "commons-node",
+        __version__,
+        int(members),
+        int(posts),
+        entries,
+        open_registrations=False,
+        peers=peers,
     )
     response = json_response(document)
     response.content_type = "application/json"

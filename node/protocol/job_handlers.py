@@ -6,6 +6,7 @@
 - `reconcile`: the periodic repair: queue a backfill for every partner and
   followed community, a refresh for every stale actor, and prune finished rows.
 - `refresh_actor`: fetch a remote actor document again (name, keys, counts).
+- `crawl_peer`, `refresh_directory`: learning the network (`node.protocol.crawl`).
 
 Each is queued once per piece of work (`dedupe_key`), so a burst of Accepts
 or a reconciliation round during a running backfill adds nothing twice.
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.appkeys import CONFIG
 from node.protocol.context import FederationContext
+from node.protocol.crawl import REFRESH_ACTOR, crawl_handlers
 from node.protocol.jobs import JobFailed, JobHandler, JobRun, RetryJob, enqueue_job
 from node.protocol.mirror import SyncLimits, SyncProgress, backfill
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
@@ -37,7 +39,6 @@ log = logging.getLogger(__name__)
 
 BACKFILL = "backfill"
 RECONCILE = "reconcile"
-REFRESH_ACTOR = "refresh_actor"
 KEEP_FINISHED = timedelta(days=14)
 ACTOR_STALE_AFTER = timedelta(days=1)
 
@@ -183,8 +184,13 @@ def job_handlers(app: web.Application) -> dict[str, JobHandler]:
         BACKFILL: run_backfill(ctx),
         REFRESH_ACTOR: run_refresh_actor(ctx),
         RECONCILE: run_reconcile(ctx),
+        **crawl_handlers(ctx),
     }
 
 
 def reconcile_interval(app: web.Application) -> float:
     return float(app[CONFIG].reconcile_interval_seconds)
+
+
+def directory_refresh_interval(app: web.Application) -> float:
+    return float(app[CONFIG].discovery_refresh_interval_seconds)

@@ -61,6 +61,7 @@ def actor_to_data(actor: Actor) -> RemoteActorData:
         public_key_pem=actor.public_key_pem,
         public_offer_count=actor.public_offer_count or 0,
         public_need_count=actor.public_need_count or 0,
+        discoverable=actor.discoverable is True,
     )
 
 

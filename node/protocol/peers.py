@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from federation.errors import FederationError
 from node.domain import urls
 from node.protocol.context import FederationContext
+from node.protocol.crawl import enqueue_crawl
 from node.protocol.publishing import send
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
 from storage.models import Community, KnownPeer, utcnow
@@ -91,6 +92,9 @@ async def learn_peer(ctx: FederationContext, url: str, local: Community) -> Lear
     for remote in communities:
         await follow_community(ctx, local, remote)
     await _record(ctx, base_url, local, None)
+    async with ctx.sessions() as session:
+        await enqueue_crawl(session, base_url, 0)  # and, from its peers, the network around it
+        await session.commit()
     return LearnedPeer(base_url, communities)
 
 
@@ -99,6 +103,7 @@ async def _record(
 ) -> KnownPeer:
     async with ctx.sessions() as session:
         peer = await KnownPeerRepository(session).upsert(base_url, local.id)
+        peer.depth, peer.learned_from = 0, None  # a steward's choice: the start of a crawl
         peer.last_checked_at = utcnow()
         peer.last_error = error
         await session.commit()

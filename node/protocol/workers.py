@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.delivery import DeliveryWorker
 from federation.http_client import HttpLimits
 from node.appkeys import CONFIG, HTTP, SESSIONS
+from node.protocol.crawl import enqueue_directory_refresh
 from node.protocol.delivery_queue import SqlDeliveryQueue
-from node.protocol.job_handlers import enqueue_reconcile, job_handlers, reconcile_interval
+from node.protocol.job_handlers import (
+    directory_refresh_interval,
+    enqueue_reconcile,
+    job_handlers,
+    reconcile_interval,
+)
 from node.protocol.jobs import JobWorker
 
 logger = logging.getLogger(__name__)
@@ -66,36 +73,49 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def job_worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Run the job worker, and queue a reconciliation round every interval.
+    """Run the job worker, and queue a reconciliation and a directory round every interval.
 
-    The timer only queues a `reconcile` job (once: it is deduplicated); the
+    A timer only queues a `reconcile` or `refresh_directory` job (once: it is deduplicated); the
     work itself is durable, so a restart between rounds loses nothing.
     """
     wake = asyncio.Event()
     app[JOB_WAKE] = wake
     worker = JobWorker(app[SESSIONS], job_handlers(app))
     task = asyncio.create_task(worker.run_forever(JOB_POLL_SECONDS, wake), name="job-worker")
-    timer = asyncio.create_task(_reconcile_timer(app), name="reconcile-timer")
+    timers = [
+        asyncio.create_task(
+            _timer(app, reconcile_interval(app), enqueue_reconcile), name="reconcile-timer"
+        ),
+        asyncio.create_task(
+            _timer(app, directory_refresh_interval(app), enqueue_directory_refresh),
+            name="directory-timer",
+        ),
+    ]
     yield
     worker.stop()
     wake.set()
-    timer.cancel()
+    for timer in timers:
+        timer.cancel()
     _, pending = await asyncio.wait([task], timeout=JOB_STOP_GRACE_SECONDS)
     for unfinished in pending:
         unfinished.cancel()  # its job's lease is released, so it runs again after a restart
-    await asyncio.gather(timer, task, return_exceptions=True)
+    await asyncio.gather(*timers, task, return_exceptions=True)
 
 
-async def _reconcile_timer(app: web.Application) -> None:
-    interval = reconcile_interval(app)
+async def _timer(
+    app: web.Application,
+    interval: float,
+    enqueue: Callable[[AsyncSession], Awaitable[bool]],
+) -> None:
+    """Queue one (deduplicated) job every `interval`: a reconciliation or directory round."""
     while True:
         await asyncio.sleep(interval)
         try:
             async with app[SESSIONS]() as session:
-                await enqueue_reconcile(session)
+                await enqueue(session)
                 await session.commit()
         except Exception:  # the database may be briefly away; the next round tries again
-            logger.exception("could not queue a reconciliation round")
+            logger.exception("could not queue a periodic job")
         wake_jobs(app)
 
 

@@ -70,3 +70,13 @@ async def create_local_community(
         private_key_pem=private_pem,
     )
     return await repo.add(community)
+
+
+async def set_discoverable(session: AsyncSession, community: Community, discoverable: bool) -> None:
+    """Whether the community is listed in directories: ours, and (through its actor
+    document and our NodeInfo) other nodes', which drop it at their next refresh."""
+    row = await CommunityRepository(session).get(community.id)
+    if row is None or not row.is_local:
+        raise CommunityError("not a community of this node")
+    row.is_discoverable = discoverable
+    await session.flush()

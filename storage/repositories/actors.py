@@ -51,6 +51,8 @@ class RemoteActorData:
     public_key_pem: str | None = None
     public_offer_count: int = 0
     public_need_count: int = 0
+    discoverable: bool = False
+    """Listed in directories only when the actor says `discoverable: true` (as Mastodon)."""
 
 
 def _clean(text: str | None, limit: int | None = None) -> str:
@@ -102,6 +104,7 @@ def _row_values(data: RemoteActorData, fetched_at: datetime) -> dict[str, object
         "public_key_pem": _clean(data.public_key_pem) if data.public_key_pem else None,
         "public_offer_count": data.public_offer_count,
         "public_need_count": data.public_need_count,
+        "is_discoverable": data.discoverable,
         "fetched_at": fetched_at,
         "updated_at": fetched_at,
     }

@@ -16,10 +16,20 @@ from sqlalchemy.engine import Connection
 from storage.engine import create_engine
 from storage.migrate import alembic_config, current_revision, head_revision, upgrade_to_head_async
 from storage.models import Base
+from storage.search import is_search_object
+
+
+def _not_search_schema(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Full-text tables and columns differ by database and are not in the models."""
+    return not is_search_object(name, type_)
 
 
 def _diff(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": _not_search_schema}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 
