@@ -154,7 +154,11 @@
     if (typeof L === "undefined") {
       return; // Leaflet did not load: the page's own list stands on its own.
     }
-    Array.prototype.forEach.call(document.querySelectorAll("[data-map]"), setup);
+    var maps = document.querySelectorAll("[data-map]");
+    if (maps.length) {
+      document.documentElement.classList.add("has-map");
+    }
+    Array.prototype.forEach.call(maps, setup);
   }
 
   if (document.readyState === "loading") {

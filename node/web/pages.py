@@ -9,6 +9,7 @@ from node.static_files import add_folder
 from node.web import (
     auth_pages,
     community_pages,
+    discovery_pages,
     listings_pages,
     network_listings_pages,
     partnership_pages,
@@ -24,6 +25,7 @@ ROUTE_TABLES = (
     steward_pages.routes,
     partnership_pages.routes,
     community_pages.routes,
+    discovery_pages.routes,
 )
 
 
