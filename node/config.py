@@ -10,6 +10,7 @@ which is how containers and CI configure a node without editing the file.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -45,6 +46,21 @@ def normalize_base_url(url: str) -> str:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError("base URL must not have a path, query or fragment")
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+_TILE_HOST = re.compile(r"^(\{s\}\.)?[a-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def tile_origin(template: str) -> str | None:
+    """The origin a tile URL template loads from, as a CSP source (`{s}.` becomes `*.`),
+    or None when the template is not an http(s) URL with `{z}`, `{x}` and `{y}`."""
+    scheme, sep, rest = template.partition("://")
+    netloc = rest.split("/", 1)[0].lower()
+    if scheme not in ("http", "https") or not sep or not _TILE_HOST.match(netloc):
+        return None
+    if not all(part in rest for part in ("{z}", "{x}", "{y}")):
+        return None
+    return f"{scheme}://{netloc.replace('{s}.', '*.')}"
 
 
 def _whole_number(value: Any) -> Any:
@@ -90,6 +106,13 @@ class NodeConfig(BaseModel):
     backfill_max_bytes: Positive = 20 * 1024 * 1024
     reconcile_interval_seconds: Positive = 3600
 
+    # Background map tiles for the map pages, fetched by members' browsers (never by
+    # the node). `{z}/{x}/{y}` are required, `{s}` picks a subdomain; an empty value
+    # draws maps without tiles. The page's CSP allows images from this origin only.
+    map_tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    map_tile_attribution: str = Field(default="© OpenStreetMap contributors", max_length=300)
+    map_tile_attribution_url: str = "https://www.openstreetmap.org/copyright"
+
     # Learning the network from peers' peer lists (see node.protocol.crawl):
     # how many hops from a peer a steward added, how many new nodes one crawl
     # may add, how many communities it reads from one node, the pause between
@@ -107,6 +130,24 @@ class NodeConfig(BaseModel):
             return normalize_base_url(value)
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_url(cls, value: str) -> str:
+        if value and tile_origin(value) is None:
+            raise ValueError(
+                "must be an http(s) URL template with {z}, {x} and {y}, "
+                "like https://tile.openstreetmap.org/{z}/{x}/{y}.png, or empty for no tiles"
+            )
+        return value
+
+    @field_validator("map_tile_attribution_url")
+    @classmethod
+    def _attribution_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("must be an http(s) URL, or empty")
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

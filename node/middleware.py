@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from node.appkeys import CONFIG
+from node.config import tile_origin
 from node.errors import ApiError, TooManyRequests
 from node.responses import json_response
 from node.web.templating import render
@@ -49,7 +51,7 @@ PAGE_TEXT = {
 }
 
 PAGE_CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "default-src 'self'; img-src 'self' data:{tiles}; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 # Swagger UI runs its bundled script and stylesheet from our origin and fetches only
@@ -145,7 +147,9 @@ def content_security_policy(request: web.Request, response: web.StreamResponse) 
     if request.path == DOCS_PAGE:
         return DOCS_CSP
     if response.content_type == "text/html":
-        return PAGE_CSP
+        # Map tiles are the one thing a page may load from elsewhere, from the configured origin.
+        tiles = tile_origin(request.app[CONFIG].map_tile_url)
+        return PAGE_CSP.format(tiles=f" {tiles}" if tiles else "")
     return NOTHING_CSP
 
 

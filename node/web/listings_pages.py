@@ -17,6 +17,7 @@ from node.api.schemas import ListingQuery
 from node.domain.listings import ListingChanges, view_of_listing
 from node.errors import BadRequest, Forbidden
 from node.services import listings as service
+from node.services.categories import list_categories
 from node.services.exchanges import MAX_NOTE
 from node.web.guards import Page, member_page, redirect
 from node.web.listing_forms import ListingForm
@@ -26,10 +27,6 @@ from storage.states import ListingStatus
 
 routes = web.RouteTableDef()
 ID = "{id:[0-9a-f]{32}}"
-CATEGORY_SUGGESTIONS = (
-    "tools", "food", "skills", "transport", "childcare", "housing", "clothing",
-    "garden", "books", "repairs", "other",
-)  # fmt: skip
 
 
 def _filters(page: Page) -> tuple[ListingFilters, dict[str, str]]:
@@ -70,7 +67,7 @@ async def render_listing_index(
         listings=listings,
         chosen=chosen,
         filtered=any(chosen.values()),
-        categories=CATEGORY_SUGGESTIONS,
+        categories=await list_categories(page.db, page.member.community),
         next_url=str(next_url) if next_url is not None else None,
         paged="cursor" in page.request.query,
         **context,
@@ -83,22 +80,23 @@ async def listing_index(page: Page) -> web.StreamResponse:
     return await render_listing_index(page)
 
 
-def _render_form(
+async def _render_form(
     page: Page, form: ListingForm, listing: Listing | None, status: int = 200
 ) -> web.Response:
+    """The form offers the community's categories; any other slug is still accepted."""
     return page.render(
         "listings/form.html",
         status=status,
         form=form,
         listing=listing,
-        categories=CATEGORY_SUGGESTIONS,
+        categories=await list_categories(page.db, page.member.community),
     )
 
 
 @routes.get("/listings/new", name="new_listing")
 @member_page
 async def new_listing_form(page: Page) -> web.StreamResponse:
-    return _render_form(page, ListingForm.blank(page.request.query.get("kind")), None)
+    return await _render_form(page, ListingForm.blank(page.request.query.get("kind")), None)
 
 
 @routes.post("/listings/new")
@@ -107,7 +105,7 @@ async def create_listing(page: Page) -> web.StreamResponse:
     form = ListingForm.from_post(await page.form())
     data = form.to_create()
     if data is None:
-        return _render_form(page, form, None, status=422)
+        return await _render_form(page, form, None, status=422)
     listing = await service.create_listing(page.db, page.member, draft_from(data))
     await page.db.commit()
     message = f"Your {listing.kind} “{listing.title}” is posted."
@@ -134,7 +132,7 @@ async def _editable(page: Page) -> Listing:
 @member_page
 async def edit_listing_form(page: Page) -> web.StreamResponse:
     listing = await _editable(page)
-    return _render_form(page, ListingForm.from_listing(listing), listing)
+    return await _render_form(page, ListingForm.from_listing(listing), listing)
 
 
 @routes.post(f"/listings/{ID}/edit")
@@ -144,7 +142,7 @@ async def edit_listing(page: Page) -> web.StreamResponse:
     form = ListingForm.from_post(await page.form())
     data = form.to_update()
     if data is None:
-        return _render_form(page, form, listing, status=422)
+        return await _render_form(page, form, listing, status=422)
     await service.update_listing(page.db, page.member, listing.id, changes_from(data))
     await page.db.commit()
     return redirect(page.request, f"/listings/{listing.id}", ("success", "Your changes are saved."))

@@ -10,6 +10,7 @@ from node.web import (
     account_pages,
     auth_pages,
     community_pages,
+    discovery_pages,
     exchange_pages,
     flow_pages,
     listings_pages,
@@ -32,6 +33,7 @@ ROUTE_TABLES = (
     exchange_pages.routes,
     people_pages.routes,
     account_pages.routes,
+    discovery_pages.routes,
 )
 
 

@@ -14,6 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# Map tiles for test nodes: a closed port on loopback, so a page with a map makes its
+# browser ask 127.0.0.1 for tiles and get nothing, and no request leaves the machine.
+UNREACHABLE_TILES = "http://127.0.0.1:9/tiles/{z}/{x}/{y}.png"
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -100,6 +104,7 @@ def serve_node(data: Path, base_url: str) -> RunningNode:
     log_file = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "node.cli", "serve", "--data", str(data)],
+        env={"COMMONS_MAP_TILE_URL": UNREACHABLE_TILES, **os.environ},
         stdout=log_file,
         stderr=subprocess.STDOUT,
         text=True,
