@@ -19,10 +19,13 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 
 from node.app import init_app
 from node.config import NodeConfig, write_config
+from node.services import accounts
 from node.services.accounts import create_member
 from node.services.provisioning import provision_node
 from storage.engine import create_engine, create_session_factory
@@ -32,6 +35,22 @@ from storage.repositories import CommunityRepository
 
 PG_ENV = "COMMONS_TEST_POSTGRES_URL"
 PASSWORD = "correct horse battery"
+
+# Property tests run Hypothesis' usual 100 examples by default, and five times as many
+# with COMMONS_HYPOTHESIS_PROFILE=thorough (before a release, or nightly). The slow
+# ones (each example a pyld expansion, or HTTP requests to a node) ask for
+# `examples(n)`: n in a thorough run, a quarter of it (at least 20) by default.
+HYPOTHESIS_PROFILE_ENV = "COMMONS_HYPOTHESIS_PROFILE"
+settings.register_profile("default", max_examples=100)
+settings.register_profile("thorough", max_examples=500)
+settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_ENV, "default"))
+
+
+def examples(thorough: int) -> int:
+    """How many examples a property test runs under the loaded profile."""
+    if settings().max_examples >= settings.get_profile("thorough").max_examples:
+        return thorough
+    return max(20, thorough // 4)
 
 
 def _skip_postgres() -> None:
@@ -65,6 +84,23 @@ async def _pg_execute(admin_url: str, sql: str) -> None:
         await conn.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2id at the lowest cost it allows, for nodes running inside the test process.
+
+    At the production cost (64 MiB, three passes) one hash takes a good part of a
+    second on a busy CI core, and nearly every test signs someone in. Hashes carry
+    their own parameters, so verifying and rejecting work exactly as in production.
+    Nodes the tests start as processes (e2e, browser, fuzz) keep the production cost.
+    """
+    production = accounts._hasher
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    try:
+        yield
+    finally:
+        accounts._hasher = production
+
+
 def _in_thread(fn: Any, *args: Any) -> Any:
     """Session fixtures may be first requested from inside a running loop; step aside."""
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -93,21 +129,89 @@ def pg_template() -> Iterator[tuple[str, str]]:
         _in_thread(asyncio.run, _pg_execute(admin, drop))
 
 
+@dataclass
+class ReusedDatabase:
+    """One PostgreSQL database per test process, emptied before each test that uses it.
+
+    Creating and dropping a database per test costs a checkpoint each time; emptying
+    the tables costs a few milliseconds. It is only reused while the migrated
+    template holds no rows (nothing to restore); should a migration ever seed
+    rows, each test gets a fresh copy of the template instead.
+    """
+
+    admin: str
+    template: str
+    name: str | None
+
+    async def claim(self) -> str:
+        assert self.name is not None
+        conn = await asyncpg.connect(_asyncpg_dsn(_with_database(self.admin, self.name)))
+        try:
+            # Connections a finished test left behind may hold locks TRUNCATE waits for.
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            tables = await conn.fetch(
+                "SELECT quote_ident(tablename) AS name FROM pg_tables"
+                " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+            if tables:
+                names = ", ".join(row["name"] for row in tables)
+                await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
+        return _with_database(self.admin, self.name)
+
+
+async def _holds_rows(url: str) -> bool:
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        tables = await conn.fetch(
+            "SELECT quote_ident(tablename) AS name FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        for row in tables:
+            if await conn.fetchval(f"SELECT EXISTS (SELECT FROM {row['name']})"):
+                return True
+        return False
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_reused(pg_template: tuple[str, str]) -> Iterator[ReusedDatabase]:
+    admin, template = pg_template
+    if _in_thread(asyncio.run, _holds_rows(_with_database(admin, template))):
+        yield ReusedDatabase(admin, template, None)
+        return
+    name = f"commons_test_{uuid.uuid4().hex[:12]}"
+    _in_thread(asyncio.run, _pg_execute(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield ReusedDatabase(admin, template, name)
+    finally:
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        _in_thread(asyncio.run, _pg_execute(admin, drop))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test."""
+    """A migrated database holding nothing, for one test."""
     if request.param == "sqlite":
         path = tmp_path / "commons.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    admin, template = request.getfixturevalue("pg_template")
+    reused: ReusedDatabase = request.getfixturevalue("pg_reused")
+    if reused.name is not None:
+        yield await reused.claim()
+        return
     name = f"commons_test_{uuid.uuid4().hex[:12]}"
-    await _pg_execute(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await _pg_execute(reused.admin, f'CREATE DATABASE "{name}" TEMPLATE "{reused.template}"')
     try:
-        yield _with_database(admin, name)
+        yield _with_database(reused.admin, name)
     finally:
-        await _pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _pg_execute(reused.admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -297,4 +297,4 @@ def eventually(check: Callable[[], bool], what: str, within: float = FEDERATION_
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {within}s: {what}")
-        time.sleep(0.2)
+        time.sleep(0.1)

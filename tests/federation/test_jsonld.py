@@ -59,6 +59,7 @@ from federation.vocab import (
     parse_actor,
     parse_note,
 )
+from tests.conftest import examples
 
 ALL_FIXTURES = Path(__file__).parent.parent / "fixtures"
 FIXTURES = ALL_FIXTURES / "mastodon"
@@ -586,7 +587,7 @@ def generated_creates(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generated_creates())
 def test_fast_and_pyld_paths_agree_on_every_field_we_read(document: dict[str, Any]) -> None:
     if document["@context"] in CONTEXT_VARIANTS[:4]:
@@ -609,7 +610,7 @@ odd_values = (
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from([*ACTIVITY_FIXTURES, "actor.json"]),
     st.dictionaries(read_keys, odd_values, max_size=3),
@@ -633,7 +634,7 @@ def test_both_paths_read_odd_shapes_alike(
     assert outcome(normalize_activity(document)) == outcome(slow)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(OTHER_SERVER_FIXTURES),
     st.dictionaries(read_keys, odd_values, max_size=3),

@@ -37,12 +37,14 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from tests.conftest import PG_ENV, _in_thread, _pg_execute, _with_database
+from tests.conftest import PG_ENV, _in_thread, _pg_execute, _with_database, examples
 from tests.support.processes import RunningNode, free_port, init_node, serve_node
 
 STEWARD_PASSWORD = "steward-password"  # what init_node gives the first steward
 SEED = 20240601
-MAX_EXAMPLES = 100  # per operation, on top of the deterministic coverage phase
+# Per operation, on top of the deterministic coverage phase (which sends every boundary
+# and every kind of invalid value the schema allows, whatever the profile).
+MAX_EXAMPLES = examples(100)
 
 # These fetch a URL named in the body (learn a peer, resolve a partner by WebFinger).
 # Fuzzed bodies could name any host on the internet, so they are never fuzzed.

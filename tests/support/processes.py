@@ -84,7 +84,7 @@ def init_node(
     return base_url
 
 
-def wait_until_up(url: str, process: subprocess.Popen[str], deadline: float = 30) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[str], deadline: float = 60) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if process.poll() is not None:
