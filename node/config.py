@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import tomli_w
@@ -89,6 +89,15 @@ class NodeConfig(BaseModel):
     backfill_max_items: Positive = 5_000
     backfill_max_bytes: Positive = 20 * 1024 * 1024
     reconcile_interval_seconds: Positive = 3600
+
+    # Operations: who may read /metrics besides loopback (a bearer token), how
+    # logs are written ("text" or "json", one object per line), whether `serve`
+    # also runs the background workers, and how long a rotated key still verifies.
+    metrics_token: str | None = Field(default=None, min_length=16)
+    log_format: Literal["text", "json"] = "text"
+    run_workers: bool = True
+    worker_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    key_grace_days: Positive = 7
 
     @field_validator("base_url")
     @classmethod

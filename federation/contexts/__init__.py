@@ -43,6 +43,7 @@ COMMONS_TERMS: dict[str, Any] = {
     "status": "commons:status",
     "visibility": "commons:visibility",
     "partnership": "commons:partnership",
+    "retiredKeys": "commons:retiredKeys",
     "publicOfferCount": {
         "@id": "commons:publicOfferCount",
         "@type": "xsd:nonNegativeInteger",

@@ -3,6 +3,14 @@
 The delivery worker runs for the app's lifetime. Request handlers that
 enqueue deliveries call `wake_delivery(app)` after committing, so a partner
 hears of a change within moments rather than at the next poll.
+
+The same contexts run inside `commons-node serve` (the default) or in a
+separate `commons-node worker` process. Several of either may share one
+PostgreSQL database: every queue is claimed with a lease (`locked_until`)
+and, on PostgreSQL, `FOR UPDATE SKIP LOCKED`, so two workers never hold the
+same row, and a worker that dies lets its leases lapse for another to take.
+A dedicated worker polls every `worker_poll_seconds` (`WORKER_POLL_SECONDS`),
+since the wake-ups of a `serve` process cannot reach it.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from aiohttp import web
 
 from federation.delivery import DeliveryWorker
 from federation.http_client import HttpLimits
-from node.appkeys import CONFIG, HTTP, SESSIONS
+from node.appkeys import CONFIG, HTTP, SESSIONS, WORKER_POLL_SECONDS
+from node.ops.metrics import METRICS
 from node.protocol.delivery_queue import SqlDeliveryQueue
 from node.protocol.job_handlers import enqueue_reconcile, job_handlers, reconcile_interval
 from node.protocol.jobs import JobWorker
@@ -52,14 +61,19 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     """
     wake = asyncio.Event()
     app[DELIVERY_WAKE] = wake
+    metrics = app.get(METRICS)
+    queue = SqlDeliveryQueue(
+        app[SESSIONS], observe=metrics.delivery_outcome if metrics is not None else None
+    )
     worker = DeliveryWorker(
-        SqlDeliveryQueue(app[SESSIONS]),
+        queue,
         app[HTTP],
         allow_private=app[CONFIG].allow_private_addresses,
         limits=HttpLimits(),
     )
     task = asyncio.create_task(
-        worker.run_forever(DELIVERY_POLL_SECONDS, wake), name="delivery-worker"
+        worker.run_forever(app.get(WORKER_POLL_SECONDS, DELIVERY_POLL_SECONDS), wake),
+        name="delivery-worker",
     )
     yield
     await _stop(task)
@@ -74,7 +88,8 @@ async def job_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     wake = asyncio.Event()
     app[JOB_WAKE] = wake
     worker = JobWorker(app[SESSIONS], job_handlers(app))
-    task = asyncio.create_task(worker.run_forever(JOB_POLL_SECONDS, wake), name="job-worker")
+    poll = app.get(WORKER_POLL_SECONDS, JOB_POLL_SECONDS)
+    task = asyncio.create_task(worker.run_forever(poll, wake), name="job-worker")
     timer = asyncio.create_task(_reconcile_timer(app), name="reconcile-timer")
     yield
     worker.stop()
