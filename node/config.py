@@ -97,6 +97,9 @@ class NodeConfig(BaseModel):
     log_format: Literal["text", "json"] = "text"
     run_workers: bool = True
     worker_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # How long a worker holds the deliveries it claimed: a worker that dies lets
+    # them go to another after this. Far longer than a batch takes to send.
+    delivery_lease_seconds: Annotated[int, BeforeValidator(_whole_number), Field(ge=5)] = 300
     key_grace_days: Positive = 7
 
     @field_validator("base_url")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -70,6 +71,7 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
         app[HTTP],
         allow_private=app[CONFIG].allow_private_addresses,
         limits=HttpLimits(),
+        lease=timedelta(seconds=app[CONFIG].delivery_lease_seconds),
     )
     task = asyncio.create_task(
         worker.run_forever(app.get(WORKER_POLL_SECONDS, DELIVERY_POLL_SECONDS), wake),
