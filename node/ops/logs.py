@@ -38,6 +38,8 @@ _SECRET_VARIABLES = ("token", "invite", "secret", "password", "key")
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]+:)[^@\s/]+@", re.IGNORECASE)
 _BEARER = re.compile(r"(?P<head>Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
+QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy.engine")
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -130,6 +132,10 @@ def configure_logging(level: str, log_format: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # At DEBUG these libraries log statements with their parameters (password
+    # hashes, listing text, keys): never below INFO, whatever the node's level.
+    for chatty in QUIET_LIBRARIES:
+        logging.getLogger(chatty).setLevel(logging.INFO)
 
 
 def loggable_path(request: web.Request) -> tuple[str, str]:
