@@ -1,8 +1,10 @@
 """`commons-node`: create and run a Commons Node.
 
-Commands: init (create a node), serve (run it), member add (add a member or
-steward), migrate (upgrade the database after upgrading the code), demo
-(several federated sample nodes on this machine).
+Commands: init (create a node), serve (run it), worker (its background work
+in a process of its own), member add (add a member or steward), migrate
+(upgrade the database after upgrading the code), demo (several federated
+sample nodes on this machine), and the operator's commands in
+`node.operator_cli`: backup, restore, move-to-postgres, rotate-key.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ examples:
   commons-node init --data /var/lib/commons --name "Riverside Tool Library" \\
       --slug riverside --base-url https://riverside.example --steward alice
   commons-node serve --data /var/lib/commons --host 127.0.0.1 --port 8000
+  commons-node backup --data /var/lib/commons --out commons-backup.tar
   commons-node member add --data /var/lib/commons --username bob
   commons-node demo
 
