@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from node.app import init_app
 from node.config import DATABASE_ENV, ConfigError, NodeConfig, load_config, write_config
-from node.datalock import NodeRunning, running
+from node.datalock import LockError, running
 from node.demo import run_demo
 from node.domain import urls
 from node.operator_cli import OPERATOR_COMMANDS, OperatorError, add_operator_parsers
@@ -440,7 +440,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     try:
         with running(args.data):
             _run_app(config, host, port, workers)
-    except NodeRunning as exc:
+    except LockError as exc:
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise _listen_error(exc, host, port) from exc
@@ -467,7 +467,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     try:
         with running(args.data):
             asyncio.run(run_worker(config, host=host, port=args.metrics_port))
-    except NodeRunning as exc:
+    except LockError as exc:
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise _listen_error(exc, host, args.metrics_port or 0) from exc

@@ -19,13 +19,21 @@ from pathlib import Path
 LOCK_FILE = "node.lock"
 
 
-class NodeRunning(Exception):
-    """A `serve` or `worker` process holds the node."""
+class LockError(Exception):
+    """The data folder's lock cannot be taken; the message says why."""
+
+
+class NodeRunning(LockError):
+    """A `serve` or `worker` process holds the node (or a restore holds it)."""
 
 
 @contextmanager
 def _locked(data_dir: Path, mode: int, busy: str) -> Iterator[None]:
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    path = data_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise LockError(f"cannot open the lock file {path}: {exc.strerror or exc}") from exc
     try:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)

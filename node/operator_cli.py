@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from node.backup import BackupError, backup, restore
 from node.config import load_config
-from node.datalock import NodeRunning
+from node.datalock import LockError
 from node.key_rotation import RotationError, rotate_keys
 from node.move_database import MoveError, move_to_database
 
@@ -105,7 +105,7 @@ def cmd_backup(args: argparse.Namespace) -> None:
 def cmd_restore(args: argparse.Namespace) -> None:
     try:
         config = restore(args.data, args.source, force=args.force)
-    except (BackupError, NodeRunning, OSError) as exc:
+    except (BackupError, LockError, OSError) as exc:
         raise OperatorError(str(exc)) from exc
     print(f"Restored {config.base_url} into {args.data}")
     print(f"Next: commons-node migrate --data {args.data}, then start the node")
@@ -115,7 +115,7 @@ def cmd_move(args: argparse.Namespace) -> None:
     config = load_config(args.data)
     try:
         counts = asyncio.run(move_to_database(config, args.database_url))
-    except (MoveError, NodeRunning, SQLAlchemyError, OSError) as exc:
+    except (MoveError, LockError, SQLAlchemyError, OSError) as exc:
         raise OperatorError(str(exc)) from exc
     for table, count in counts.items():
         print(f"  {table}: {count} rows")

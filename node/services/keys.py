@@ -54,13 +54,7 @@ async def rotate_key(
     inboxes = set(await follower_inboxes(session, community)) | set(partners.values())
     document = await actor_document(session, community)
     followers = community.followers_url or urls.followers(community.ap_id)
-    await send(
-        session,
-        community,
-        "Update",
-        document,
-        inboxes,
-        to=[PUBLIC],
-        cc=[followers, *sorted(partners)],
-    )
+    # Addressed as public, partners not named: one body goes to all of them, and
+    # no partner may learn who the others are. The actor document is public anyway.
+    await send(session, community, "Update", document, inboxes, to=[PUBLIC], cc=[followers])
     return len(inboxes)
