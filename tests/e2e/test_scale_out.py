@@ -161,11 +161,11 @@ async def delivery_states(database_url: str) -> dict[str, int]:
         await engine.dispose()
 
 
-async def until(predicate_seconds: float, check: Any) -> None:
-    deadline = time.monotonic() + predicate_seconds
+async def until(seconds: float, check: Any, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + seconds
     while not await check():
         assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(interval)
 
 
 @pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
@@ -228,7 +228,7 @@ async def scale_out(tmp_path: Path, database_url: str, peers: Peers) -> None:
         async def a_third_arrived() -> bool:
             return len(peers.posts) >= DELIVERIES // 3
 
-        await until(120, a_third_arrived)
+        await until(120, a_third_arrived, interval=0.02)
         killed_at = time.monotonic()
         workers[0].stop(signal.SIGKILL)
         assert workers[0].popen.returncode == -signal.SIGKILL
