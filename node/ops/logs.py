@@ -122,14 +122,26 @@ class TextFormatter(logging.Formatter):
         return f"{line} [request {request_id}]" if request_id else line
 
 
+class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler `configure_logging` installs, so a second call replaces only it."""
+
+
 def configure_logging(level: str, log_format: str = "text") -> None:
-    """Root logging to stderr in the chosen format; replaces earlier handlers."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Root logging to stderr in the chosen format.
+
+    Like `logging.basicConfig`, it leaves alone a root logger that someone
+    else has configured (a test runner, a program embedding the CLI); called
+    again (`serve` once it has read `log_format`), it replaces its own handler.
+    """
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if isinstance(h, _OurHandler)]
+    if root.handlers and not ours:
+        return
+    for old in ours:
+        root.removeHandler(old)
+    handler = _OurHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     # At DEBUG these libraries log statements with their parameters (password
