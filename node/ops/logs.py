@@ -144,10 +144,14 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     handler.addFilter(RequestIdFilter())
     root.addHandler(handler)
     root.setLevel(level)
-    # At DEBUG these libraries log statements with their parameters (password
-    # hashes, listing text, keys): never below INFO, whatever the node's level.
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """The database libraries log statements with their parameters (password
+    hashes, listing text, keys) at INFO and DEBUG: only their warnings, always."""
     for chatty in QUIET_LIBRARIES:
-        logging.getLogger(chatty).setLevel(logging.INFO)
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def loggable_path(request: web.Request) -> tuple[str, str]:

@@ -14,7 +14,13 @@ from aiohttp.test_utils import TestServer
 
 from node.app import init_app
 from node.config import config_from, write_config
-from node.ops.logs import AccessLogger, JsonFormatter, RequestIdFilter, mask_secrets
+from node.ops.logs import (
+    AccessLogger,
+    JsonFormatter,
+    RequestIdFilter,
+    mask_secrets,
+    quiet_libraries,
+)
 from node.services.provisioning import Person, provision_node
 
 PASSWORD = "correct horse battery"
@@ -32,6 +38,7 @@ def json_log() -> Iterator[io.StringIO]:
     level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    quiet_libraries()  # as `commons-node serve` does, whatever other tests left set
     try:
         yield stream
     finally:
