@@ -1,15 +1,14 @@
 #!/usr/bin/env python3
-"""Container health check for Commons Node: exit 0 when the node answers over HTTP.
+"""Container health check for Commons Node: exit 0 when the node is ready.
 
-Standard library only (the slim image has no curl). It asks the address and port
-that `commons-node serve` was started with: `--host`/`--port` from the command
-line of the container's main process, else the host and port of the base URL in
-DATA/config.toml, which is what `serve` falls back to. COMMONS_HEALTHCHECK_URL
+Standard library only (the slim image has no curl). It asks `GET /readyz`, which
+answers 200 only when the database answers and is at the schema the code expects,
+on the address and port the container's main process listens on: for `serve`,
+`--host`/`--port` from its command line, else the host and port of the base URL
+in DATA/config.toml (what `serve` falls back to); for `worker`, its
+`--metrics-host`/`--metrics-port` (a worker started without --metrics-port has
+nothing to ask, and counts as healthy while it runs). COMMONS_HEALTHCHECK_URL
 overrides all of this.
-
-/nodeinfo/2.1 is tried first (it reads the database, so a broken database shows
-up); while a node has no NodeInfo route yet (404), /api/v1/openapi.json, which
-only proves that the process serves HTTP, is used instead.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-PATHS = ("/nodeinfo/2.1", "/api/v1/openapi.json")
+PATH = "/readyz"
 TIMEOUT_SECONDS = 4
 
 
@@ -43,22 +42,29 @@ def option(args: list[str], name: str) -> str | None:
     return None
 
 
-def base_url() -> str:
+def base_url() -> str | None:
+    """Where to ask, or None for a worker that answers no HTTP."""
     args = main_process_args()
+    if "worker" in args:
+        port = option(args, "--metrics-port")
+        host = option(args, "--metrics-host") or "127.0.0.1"
+        return f"http://{_address(host)}:{port}" if port else None
     data = option(args, "--data") or os.environ.get("COMMONS_DATA", "/data")
     with open(os.path.join(data, "config.toml"), "rb") as f:
         config = tomllib.load(f)
     parts = urlsplit(str(config["base_url"]))
     host = option(args, "--host") or parts.hostname or "127.0.0.1"
     port = option(args, "--port") or parts.port or (443 if parts.scheme == "https" else 80)
+    # `serve` speaks plain HTTP; TLS is the reverse proxy's job.
+    return f"http://{_address(host)}:{port}"
+
+
+def _address(host: str) -> str:
     if host in ("0.0.0.0", ""):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    # `serve` speaks plain HTTP; TLS is the reverse proxy's job.
-    return f"http://{host}:{port}"
+    return f"[{host}]" if ":" in host else host
 
 
 def check(url: str) -> int:
@@ -76,15 +82,14 @@ def check(url: str) -> int:
 def main() -> int:
     override = os.environ.get("COMMONS_HEALTHCHECK_URL")
     try:
-        urls = [override] if override else [base_url() + path for path in PATHS]
-        for url in urls:
-            status = check(url)
-            if status == 200:
-                return 0
-            if status != 404:
-                print(f"unhealthy: {url} answered {status}", file=sys.stderr)
-                return 1
-        print(f"unhealthy: {urls[-1]} answered 404", file=sys.stderr)
+        base = None if override else base_url()
+        if not override and base is None:
+            return 0  # a worker without --metrics-port: running is all it can show
+        url = override or f"{base}{PATH}"
+        status = check(url)
+        if status == 200:
+            return 0
+        print(f"unhealthy: {url} answered {status}", file=sys.stderr)
     except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
     return 1

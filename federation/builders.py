@@ -68,6 +68,8 @@ def build_actor_document(
     public_need_count: int = 0,
     published: datetime | None = None,
     discoverable: bool = True,
+    key_id: str | None = None,
+    retired_keys: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """A community as an AS2 Group, shaped like the actors Mastodon serves.
 
@@ -75,7 +77,11 @@ def build_actor_document(
     other Commons nodes read it the same way.
 
     `description` is plain text; AS2 `summary` is HTML, so it is converted
-    here rather than trusted to every caller.
+    here rather than trusted to every caller. `publicKey` is the one key
+    signing now (`key_id`, by default `#main-key`); `retired_keys` (id, PEM)
+    are earlier keys still in their grace period after a rotation, published
+    as `retiredKeys` so that what was signed with them still verifies at
+    peers that read it. Servers that do not read it see only `publicKey`.
     """
     document: dict[str, Any] = {
         "@context": default_context(),
@@ -90,7 +96,7 @@ def build_actor_document(
         "followers": followers,
         "endpoints": {"sharedInbox": shared_inbox},
         "publicKey": {
-            "id": main_key_id(actor_id),
+            "id": key_id or main_key_id(actor_id),
             "owner": actor_id,
             "publicKeyPem": public_key_pem,
         },
@@ -99,6 +105,10 @@ def build_actor_document(
         "publicOfferCount": public_offer_count,
         "publicNeedCount": public_need_count,
     }
+    if retired_keys:
+        document["retiredKeys"] = [
+            {"id": old_id, "owner": actor_id, "publicKeyPem": pem} for old_id, pem in retired_keys
+        ]
     if location is not None:
         document["location"] = place_document(location)
     if published is not None:

@@ -242,6 +242,8 @@ class InboxReceiver:
     (`receive(request, recipient=...)`, after the route found the community).
     `expected_host` is this node's configured host, which every signature
     must name; `limiter`, when given, holds each remote host to its rate.
+    `observe(result, reason)` hears how each POST ended (`accepted`,
+    `duplicate`, `dropped`, or `refused` with the error code), for metrics.
     """
 
     def __init__(
@@ -254,6 +256,7 @@ class InboxReceiver:
         max_skew: timedelta = DEFAULT_MAX_SKEW,
         max_body_bytes: int = MAX_BODY_BYTES,
         limiter: HostRateLimiter | None = None,
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
         self.resolve_key = resolve_key
@@ -262,6 +265,7 @@ class InboxReceiver:
         self.max_skew = max_skew
         self.max_body_bytes = max_body_bytes
         self.limiter = limiter
+        self.observe = observe or _ignore
 
     async def __call__(self, request: web.Request) -> web.Response:
         return await self.receive(request, recipient=None)
@@ -278,16 +282,19 @@ class InboxReceiver:
             self._check_rate(rate_kind(document), url_host(key_id), spend=False)
             activity = await self._verify(request, body, document)
             if activity is None:
+                self.observe("dropped", "")
                 return web.Response(status=202)
             self._check_rate(rate_kind(document), url_host(activity.actor), spend=True)
             stored = await self._store(activity, body, recipient)
         except InboxRefusal as refusal:
+            self.observe("refused", refusal.code)
             response = refusal.response()
             if refusal.status == 413:
                 response.force_close()
             return response
         if stored:
             self.wake()
+        self.observe("accepted" if stored else "duplicate", "")
         return web.Response(status=202)
 
     def _check_rate(self, kind: str, host: str | None, *, spend: bool) -> None:
@@ -348,6 +355,10 @@ class InboxReceiver:
             raise InboxRefusal(
                 503, "unavailable", "the activity could not be stored; try again later"
             ) from None
+
+
+def _ignore(_result: str, _reason: str) -> None:
+    """The default `observe`: nobody is counting."""
 
 
 def _signature_refusal(info: SignatureInfo) -> InboxRefusal:

@@ -43,12 +43,15 @@ READ_TERMS = frozenset(
     | {"totalItems", "discoverable", "context", "result", "stipulates"}
     | {"satisfies", "provider", "receiver", "resourceQuantity", "effortQuantity", "hasUnit"}
     | {"hasNumericalValue", "providerMember", "receiverMember", "providerName", "receiverName"}
-    | {"member", "memberName", "authorName"}
+    | {"member", "memberName", "authorName", "retiredKeys"}
 )
 """Every compact name a parser here reads (collections included, for callers
 that page outboxes). The JSON-LD fast path trusts a document as-is only when
 its context gives these names the meaning ours does, so a parser that starts
 reading a new name must add it here; a test enforces that."""
+
+MAX_RETIRED_KEYS = 8
+"""More retired keys than rotations in a grace period would leave are not read."""
 
 
 class VocabError(FederationError, ValueError):
@@ -112,6 +115,14 @@ class Actor:
     public_need_count: int | None
     url: str | None
     discoverable: bool | None = None
+    retired_keys: tuple[tuple[str, str], ...] = ()
+    """(key id, PEM) of earlier keys a Commons Node still publishes after a rotation."""
+
+    def key_pem(self, key_id: str) -> str | None:
+        """The PEM of `key_id` if this actor publishes it, current or retired."""
+        if key_id == self.public_key_id:
+            return self.public_key_pem
+        return next((pem for old_id, pem in self.retired_keys if old_id == key_id), None)
 
     @property
     def delivery_inbox(self) -> str:
@@ -361,14 +372,30 @@ def _public_key(doc: Mapping[str, Any], actor_id: str) -> tuple[str | None, str 
     key = _first(doc.get("publicKey"))
     if key is None:
         return None, None, None
-    key = _object(key, "actor.publicKey")
-    key_id = _url(key.get("id"), "actor.publicKey.id")
-    owner = _reference(key.get("owner"), "actor.publicKey.owner")
+    return _key(key, actor_id, "actor.publicKey")
+
+
+def _key(value: Any, actor_id: str, what: str) -> tuple[str, str | None, str | None]:
+    key = _object(value, what)
+    key_id = _url(key.get("id"), f"{what}.id")
+    owner = _reference(key.get("owner"), f"{what}.owner")
     if owner is not None and owner != actor_id:
         raise VocabError(f"actor {actor_id} publishes a key owned by {owner}")
     if not _same_origin(key_id, actor_id):
         raise VocabError(f"actor {actor_id} publishes a key hosted elsewhere: {key_id}")
-    return key_id, owner, _string(key, "publicKeyPem", "actor.publicKey")
+    return key_id, owner, _string(key, "publicKeyPem", what)
+
+
+def _retired_keys(doc: Mapping[str, Any], actor_id: str) -> tuple[tuple[str, str], ...]:
+    """Earlier keys still in their grace period, held to the same rules as `publicKey`."""
+    value = doc.get("retiredKeys")
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    keys = []
+    for item in items[:MAX_RETIRED_KEYS]:
+        key_id, _owner, pem = _key(item, actor_id, "actor.retiredKeys")
+        if pem:
+            keys.append((key_id, pem))
+    return tuple(keys)
 
 
 def parse_actor(doc: Any) -> Actor:
@@ -410,6 +437,7 @@ def parse_actor(doc: Any) -> Actor:
         public_need_count=_count(doc, "publicNeedCount", "actor"),
         url=_display_url(doc.get("url")),
         discoverable=_optional_flag(doc, "discoverable"),
+        retired_keys=_retired_keys(doc, actor_id),
     )
 
 

@@ -20,9 +20,11 @@ from node import __version__
 from node.api.docs import setup_docs
 from node.api.openapi import build_openapi
 from node.api.router import api
-from node.appkeys import CONFIG, ENGINE, HTTP, SESSIONS
+from node.appkeys import CONFIG, ENGINE, HTTP, SESSIONS, WORKER_POLL_SECONDS
 from node.config import NodeConfig
 from node.middleware import error_middleware, security_headers_middleware
+from node.ops.endpoints import request_metrics_middleware, setup_operations
+from node.ops.logs import request_context_middleware
 from node.protocol.setup import setup_federation, wake_after_commit
 from node.responses import json_response
 from node.services.login_throttle import LOGIN_THROTTLE, LoginThrottle
@@ -74,15 +76,36 @@ def http_client_ctx(config: NodeConfig) -> Callable[[web.Application], AsyncIter
     return ctx
 
 
-def init_app(config: NodeConfig) -> web.Application:
+def init_app(config: NodeConfig, *, workers: bool | None = None) -> web.Application:
+    """The node's app. `workers` (default: the `run_workers` setting) says whether the
+    background workers run in this process; `commons-node serve --no-workers` turns
+    them off so that separate `commons-node worker` processes do that work."""
     app = web.Application(
-        middlewares=[security_headers_middleware, error_middleware],
+        middlewares=[
+            request_context_middleware,
+            request_metrics_middleware,
+            security_headers_middleware,
+            error_middleware,
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[CONFIG] = config
     app[LOGIN_THROTTLE] = LoginThrottle(trusted_proxies=config.trusted_proxies)
     app.cleanup_ctx.append(database_ctx(config))
     app.cleanup_ctx.append(http_client_ctx(config))
-    setup_federation(app)
+    setup_operations(app)
+    setup_federation(app, workers=config.run_workers if workers is None else workers)
     setup_routes(app)
+    return app
+
+
+def init_worker_app(config: NodeConfig) -> web.Application:
+    """The app of a `commons-node worker`: the node's workers and no web server.
+
+    It is the node's app, so that job and inbox handlers find everything they
+    expect, run by an `AppRunner` with no site; its loops poll every
+    `worker_poll_seconds`.
+    """
+    app = init_app(config, workers=True)
+    app[WORKER_POLL_SECONDS] = config.worker_poll_seconds
     return app

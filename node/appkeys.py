@@ -14,3 +14,6 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 TEMPLATES = web.AppKey("templates", Environment)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+WORKER_POLL_SECONDS = web.AppKey("worker_poll_seconds", float)
+"""Set only in a dedicated `commons-node worker`: how often its loops look for work that
+`serve` processes queued, since their wake-ups cannot reach another process."""

@@ -1,8 +1,10 @@
 """`commons-node`: create and run a Commons Node.
 
-Commands: init (create a node), serve (run it), member add (add a member or
-steward), migrate (upgrade the database after upgrading the code), demo
-(several federated sample nodes on this machine).
+Commands: init (create a node), serve (run it), worker (its background work
+in a process of its own), member add (add a member or steward), migrate
+(upgrade the database after upgrading the code), demo (several federated
+sample nodes on this machine), and the operator's commands in
+`node.operator_cli`: backup, restore, move-to-postgres, rotate-key.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from node.app import init_app
 from node.config import DATABASE_ENV, ConfigError, NodeConfig, load_config, write_config
+from node.datalock import LockError, running
 from node.demo import run_demo
 from node.domain import urls
+from node.operator_cli import OPERATOR_COMMANDS, OperatorError, add_operator_parsers
+from node.ops.logs import AccessLogger, configure_logging
 from node.services.accounts import AccountError, check_new_account, create_member
 from node.services.communities import CommunityError, parse_location
 from node.services.provisioning import Person, provision_node
+from node.worker import run_worker
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision, upgrade_to_head
 from storage.repositories import CommunityRepository
@@ -48,6 +54,7 @@ examples:
   commons-node init --data /var/lib/commons --name "Riverside Tool Library" \\
       --slug riverside --base-url https://riverside.example --steward alice
   commons-node serve --data /var/lib/commons --host 127.0.0.1 --port 8000
+  commons-node backup --data /var/lib/commons --out commons-backup.tar
   commons-node member add --data /var/lib/commons --username bob
   commons-node demo
 
@@ -156,6 +163,39 @@ def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.add_argument(
         "--port", type=_port, help="the port to listen on (default: the base URL's port)"
     )
+    serve.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="only answer requests; deliveries, jobs and received activities are left "
+        "to `commons-node worker` processes sharing the database (run_workers = false "
+        "in config.toml does the same)",
+    )
+
+
+def _add_worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="run the node's background work without serving pages",
+        description="Deliver activities, handle received ones and run background jobs until "
+        "SIGINT or SIGTERM, without the web server: for a node that runs `serve --no-workers` "
+        "processes and separate workers on one PostgreSQL database.",
+    )
+    worker.add_argument(
+        "--data", required=True, type=Path, metavar="DIR", help="the node's data folder"
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address for --metrics-port (default: 127.0.0.1)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="also answer /healthz, /readyz and /metrics on this port (the worker's "
+        "delivery counters are its own)",
+    )
 
 
 def _add_member_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -230,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
     _add_init_parser(sub)
     _add_serve_parser(sub)
+    _add_worker_parser(sub)
     _add_member_parser(sub)
     _add_demo_parser(sub)
     migrate = sub.add_parser(
@@ -241,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--data", required=True, type=Path, metavar="DIR", help="the node's data folder"
     )
+    add_operator_parsers(sub)
     return parser
 
 
@@ -390,23 +432,45 @@ def _listen_error(exc: OSError, host: str, port: int) -> CliError:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     config = load_config(args.data)
+    configure_logging(args.log_level, config.log_format)
     _check_schema(config)
     host = _listen_host(args.host or config.listen_host)
     port = args.port or config.listen_port
+    workers = False if args.no_workers else None
     try:
-        web.run_app(
-            init_app(config),
-            host=host,
-            port=port,
-            # aiohttp calls this once every socket is bound: log only what is true.
-            print=lambda _banner: log.info(
-                "serving %s on http://%s:%s", config.base_url, host, port
-            ),
-            shutdown_timeout=10,
-            access_log=logging.getLogger("commons_node.access"),
-        )
+        with running(args.data):
+            _run_app(config, host, port, workers)
+    except LockError as exc:
+        raise CliError(str(exc)) from exc
     except OSError as exc:
         raise _listen_error(exc, host, port) from exc
+
+
+def _run_app(config: NodeConfig, host: str, port: int, workers: bool | None) -> None:
+    web.run_app(
+        init_app(config, workers=workers),
+        host=host,
+        port=port,
+        # aiohttp calls this once every socket is bound: log only what is true.
+        print=lambda _banner: log.info("serving %s on http://%s:%s", config.base_url, host, port),
+        shutdown_timeout=10,
+        access_log=logging.getLogger("commons_node.access"),
+        access_log_class=AccessLogger,
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    config = load_config(args.data)
+    configure_logging(args.log_level, config.log_format)
+    _check_schema(config)
+    host = _listen_host(args.metrics_host)
+    try:
+        with running(args.data):
+            asyncio.run(run_worker(config, host=host, port=args.metrics_port))
+    except LockError as exc:
+        raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise _listen_error(exc, host, args.metrics_port or 0) from exc
 
 
 async def _add_member(config: NodeConfig, args: argparse.Namespace) -> None:
@@ -464,14 +528,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    commands = {"init": cmd_init, "serve": cmd_serve, "migrate": cmd_migrate, "demo": cmd_demo}
+    configure_logging(args.log_level)
+    commands = {
+        "init": cmd_init,
+        "serve": cmd_serve,
+        "worker": cmd_worker,
+        "migrate": cmd_migrate,
+        "demo": cmd_demo,
+        **OPERATOR_COMMANDS,
+    }
     handler = cmd_member_add if args.command == "member" else commands[args.command]
     try:
         handler(args)
-    except (CliError, ConfigError) as exc:
+    except (CliError, ConfigError, OperatorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

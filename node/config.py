@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import tomli_w
@@ -122,6 +122,17 @@ class NodeConfig(BaseModel):
     discovery_communities_per_node: Positive = 50
     discovery_crawl_spacing_seconds: Count = 5
     discovery_refresh_interval_seconds: Positive = 6 * 3600
+    # Operations: who may read /metrics besides loopback (a bearer token), how
+    # logs are written ("text" or "json", one object per line), whether `serve`
+    # also runs the background workers, and how long a rotated key still verifies.
+    metrics_token: str | None = Field(default=None, min_length=16)
+    log_format: Literal["text", "json"] = "text"
+    run_workers: bool = True
+    worker_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # How long a worker holds the deliveries it claimed: a worker that dies lets
+    # them go to another after this. Far longer than a batch takes to send.
+    delivery_lease_seconds: Annotated[int, BeforeValidator(_whole_number), Field(ge=5)] = 300
+    key_grace_days: Positive = 7
 
     @field_validator("base_url")
     @classmethod

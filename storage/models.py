@@ -664,3 +664,22 @@ class PasswordReset(Base):
     used_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     member: Mapped[Member] = relationship(lazy="joined", foreign_keys=[member_id])
+class RetiredKey(Base):
+    """A local community's earlier public key, still published until `expires_at`.
+
+    After a key rotation, messages signed with the old key may still be in
+    flight (queued by a process that had not seen the new key, or retried by
+    a peer's cache); publishing the old key beside the new one for a grace
+    period lets them verify. Past `expires_at` it is no longer served.
+    """
+
+    __tablename__ = "retired_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), index=True
+    )
+    key_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    retired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

@@ -44,6 +44,7 @@ COMMONS_TERMS: dict[str, Any] = {
     "visibility": "commons:visibility",
     "partnership": "commons:partnership",
     "authorName": "commons:authorName",
+    "retiredKeys": "commons:retiredKeys",
     "publicOfferCount": {
         "@id": "commons:publicOfferCount",
         "@type": "xsd:nonNegativeInteger",

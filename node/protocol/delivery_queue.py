@@ -56,6 +56,10 @@ async def enqueue_activity(
     )
 
 
+def _ignore(_outcome: str) -> None:
+    """The default `observe`: nobody is counting."""
+
+
 def _job(delivery: Delivery, sender: Community) -> DeliveryJob | None:
     if not sender.key_id or not sender.private_key_pem:
         return None
@@ -75,7 +79,8 @@ class SqlDeliveryQueue:
     """`federation.delivery.DeliveryQueue` backed by `DeliveryRepository`.
 
     `clock` and `rng` are injectable so tests can move time and pin jitter
-    instead of sleeping.
+    instead of sleeping. `observe` hears each outcome once it is recorded
+    (`delivered`, `retry`, `gave_up`, `cancelled`), for metrics.
     """
 
     def __init__(
@@ -84,10 +89,12 @@ class SqlDeliveryQueue:
         *,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self._sessions = session_factory
         self._clock = clock
         self._rng = rng or random.Random()
+        self._observe = observe or _ignore
 
     async def claim(self, limit: int, lease: timedelta) -> list[DeliveryJob]:
         """Lease due deliveries; one whose sender lost its keys can never be signed,
@@ -102,7 +109,8 @@ class SqlDeliveryQueue:
                 refusal = await check.refusal(delivery, sender)
                 if refusal is not None:
                     logger.info("delivery %s cancelled: %s", delivery.id, refusal)
-                    await repo.cancel(delivery.id, refusal)
+                    if await repo.cancel(delivery.id, refusal):
+                        self._observe("cancelled")
                     continue
                 job = _job(delivery, sender)
                 if job is None:
@@ -118,6 +126,7 @@ class SqlDeliveryQueue:
             repo = DeliveryRepository(session)
             await repo.mark_delivered(job.id, now, status)
             await repo.record_host_success(job.host, now)
+        self._observe("delivered")
 
     async def retry(
         self,
@@ -136,6 +145,7 @@ class SqlDeliveryQueue:
                 await repo.record_host_failure(
                     job.host, self._clock(), error, self._host_schedule(host_wait)
                 )
+        self._observe("retry")
 
     def _host_schedule(self, host_wait: timedelta | None) -> Callable[[int], timedelta]:
         """The host's own backoff, stretched to what the remote asked for, if more."""
@@ -145,6 +155,7 @@ class SqlDeliveryQueue:
     async def give_up(self, job: DeliveryJob, status: int | None, error: str) -> None:
         async with self._sessions() as session, session.begin():
             await DeliveryRepository(session).mark_failed(job.id, status, error)
+        self._observe("gave_up")
 
     async def release(self, jobs: Sequence[DeliveryJob]) -> None:
         async with self._sessions() as session, session.begin():

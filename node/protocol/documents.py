@@ -33,10 +33,11 @@ from node.domain.conversion import listing_to_note
 from node.domain.visibility import may_view
 from node.protocol.audience import viewer_for_request
 from node.responses import json_response
-from storage.models import Community, Listing, Member
+from storage.models import Community, Listing, Member, utcnow
 from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
 from storage.repositories.follows import FollowRepository
 from storage.repositories.peers import KnownPeerRepository
+from storage.repositories.keys import RetiredKeyRepository
 from storage.states import Kind, ListingStatus, Visibility
 
 AP_CONTENT_TYPE = "application/activity+json"
@@ -81,6 +82,7 @@ async def actor_document(session: AsyncSession, community: Community) -> dict[st
         else None
     )
     assert community.public_key_pem is not None
+    retired = await RetiredKeyRepository(session).in_grace(community.id, utcnow())
     return build_actor_document(
         actor_id=community.ap_id,
         preferred_username=community.slug,
@@ -97,6 +99,8 @@ async def actor_document(session: AsyncSession, community: Community) -> dict[st
         public_need_count=needs,
         published=community.created_at,
         discoverable=community.is_discoverable,
+        key_id=community.key_id,
+        retired_keys=[(key.key_id, key.public_key_pem) for key in retired],
     )
 
 

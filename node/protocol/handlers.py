@@ -15,17 +15,19 @@ from aiohttp import web
 from federation.errors import FetchError
 from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
 from federation.jsonld import normalize_activity
-from federation.vocab import Activity, parse_note
+from federation.vocab import ACTOR_TYPES, Activity, parse_actor, parse_note
 from node.domain import urls
 from node.protocol import exchanges, partnerships
 from node.protocol.answers import on_answer
 from node.protocol.context import FederationContext
+from node.protocol.key_resolver import actor_to_data
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
 from node.protocol.proposal_limits import check_pending_cap
 from node.protocol.publishing import send
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
 from storage.models import Community
 from storage.repositories import CommunityRepository
+from storage.repositories.actors import RemoteActorRepository
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
@@ -124,6 +126,26 @@ async def on_create_or_update(ctx: FederationContext, activity: Activity) -> Non
         await session.commit()
 
 
+async def on_update(ctx: FederationContext, activity: Activity) -> None:
+    """An Update of the sender's own actor (a new key, a new name) refreshes our copy;
+    any other Update is a listing's."""
+    obj = activity.object
+    if not isinstance(obj, dict) or obj.get("type") not in ACTOR_TYPES:
+        await on_create_or_update(ctx, activity)
+        return
+    actor = parse_actor(normalize_activity(obj))
+    if actor.id != activity.actor:
+        raise Ignored(f"{activity.actor} cannot update another actor, {actor.id}")
+    async with ctx.sessions() as session:
+        if await CommunityRepository(session).get_by_ap_id(actor.id) is None:
+            raise Ignored(f"Update of {actor.id}, which we do not know")
+        try:
+            await RemoteActorRepository(session).upsert(actor_to_data(actor))
+        except ValueError as exc:
+            raise Ignored(f"{actor.id} cannot be stored: {exc}") from exc
+        await session.commit()
+
+
 async def on_delete(ctx: FederationContext, activity: Activity) -> None:
     """A Delete removes the cached copy, if the deleter is the listing's community."""
     target = activity.object_id or ""
@@ -165,6 +187,6 @@ HANDLERS: dict[str, ProtocolHandler] = {
     "Accept": on_answer,
     "Reject": on_answer,
     "Create": on_create_or_update,
-    "Update": on_create_or_update,
+    "Update": on_update,
     "Delete": on_delete,
 }

@@ -25,8 +25,9 @@ from federation.inbox_processor import Handler, InboxProcessor, Outcome, QueuedA
 from federation.rate_limit import HostRateLimiter, Rate
 from federation.signatures import KeyResolver
 from federation.vocab import Activity
-from node.appkeys import CONFIG, ENGINE, SESSIONS
+from node.appkeys import CONFIG, ENGINE, SESSIONS, WORKER_POLL_SECONDS
 from node.config import NodeConfig
+from node.ops.metrics import METRICS
 from node.protocol.key_resolver import SqlKeyResolver
 from node.protocol.ttl_cache import TtlCache
 from storage.repositories import BlockRepository, CommunityRepository, InboxRepository
@@ -254,6 +255,7 @@ def setup_inbox_routes(
         expected_host=config.host,
         max_skew=timedelta(seconds=config.signature_max_skew_seconds),
         limiter=inbox_rate_limiter(config),
+        observe=metrics.inbox_result if (metrics := app.get(METRICS)) is not None else None,
     )
     app[INBOX_HANDLERS] = dict(handlers or {})
     app[INBOX_WAKE] = wake
@@ -275,7 +277,10 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
     handlers: dict[str, Handler] = app[INBOX_HANDLERS]
     processor = InboxProcessor(SqlInboxQueue(app[SESSIONS]), handlers)
     task = asyncio.create_task(
-        processor.run_forever(PROCESSOR_POLL_SECONDS, app[INBOX_WAKE]), name="inbox-processor"
+        processor.run_forever(
+            app.get(WORKER_POLL_SECONDS, PROCESSOR_POLL_SECONDS), app[INBOX_WAKE]
+        ),
+        name="inbox-processor",
     )
     try:
         yield

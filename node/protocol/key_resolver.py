@@ -163,7 +163,6 @@ class SqlKeyResolver:
         self._failures = TtlCache[str](failure_ttl, 4096, clock)
         self._refreshed = TtlCache[bool](refresh_interval, 4096, clock)
         self._inflight: dict[str, asyncio.Task[PublicKeyRecord | None]] = {}
-        self._signing_key: tuple[str, str] | None = None
 
     @property
     def _config(self) -> NodeConfig:
@@ -264,8 +263,12 @@ class SqlKeyResolver:
             self._failures.put(key_id, str(error))
 
     async def _fetch(self, key_id: str) -> PublicKeyRecord | None:
+        """The key from its actor's document: the current key, or one the actor retired
+        recently and still publishes (kept in memory only; the actor's row keeps its
+        current key)."""
         actor = await self._fetch_actor(key_id.partition("#")[0])
-        if actor.public_key_id != key_id or not actor.public_key_pem:
+        pem = actor.key_pem(key_id)
+        if not pem:
             self._failures.put(key_id, f"{actor.id} does not publish key {key_id}")
             return None
         async with self._app[SESSIONS]() as session:
@@ -274,7 +277,7 @@ class SqlKeyResolver:
             except ValueError as exc:
                 raise FetchError(f"{actor.id} cannot be stored: {exc}", url=key_id) from exc
             await session.commit()
-        record = PublicKeyRecord(key_id, actor.id, actor.public_key_pem)
+        record = PublicKeyRecord(key_id, actor.id, pem)
         self._records.put(key_id, record)
         self._failures.discard(key_id)
         return record
@@ -303,15 +306,17 @@ class SqlKeyResolver:
         )
 
     async def _our_signing_key(self) -> tuple[str | None, str | None]:
-        """The first local community's key: any of ours will do for a signed fetch."""
-        if self._signing_key is None:
-            async with self._app[SESSIONS]() as session:
-                locals_ = await CommunityRepository(session).list_local()
-            signer = next((c for c in locals_ if c.key_id and c.private_key_pem), None)
-            if signer is None or signer.key_id is None or signer.private_key_pem is None:
-                return None, None
-            self._signing_key = (signer.key_id, signer.private_key_pem)
-        return self._signing_key
+        """The first local community's key: any of ours will do for a signed fetch.
+
+        Read afresh for each fetch (they are few and bounded), so that a key
+        rotated by `commons-node rotate-key` is used at once by a running node.
+        """
+        async with self._app[SESSIONS]() as session:
+            locals_ = await CommunityRepository(session).list_local()
+        signer = next((c for c in locals_ if c.key_id and c.private_key_pem), None)
+        if signer is None or signer.key_id is None or signer.private_key_pem is None:
+            return None, None
+        return signer.key_id, signer.private_key_pem
 
 
 __all__ = ["FetchSlots", "KeyFetchLimits", "SqlKeyResolver", "actor_to_data"]

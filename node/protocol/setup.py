@@ -30,11 +30,17 @@ def wake_after_commit(app: web.Application, session: Session) -> None:
         wake_jobs(app)
 
 
-def setup_federation(app: web.Application) -> None:
-    """Call after the database and HTTP client contexts are registered."""
+def setup_federation(app: web.Application, *, workers: bool = True) -> None:
+    """Call after the database and HTTP client contexts are registered.
+
+    With `workers=False` the app only answers requests: what it queues
+    (deliveries, jobs, received activities) waits for a `commons-node worker`
+    sharing its database.
+    """
     setup_document_routes(app)
     setup_inbox_routes(app, inbox_handlers(app))
     app.cleanup_ctx.append(_document_loader_ctx)
-    app.cleanup_ctx.append(delivery_worker_ctx)
-    app.cleanup_ctx.append(inbox_processor_ctx)
-    app.cleanup_ctx.append(job_worker_ctx)
+    if workers:
+        app.cleanup_ctx.append(delivery_worker_ctx)
+        app.cleanup_ctx.append(inbox_processor_ctx)
+        app.cleanup_ctx.append(job_worker_ctx)

@@ -3,6 +3,14 @@
 The delivery worker runs for the app's lifetime. Request handlers that
 enqueue deliveries call `wake_delivery(app)` after committing, so a partner
 hears of a change within moments rather than at the next poll.
+
+The same contexts run inside `commons-node serve` (the default) or in a
+separate `commons-node worker` process. Several of either may share one
+PostgreSQL database: every queue is claimed with a lease (`locked_until`)
+and, on PostgreSQL, `FOR UPDATE SKIP LOCKED`, so two workers never hold the
+same row, and a worker that dies lets its leases lapse for another to take.
+A dedicated worker polls every `worker_poll_seconds` (`WORKER_POLL_SECONDS`),
+since the wake-ups of a `serve` process cannot reach it.
 """
 
 from __future__ import annotations
@@ -10,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.delivery import DeliveryWorker
 from federation.http_client import HttpLimits
-from node.appkeys import CONFIG, HTTP, SESSIONS
+from node.appkeys import CONFIG, HTTP, SESSIONS, WORKER_POLL_SECONDS
+from node.ops.metrics import METRICS
 from node.protocol.crawl import enqueue_directory_refresh
 from node.protocol.delivery_queue import SqlDeliveryQueue
 from node.protocol.job_handlers import (
@@ -59,14 +69,20 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     """
     wake = asyncio.Event()
     app[DELIVERY_WAKE] = wake
+    metrics = app.get(METRICS)
+    queue = SqlDeliveryQueue(
+        app[SESSIONS], observe=metrics.delivery_outcome if metrics is not None else None
+    )
     worker = DeliveryWorker(
-        SqlDeliveryQueue(app[SESSIONS]),
+        queue,
         app[HTTP],
         allow_private=app[CONFIG].allow_private_addresses,
         limits=HttpLimits(),
+        lease=timedelta(seconds=app[CONFIG].delivery_lease_seconds),
     )
     task = asyncio.create_task(
-        worker.run_forever(DELIVERY_POLL_SECONDS, wake), name="delivery-worker"
+        worker.run_forever(app.get(WORKER_POLL_SECONDS, DELIVERY_POLL_SECONDS), wake),
+        name="delivery-worker",
     )
     yield
     await _stop(task)
@@ -81,7 +97,8 @@ async def job_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     wake = asyncio.Event()
     app[JOB_WAKE] = wake
     worker = JobWorker(app[SESSIONS], job_handlers(app))
-    task = asyncio.create_task(worker.run_forever(JOB_POLL_SECONDS, wake), name="job-worker")
+    poll = app.get(WORKER_POLL_SECONDS, JOB_POLL_SECONDS)
+    task = asyncio.create_task(worker.run_forever(poll, wake), name="job-worker")
     timers = [
         asyncio.create_task(
             _timer(app, reconcile_interval(app), enqueue_reconcile), name="reconcile-timer"

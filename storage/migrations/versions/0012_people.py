@@ -1,7 +1,7 @@
 """people: display names, bios, deactivation, invitations, password resets, listing authors
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01 09:00:00.000000
 
 Members get a display name, a short bio and an `is_active` flag (everyone
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
