@@ -664,6 +664,8 @@ class PasswordReset(Base):
     used_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     member: Mapped[Member] = relationship(lazy="joined", foreign_keys=[member_id])
+
+
 class RetiredKey(Base):
     """A local community's earlier public key, still published until `expires_at`.
 

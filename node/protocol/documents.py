@@ -36,8 +36,8 @@ from node.responses import json_response
 from storage.models import Community, Listing, Member, utcnow
 from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
 from storage.repositories.follows import FollowRepository
-from storage.repositories.peers import KnownPeerRepository
 from storage.repositories.keys import RetiredKeyRepository
+from storage.repositories.peers import KnownPeerRepository
 from storage.states import Kind, ListingStatus, Visibility
 
 AP_CONTENT_TYPE = "application/activity+json"
