@@ -128,3 +128,23 @@ async def test_flows_count_completed_exchanges_for_stewards(node: NodeHandle) ->
     assert empty["internal"] == {"count": 0, "hours": 0.0}
     assert empty["leakage_ratio"] == 0.0
     assert empty["by_community"] == []
+
+
+async def test_exchanges_show_the_display_names_members_chose(node: NodeHandle) -> None:
+    ada, bob = await node.login("ada"), await node.login("bob")
+    resp = await node.client.patch("/api/v1/me", json={"display_name": "Ada L."}, headers=ada)
+    assert resp.status == 200, await resp.text()
+    resp = await node.client.patch("/api/v1/me", json={"display_name": "Bob B."}, headers=bob)
+    assert resp.status == 200, await resp.text()
+    drill = await listing(node, ada)
+    _, exchange = await post(node, "/exchanges", bob, {"listing": drill["id"]})
+    assert exchange["provider"]["name"] == "Ada L."
+    assert exchange["receiver"]["name"] == "Bob B."
+    assert exchange["other_party_name"] == "Ada L."
+    _, seen_by_ada = await get(node, f"/exchanges/{exchange['id']}", ada)
+    assert seen_by_ada["other_party_name"] == "Bob B."
+    await post(node, f"/exchanges/{exchange['id']}/messages", bob, {"text": "Saturday?"})
+    _, thread = await get(node, f"/exchanges/{exchange['id']}/messages", ada)
+    assert [(m["author"], m["author_name"]) for m in thread["items"]] == [
+        ("bob@tools.test", "Bob B.")
+    ]
