@@ -6,7 +6,7 @@ that makes them; the lists show ids. Revoking an invitation takes either.
 
 from __future__ import annotations
 
-from node.api.paging import decode_cursor, page_of
+from node.api.paging import decode_cursor, encode_cursor, page_of
 from node.api.router import api
 from node.api.routing import ApiCall
 from node.api.schemas import (
@@ -18,6 +18,8 @@ from node.api.schemas import (
     MemberOut,
     MemberQuery,
     MemberUpdate,
+    NotificationList,
+    NotificationOut,
     PageQuery,
     ProfileOut,
     ProfileUpdate,
@@ -26,7 +28,7 @@ from node.api.schemas import (
     ResetRequest,
 )
 from node.domain.people import invitation_state
-from node.services import invitations, members
+from node.services import invitations, members, notifications
 from storage.models import Invitation, Member, utcnow
 from storage.paging import Position
 from storage.states import Role
@@ -251,3 +253,45 @@ async def update_me(call: ApiCall[ProfileUpdate, None]) -> ProfileOut:
 async def revoke_other_tokens(call: ApiCall[None, None]) -> None:
     keep = call.token.id if call.token is not None else None
     await members.sign_out_everywhere(call.session, call.me, keep_id=keep)
+
+
+@api.route(
+    "GET",
+    "/me/notifications",
+    summary="Your own notifications about your exchanges, newest first",
+    tag="members",
+    query=PageQuery,
+    response=NotificationList,
+    errors=(400, 401, 422),
+)
+async def my_notifications(call: ApiCall[None, PageQuery]) -> NotificationList:
+    page, after = await notifications.page_for_member(
+        call.session, call.me, decode_cursor(call.query.cursor), call.query.limit
+    )
+    return NotificationList(
+        items=[
+            NotificationOut(
+                id=n.id,
+                kind=n.kind,
+                text=n.text,
+                partnership_id=n.partnership_id,
+                exchange_id=n.exchange_id,
+                created_at=n.created_at,
+                read=n.read_at is not None,
+            )
+            for n in page
+        ],
+        unread=await notifications.unread_for_member(call.session, call.me),
+        next=encode_cursor(after) if after is not None else None,
+    )
+
+
+@api.route(
+    "POST",
+    "/me/notifications/read",
+    summary="Mark all your notifications read",
+    tag="members",
+    status=204,
+)
+async def read_my_notifications(call: ApiCall[None, None]) -> None:
+    await notifications.mark_all_read(call.session, call.me)

@@ -266,6 +266,9 @@ class NotificationOut(BaseModel):
     kind: str
     text: str
     partnership_id: str | None
+    exchange_id: str | None = Field(
+        default=None, description="The exchange it is about, for a member's notification"
+    )
     created_at: datetime
     read: bool
 

@@ -61,8 +61,8 @@ def member_handle(member: Member) -> str:
 
 
 def display_name(member: Member) -> str:
-    """The name shown for a member; the one place to change when members choose one."""
-    return member.username
+    """The name shown for a member: the display name it chose, else its username."""
+    return member.shown_name
 
 
 def roles_for_kind(kind: str) -> tuple[str, str]:

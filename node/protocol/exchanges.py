@@ -30,7 +30,7 @@ from federation.inbox_processor import IgnoreActivity
 from federation.jsonld import normalize_activity
 from federation.vocab import Activity, VocabError
 from node.domain import urls
-from node.domain.exchanges import merged
+from node.domain.exchanges import display_name, merged
 from node.domain.visibility import Viewer, may_view
 from node.protocol.context import FederationContext
 from node.protocol.publishing import enqueue, send
@@ -307,7 +307,7 @@ async def on_offer(ctx: FederationContext, activity: Activity) -> None:
             raise ExchangeIgnored("the requesting member must belong to the sender's node")
         author = listing.author
         ours_handle = f"{author.username}@{listing.community.host}" if author else None
-        ours_name = author.username if author else ""
+        ours_name = display_name(author) if author else ""
         theirs_name = (
             agreement.receiver_name if listing.kind == Kind.OFFER else agreement.provider_name
         ) or requester_handle
@@ -343,15 +343,20 @@ async def on_offer(ctx: FederationContext, activity: Activity) -> None:
         await session.commit()
 
 
-async def exchange_answered(
-    session: AsyncSession, activity: Activity, exchange: Exchange, sender: Community
-) -> None:
-    """Accept or Reject of our Offer, from the listing's community only."""
-    listing_side = (
+def _listing_side(exchange: Exchange) -> Community:
+    """The community whose listing the exchange is about: the one that answers the Offer."""
+    return (
         exchange.provider_community
         if exchange.listing_kind == Kind.OFFER
         else exchange.receiver_community
     )
+
+
+async def exchange_answered(
+    session: AsyncSession, activity: Activity, exchange: Exchange, sender: Community
+) -> None:
+    """Accept or Reject of our Offer, from the listing's community only."""
+    listing_side = _listing_side(exchange)
     if listing_side.id != sender.id or listing_side.is_local:
         raise ExchangeIgnored(f"{sender.ap_id} does not answer for {exchange.listing_ap_id}")
     heard = ExchangeStatus.ACCEPTED if activity.type == "Accept" else ExchangeStatus.DECLINED
@@ -400,6 +405,9 @@ async def on_agreement_update(ctx: FederationContext, activity: Activity) -> Non
             agreement.status == ExchangeStatus.COMPLETED
             and exchange.status == ExchangeStatus.REQUESTED
         ):
+            if _listing_side(exchange).is_local:
+                # Only this node accepts; the requester cannot complete past it.
+                raise ExchangeIgnored(f"{agreement.id} was never accepted here")
             # The acceptance is still on its way; the completion implies it.
             _learn_listing_member(exchange, agreement)
         if apply_status(exchange, agreement.status):

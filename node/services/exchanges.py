@@ -287,6 +287,7 @@ async def _views(
 
 async def get_exchange(session: AsyncSession, member: Member, exchange_id: str) -> ExchangeView:
     exchange, standing = await _visible(session, member, exchange_id)
+    await NotificationRepository(session).mark_read_for_member(member.id, exchange.id)
     counts = await ExchangeRepository(session).message_counts([exchange.id])
     return view_of_exchange(exchange, standing, counts.get(exchange.id, 0))
 
@@ -389,6 +390,7 @@ async def list_messages(
 ) -> tuple[list[MessageView], Position | None]:
     """The thread oldest first; reading it marks the member's notices about it read."""
     exchange, _ = await _visible(session, member, exchange_id)
+    await NotificationRepository(session).mark_read_for_member(member.id, exchange.id)
     rows = await ExchangeRepository(session).page_messages(exchange.id, after, limit)
     page = list(rows[:limit])
     next_position = (

@@ -17,6 +17,7 @@ from node.api.paging import decode_cursor, encode_cursor
 from node.domain.exchanges import Action, ExchangeView
 from node.errors import BadRequest
 from node.services import exchanges as service
+from node.services import notifications
 from node.services.exchanges import MessageView
 from node.web.guards import FormData, Page, member_page, redirect
 
@@ -146,3 +147,28 @@ async def post_message(page: Page) -> web.StreamResponse:
     await service.post_message(page.db, page.member, exchange_id, text)
     await page.db.commit()
     return redirect(page.request, f"/exchanges#exchange-{exchange_id}", ("success", "Sent."))
+
+
+@routes.get("/notifications", name="notifications")
+@member_page
+async def my_notifications(page: Page) -> web.StreamResponse:
+    """The member's own notifications; opening an exchange marks its ones read."""
+    rows, after = await notifications.page_for_member(
+        page.db, page.member, decode_cursor(page.request.query.get("cursor")), PAGE_SIZE
+    )
+    next_url = f"/notifications?cursor={encode_cursor(after)}" if after is not None else None
+    return page.render(
+        "exchanges/notifications.html",
+        notifications=rows,
+        unread=await notifications.unread_for_member(page.db, page.member),
+        next_url=next_url,
+        paged="cursor" in page.request.query,
+    )
+
+
+@routes.post("/notifications/read", name="read_my_notifications")
+@member_page
+async def read_my_notifications(page: Page) -> web.StreamResponse:
+    await notifications.mark_all_read(page.db, page.member)
+    await page.db.commit()
+    return redirect(page.request, "/notifications", ("info", "Notifications marked read."))

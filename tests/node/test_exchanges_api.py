@@ -128,3 +128,72 @@ async def test_flows_count_completed_exchanges_for_stewards(node: NodeHandle) ->
     assert empty["internal"] == {"count": 0, "hours": 0.0}
     assert empty["leakage_ratio"] == 0.0
     assert empty["by_community"] == []
+
+
+async def test_exchanges_show_the_display_names_members_chose(node: NodeHandle) -> None:
+    ada, bob = await node.login("ada"), await node.login("bob")
+    resp = await node.client.patch("/api/v1/me", json={"display_name": "Ada L."}, headers=ada)
+    assert resp.status == 200, await resp.text()
+    resp = await node.client.patch("/api/v1/me", json={"display_name": "Bob B."}, headers=bob)
+    assert resp.status == 200, await resp.text()
+    drill = await listing(node, ada)
+    _, exchange = await post(node, "/exchanges", bob, {"listing": drill["id"]})
+    assert exchange["provider"]["name"] == "Ada L."
+    assert exchange["receiver"]["name"] == "Bob B."
+    assert exchange["other_party_name"] == "Ada L."
+    _, seen_by_ada = await get(node, f"/exchanges/{exchange['id']}", ada)
+    assert seen_by_ada["other_party_name"] == "Bob B."
+    await post(node, f"/exchanges/{exchange['id']}/messages", bob, {"text": "Saturday?"})
+    _, thread = await get(node, f"/exchanges/{exchange['id']}/messages", ada)
+    assert [(m["author"], m["author_name"]) for m in thread["items"]] == [
+        ("bob@tools.test", "Bob B.")
+    ]
+
+
+async def test_members_read_their_own_notifications_newest_first(node: NodeHandle) -> None:
+    ada, bob = await node.login("ada"), await node.login("bob")
+    steward = await node.login("stew", "steward")
+    drill = await listing(node, ada)
+    _, exchange = await post(node, "/exchanges", bob, {"listing": drill["id"], "hours": 1})
+    status, mine = await get(node, "/me/notifications", ada)
+    assert status == 200
+    assert mine["unread"] == 1
+    [requested] = mine["items"]
+    assert (requested["kind"], requested["exchange_id"], requested["read"]) == (
+        "exchange_requested",
+        exchange["id"],
+        False,
+    )
+    assert "Cordless drill" in requested["text"]
+    nothing = {"items": [], "unread": 0, "next": None}
+    assert (await get(node, "/me/notifications", bob))[1] == nothing
+    # Members' notices are their own, not the stewards' list.
+    assert (await get(node, "/notifications", steward))[1]["items"] == []
+
+    await post(node, f"/exchanges/{exchange['id']}/accept", ada)
+    await post(node, f"/exchanges/{exchange['id']}/messages", ada, {"text": "Ten o'clock?"})
+    status, first = await get(node, "/me/notifications?limit=1", bob)
+    assert first["unread"] == 2
+    assert [n["kind"] for n in first["items"]] == ["exchange_message"]
+    assert first["next"]
+    _, rest = await get(node, f"/me/notifications?limit=1&cursor={first['next']}", bob)
+    assert [n["kind"] for n in rest["items"]] == ["exchange_answered"]
+    assert rest["next"] is None
+
+    # Opening the exchange marks its notices read, and only the reader's.
+    await post(node, f"/exchanges/{exchange['id']}/messages", bob, {"text": "Yes, thanks"})
+    assert (await get(node, f"/exchanges/{exchange['id']}", bob))[0] == 200
+    _, after = await get(node, "/me/notifications", bob)
+    assert after["unread"] == 0 and all(n["read"] for n in after["items"])
+    _, adas = await get(node, "/me/notifications", ada)
+    assert adas["unread"] == 1
+    assert [(n["kind"], n["read"]) for n in adas["items"]] == [
+        ("exchange_message", False),
+        ("exchange_requested", True),  # answering it read it
+    ]
+
+    resp = await node.client.post("/api/v1/me/notifications/read", headers=ada)
+    assert resp.status == 204
+    assert (await get(node, "/me/notifications", ada))[1]["unread"] == 0
+    assert (await get(node, "/me/notifications", {}))[0] == 401
+    assert (await get(node, "/me/notifications?cursor=nonsense", ada))[0] == 400

@@ -142,3 +142,41 @@ async def test_my_exchanges_without_any(browser: Browser) -> None:
     html = await html_of(browser, "/exchanges")
     assert "No exchanges yet" in html
     assert '<a href="/exchanges" aria-current="page">My exchanges</a>' in html
+
+
+def unread_badge(html: str) -> str | None:
+    """The unread count the header shows beside Notifications, if any."""
+    match = re.search(
+        r'<a href="/notifications"[^>]*>Notifications <span class="nav-count">(\d+)<', html
+    )
+    return match.group(1) if match else None
+
+
+async def test_a_member_sees_and_clears_its_own_notifications(browser: Browser) -> None:
+    await browser.become("max")
+    listing_id = await posted_id(browser)
+    assert unread_badge(await html_of(browser, "/listings")) is None
+    await browser.become("olga")
+    exchange_id = await request(browser, listing_id)
+    html = await html_of(browser, "/notifications")
+    assert unread_badge(html) is None and "Nothing yet" in html
+
+    await browser.become("max")
+    html = await html_of(browser, "/notifications")
+    assert unread_badge(html) == "1"
+    assert '<li class="notification is-unread">' in html
+    assert "olga asks for “Cordless drill”" in html
+    assert f'href="/exchanges#exchange-{exchange_id}"' in html
+    response = await browser.submit("/notifications/read", {}, form_page="/notifications")
+    assert (response.status, response.headers["Location"]) == (303, "/notifications")
+    html = await html_of(browser, "/notifications")
+    assert unread_badge(html) is None and "is-unread" not in html
+    assert "Mark all as read" not in html
+
+    # An answer reaches olga; opening her exchanges reads it.
+    await browser.submit(f"/exchanges/{exchange_id}/accept", {}, form_page="/exchanges")
+    await browser.become("olga")
+    assert unread_badge(await html_of(browser, "/listings")) == "1"
+    await html_of(browser, "/exchanges")
+    html = await html_of(browser, "/notifications")
+    assert unread_badge(html) is None and "was accepted" in html
