@@ -101,7 +101,7 @@ class NodeConfig(BaseModel):
     discovery_communities_per_node: Positive = 50
     discovery_crawl_spacing_seconds: Count = 5
     discovery_refresh_interval_seconds: Positive = 6 * 3600
-    discovery_crawls_per_round: Positive = 50
+    discovery_crawls_per_round: Positive = 25
     discovery_max_known_peers: Positive = 1000
 
     @field_validator("base_url")

@@ -15,7 +15,7 @@ from aiohttp import web
 from federation.errors import FetchError
 from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
 from federation.jsonld import normalize_activity
-from federation.vocab import Activity, parse_note
+from federation.vocab import ACTOR_TYPES, Activity, parse_note
 from node.domain import urls
 from node.protocol import exchanges, partnerships
 from node.protocol.answers import on_answer
@@ -99,8 +99,36 @@ async def _may_receive(ctx: FederationContext, origin: Community, audience: str)
     return any(f.state in (FollowState.PENDING, FollowState.ACTIVE) for f in follows)
 
 
+async def on_actor_update(ctx: FederationContext, activity: Activity) -> None:
+    """An actor we know says its document changed (a name, counts, leaving directories).
+
+    The document is read again from the actor's own server rather than taken from
+    the activity, so what we store is what its origin serves; an actor we have never
+    cached is not worth a request.
+    """
+    async with ctx.sessions() as session:
+        cached = await CommunityRepository(session).get_by_ap_id(activity.actor)
+    if cached is None or cached.is_local:
+        raise Ignored(f"Update of {activity.actor}, an actor we do not keep")
+    await resolve_actor(ctx, activity.actor, refresh=True)
+
+
+def _updates_its_actor(activity: Activity) -> bool:
+    obj = activity.object
+    return (
+        activity.type == "Update"
+        and isinstance(obj, dict)
+        and obj.get("id") == activity.actor
+        and obj.get("type") in ACTOR_TYPES
+    )
+
+
 async def on_create_or_update(ctx: FederationContext, activity: Activity) -> None:
-    """A listing to mirror, or, for exchanges, a thread message or a status change."""
+    """A listing to mirror, an actor's own changes, or, for exchanges, a thread message
+    or a status change."""
+    if _updates_its_actor(activity):
+        await on_actor_update(ctx, activity)
+        return
     if activity.type == "Create" and exchanges.is_exchange_message(activity):
         await exchanges.on_thread_message(ctx, activity)
         return
