@@ -32,6 +32,7 @@ opt-outs stay current.
 from __future__ import annotations
 
 import logging
+import random
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -59,6 +60,7 @@ from storage.repositories.discovery import DIRECTORY_TYPES
 from storage.repositories.peers import KnownPeerRepository
 
 log = logging.getLogger(__name__)
+_shuffle = random.Random()
 
 CRAWL_PEER = "crawl_peer"
 REFRESH_DIRECTORY = "refresh_directory"
@@ -272,9 +274,9 @@ async def _guarded(ctx: FederationContext, url: str) -> bool:
 async def _record_peers(
     ctx: FederationContext, source: str, depth: int, urls: list[str]
 ) -> list[str]:
-    """Record up to the per-round number of nodes we did not know, one hop further out,
-    within the node's limit on known nodes; a known node reached by fewer hops gets the
-    shorter depth. Two crawls listing the same new node at once record it once."""
+    """Record up to the per-round number of nodes we did not know, chosen at random, one
+    hop further out, within the node's limit on known nodes; a known node reached by fewer
+    hops gets the shorter depth. Two crawls listing the same new node record it once."""
     config = ctx.config
     added: list[str] = []
     async with ctx.sessions() as session:
@@ -282,7 +284,10 @@ async def _record_peers(
         room = config.discovery_max_known_peers - await peers.count()
         known = await peers.depths(urls)
         await peers.shorten(source, depth + 1, [u for u, d in known.items() if d > depth + 1])
-        for url in urls:
+        # In no particular order: lists are sorted, and if every node took the first few
+        # new ones, the same nodes would be read by everyone, and (refreshed least
+        # recently read first) go on being read by everyone in the same round.
+        for url in _shuffle.sample(urls, len(urls)):
             if len(added) >= min(config.discovery_hosts_per_round, room):
                 break
             if url == config.base_url or url in known:

@@ -50,6 +50,7 @@ from federation import signatures
 from node.app import init_app
 from node.appkeys import SESSIONS
 from node.config import NodeConfig, write_config
+from node.protocol import crawl
 from node.protocol.crawl import enqueue_crawl, enqueue_directory_refresh
 from node.protocol.inbox import inbox_processor_ctx
 from node.protocol.job_handlers import job_handlers
@@ -364,6 +365,7 @@ def _one_signer_cache_per_server() -> None:
 
 async def simulate(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     _one_signer_cache_per_server()
+    crawl._shuffle.seed(args.seed)
     stages = sorted({int(s) for s in args.stages.split(",") if int(s) <= args.nodes} | {args.nodes})
     settings = {**SETTINGS, **dict(args.setting)}
     rng = random.Random(args.seed)
