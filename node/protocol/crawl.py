@@ -4,8 +4,10 @@ A node publishes its peers (NodeInfo `metadata.peers`, as base URLs, and
 `/api/v1/instance/peers`, the host list Mastodon serves). A `crawl_peer` job
 reads one node: its NodeInfo, the communities it hosts, and its peers (from
 NodeInfo, or, when that lists none, from the node's Mastodon-style peers
-array). What is found becomes a directory entry; nothing is followed. Every
-fetch is signed and goes through the address guard.
+array). What is found becomes a directory entry; nothing is followed. Actors
+are fetched signed (servers in Mastodon's secure mode want that); NodeInfo and
+peer lists, public by definition, unsigned. Every fetch goes through the
+address guard and stays on the node's own host.
 
 What one node does stays bounded however large the network grows:
 
@@ -49,10 +51,9 @@ from node.protocol.context import FederationContext
 from node.protocol.jobs import JobFailed, JobHandler, JobRun, RetryJob, enqueue_job
 from node.protocol.remote_actors import (
     ActorUnavailable,
-    default_viewer,
+    public_get,
+    public_get_array,
     resolve_actor,
-    signed_get,
-    signed_get_array,
 )
 from storage.models import Community, KnownPeer, utcnow
 from storage.repositories.actors import BlockRepository
@@ -108,11 +109,9 @@ async def enqueue_directory_refresh(session: AsyncSession) -> bool:
     return await enqueue_job(session, REFRESH_DIRECTORY, {}, dedupe_key=REFRESH_DIRECTORY)
 
 
-async def _nodeinfo(
-    ctx: FederationContext, base_url: str, viewer: Community | None
-) -> dict[str, Any]:
+async def _nodeinfo(ctx: FederationContext, base_url: str) -> dict[str, Any]:
     """The node's NodeInfo 2.1, read only from the node's own host."""
-    links = await signed_get(ctx, f"{base_url}/.well-known/nodeinfo", viewer, same_host_only=True)
+    links = await public_get(ctx, f"{base_url}/.well-known/nodeinfo")
     hrefs = [
         link.get("href")
         for link in links.get("links", [])
@@ -121,7 +120,7 @@ async def _nodeinfo(
     href = hrefs[0] if hrefs else None
     if not isinstance(href, str) or not same_host(href, base_url):
         raise JobFailed(f"{base_url} publishes no NodeInfo 2.1 of its own")
-    return await signed_get(ctx, href, viewer, same_host_only=True)
+    return await public_get(ctx, href)
 
 
 def _listed(info: dict[str, Any], key: str) -> list[Any]:
@@ -196,13 +195,11 @@ def peer_hosts(entries: list[Any], scheme: str) -> list[str]:
     return list(seen)
 
 
-async def _instance_peers(
-    ctx: FederationContext, base_url: str, viewer: Community | None
-) -> tuple[list[str], str | None]:
+async def _instance_peers(ctx: FederationContext, base_url: str) -> tuple[list[str], str | None]:
     """The node's `/api/v1/instance/peers`, bounded in bytes and entries; ([], why) on failure."""
     try:
-        entries = await signed_get_array(
-            ctx, base_url + INSTANCE_PEERS_PATH, viewer, max_bytes=INSTANCE_PEERS_MAX_BYTES
+        entries = await public_get_array(
+            ctx, base_url + INSTANCE_PEERS_PATH, max_bytes=INSTANCE_PEERS_MAX_BYTES
         )
     except FederationError as exc:
         return [], f"peers list: {str(exc)[:200]}"
@@ -322,9 +319,8 @@ def run_crawl_peer(ctx: FederationContext) -> JobHandler:
             if await BlockRepository(session).is_blocked(urlsplit(base_url).netloc):
                 await run.report(skipped="domain is blocked")
                 return
-        viewer = await default_viewer(ctx)
         try:
-            info = await _nodeinfo(ctx, base_url, viewer)
+            info = await _nodeinfo(ctx, base_url)
         except FederationError as exc:
             await _note_result(ctx, base_url, str(exc)[:500])
             raise RetryJob(str(exc)) from exc
@@ -337,7 +333,7 @@ def run_crawl_peer(ctx: FederationContext) -> JobHandler:
         if await _may_learn(ctx, depth):
             urls = peer_urls(info)
             if not urls:  # not one of ours, perhaps: Mastodon and others list hosts here
-                urls, error = await _instance_peers(ctx, base_url, viewer)
+                urls, error = await _instance_peers(ctx, base_url)
                 errors.extend([error] if error else [])
             added = await _record_peers(ctx, base_url, depth, urls)
         await _note_result(ctx, base_url, "; ".join(errors)[:500] or None)

@@ -56,15 +56,29 @@ async def default_viewer(ctx: FederationContext) -> Community | None:
     return locals_[0] if locals_ else None
 
 
-async def signed_get_array(
-    ctx: FederationContext, url: str, viewer: Community | None, *, max_bytes: int
-) -> list[Any]:
-    """GET a JSON array of at most `max_bytes` from `url`'s own host (`signed_get_json_array`)."""
+async def public_get(ctx: FederationContext, url: str) -> dict[str, Any]:
+    """GET a document every server publishes to anyone (NodeInfo), unsigned: a
+    signature would prove nothing and cost an RSA operation per request.
+    A redirect to another host is refused."""
+    return await signed_get_json(
+        ctx.http,
+        url,
+        key_id=None,
+        private_key_pem=None,
+        allow_private=ctx.config.allow_private_addresses,
+        limits=ctx.limits,
+        same_host_only=True,
+    )
+
+
+async def public_get_array(ctx: FederationContext, url: str, *, max_bytes: int) -> list[Any]:
+    """GET a public JSON array of at most `max_bytes` from `url`'s own host, unsigned
+    (Mastodon's peers list; see `signed_get_json_array`)."""
     return await signed_get_json_array(
         ctx.http,
         url,
-        key_id=viewer.key_id if viewer else None,
-        private_key_pem=viewer.private_key_pem if viewer else None,
+        key_id=None,
+        private_key_pem=None,
         allow_private=ctx.config.allow_private_addresses,
         limits=replace(
             ctx.limits, max_response_bytes=min(max_bytes, ctx.limits.max_response_bytes)
