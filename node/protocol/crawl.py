@@ -25,8 +25,9 @@ What one node does stays bounded however large the network grows:
 
 A `refresh_directory` job, queued by a timer every
 `discovery_refresh_interval_seconds`, queues crawls of the known nodes not
-read for that long, at most `discovery_crawls_per_round` of them (least
-recently read first, so all of them come round in turn), spaced like the
+read for that long, at most `discovery_crawls_per_round` of them (never-read
+ones first, then a draw in which the longer unread are the likelier, so all
+come round and no two nodes keep picking the same ones), spaced like the
 others, and a refresh of stale actors seen only in activities, so counts and
 opt-outs stay current.
 """
@@ -34,10 +35,12 @@ opt-outs stay current.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -370,6 +373,30 @@ async def _stale_actors(session: AsyncSession, now: Any) -> list[str]:
     return list(result.scalars())
 
 
+def pick_due(
+    due: Sequence[KnownPeer], limit: int, now: datetime, rng: random.Random
+) -> list[KnownPeer]:
+    """The nodes a refresh round reads: never-read ones first, then a draw weighted by
+    how long ago each was read, so the longer unread the likelier.
+
+    Not simply the least recently read: nodes that learned the network together read
+    their peers in the same order, and would go on all reading the same few in the
+    same round, whose load would then grow with the network. Each node drawing its
+    own keeps what one node serves a round near `limit` crawls whatever its size.
+    """
+    fresh = [peer for peer in due if peer.last_checked_at is None]
+    if len(fresh) >= limit:
+        return fresh[:limit]
+
+    def key(peer: KnownPeer) -> float:  # Efraimidis-Spirakis: log(u) / weight
+        assert peer.last_checked_at is not None
+        age = max((now - peer.last_checked_at).total_seconds(), 1.0)
+        return math.log(1.0 - rng.random()) / age
+
+    read = [peer for peer in due if peer.last_checked_at is not None]
+    return fresh + sorted(read, key=key, reverse=True)[: limit - len(fresh)]
+
+
 def run_refresh_directory(ctx: FederationContext) -> JobHandler:
     async def handle(run: JobRun) -> None:
         now = utcnow()
@@ -377,12 +404,8 @@ def run_refresh_directory(ctx: FederationContext) -> JobHandler:
         config = ctx.config
         async with ctx.sessions() as session:
             crawls = 0
-            due: list[KnownPeer] = list(
-                await KnownPeerRepository(session).due(
-                    due_before, config.discovery_crawls_per_round
-                )
-            )
-            for peer in due:
+            due = await KnownPeerRepository(session).due(due_before)
+            for peer in pick_due(due, config.discovery_crawls_per_round, now, _shuffle):
                 spacing = config.discovery_crawl_spacing_seconds * crawls
                 crawls += await enqueue_crawl(
                     session, peer.base_url, peer.depth, delay_seconds=spacing

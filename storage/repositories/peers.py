@@ -71,16 +71,13 @@ class KnownPeerRepository:
         result = await self.session.execute(select(func.count()).select_from(KnownPeer))
         return int(result.scalar_one())
 
-    async def due(self, read_before: datetime, limit: int) -> Sequence[KnownPeer]:
-        """Up to `limit` nodes not read since `read_before`: never-read first, then the
-        least recently read, so that with more nodes than a round takes all come round."""
+    async def due(self, read_before: datetime) -> Sequence[KnownPeer]:
+        """The nodes not read since `read_before` (never-read ones included); at most
+        the node's limit on known nodes, so a round's choice is made in memory."""
         result = await self.session.execute(
             select(KnownPeer)
             .where(KnownPeer.last_checked_at.is_(None) | (KnownPeer.last_checked_at < read_before))
-            .order_by(
-                KnownPeer.last_checked_at.is_not(None), KnownPeer.last_checked_at, KnownPeer.id
-            )
-            .limit(limit)
+            .order_by(KnownPeer.id)
         )
         return result.scalars().all()
 

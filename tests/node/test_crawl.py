@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from node.protocol.crawl import (
     CRAWL_PEER,
     INSTANCE_PEERS_MAX_BYTES,
     REFRESH_DIRECTORY,
+    pick_due,
     run_crawl_peer,
     run_refresh_directory,
 )
@@ -310,7 +312,7 @@ async def test_a_community_is_read_again_only_when_it_may_have_changed(node: Nod
         assert row is not None and not row.is_discoverable
 
 
-async def test_a_refresh_round_reads_a_bounded_number_of_nodes_least_recent_first(
+async def test_a_refresh_round_reads_a_bounded_number_of_nodes_never_read_first(
     node: NodeHandle,
 ) -> None:
     now = utcnow()
@@ -325,12 +327,33 @@ async def test_a_refresh_round_reads_a_bounded_number_of_nodes_least_recent_firs
     await run_refresh_directory(ctx)(run)
     assert run.progress["crawls_queued"] == 3
     jobs = sorted(await _jobs(node, CRAWL_PEER), key=lambda job: job.next_run_at)
-    # Never read first, then the longest unread; spaced; the recent one not at all.
-    assert [job.subject for job in jobs] == [LISTED[5], LISTED[4], LISTED[3]]
+    # The never-read one first, then two of those read over a day ago; spaced; the
+    # one read just now not at all.
+    assert jobs[0].subject == LISTED[5]
+    assert {job.subject for job in jobs[1:]} < set(LISTED[:5])
     assert all(b.next_run_at - a.next_run_at >= timedelta(seconds=9) for a, b in pairwise(jobs))
-    # The next round takes the others in turn; one already queued is not queued twice.
+    # The never-read one, still queued, is drawn again but not queued twice.
     await run_refresh_directory(ctx)(run)
-    assert run.progress["crawls_queued"] == 0  # the same three are still queued
+    again = run.progress["crawls_queued"]
+    assert again <= 2 and len(await _jobs(node, CRAWL_PEER)) == 3 + again
+
+
+def test_nodes_draw_their_own_peers_to_refresh_the_longer_unread_the_likelier() -> None:
+    now = utcnow()
+    peers = [
+        KnownPeer(base_url=f"http://p{n}.test", last_checked_at=now - timedelta(hours=6))
+        for n in range(40)
+    ]
+    stale = KnownPeer(base_url="http://stale.test", last_checked_at=now - timedelta(days=5))
+    rng = random.Random(1)
+    picks: Counter[str] = Counter()
+    rounds = 400  # 400 nodes that learned the network together, each drawing 10 of 41
+    for _ in range(rounds):
+        picks.update(peer.base_url for peer in pick_due([*peers, stale], 10, now, rng))
+    # Least recently read first would have every node read the same ten (400 each);
+    # drawn, each is read by about a quarter of them.
+    assert max(count for url, count in picks.items() if url != "http://stale.test") < 150
+    assert picks["http://stale.test"] > 0.95 * rounds  # twenty times older: nearly always
 
 
 def _actor_update(actor_id: str) -> Any:
