@@ -150,13 +150,15 @@ async def _read_excerpt(response: aiohttp.ClientResponse) -> str:
     return data.decode("utf-8", errors="replace")[:_EXCERPT_CHARS]
 
 
-def _json_object(body: bytes, url: str) -> dict[str, Any]:
+def _json_document(body: bytes, url: str, shape: type[dict[str, Any]] | type[list[Any]]) -> Any:
+    """The body as JSON of the `shape` asked for: an object, or (where asked) an array."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise FetchError(f"{url} did not answer JSON: {exc}", url=url) from exc
-    if not isinstance(document, dict):
-        raise FetchError(f"{url} answered JSON that is not an object", url=url)
+    if not isinstance(document, shape):
+        what = "an object" if shape is dict else "an array"
+        raise FetchError(f"{url} answered JSON that is not {what}", url=url)
     return document
 
 
@@ -179,9 +181,18 @@ def _get_headers(url: str, key_id: str | None, private_key_pem: str | None) -> d
     return sign_request("GET", url, headers, None, key_id, private_key_pem)
 
 
+@dataclass(frozen=True)
+class _Document:
+    value: Any
+
+
 async def _get_hop(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str], limits: HttpLimits
-) -> str | dict[str, Any]:
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    limits: HttpLimits,
+    shape: type[dict[str, Any]] | type[list[Any]],
+) -> str | _Document:
     """One GET without following redirects: a redirect target or the document."""
     try:
         async with session.get(
@@ -195,7 +206,7 @@ async def _get_hop(
         raise FetchError(f"invalid URL {url!r}", url=url) from exc
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise DeliveryNetworkError(f"GET {url} failed: {exc!r}", url=url) from exc
-    return _json_object(body, url)
+    return _Document(_json_document(body, url, shape))
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
@@ -222,6 +233,59 @@ async def signed_get_json(
     origin vouches for them (an actor, a key), a document served by someone
     else is not the document asked for.
     """
+    document: dict[str, Any] = await _signed_get(
+        session,
+        url,
+        key_id=key_id,
+        private_key_pem=private_key_pem,
+        allow_private=allow_private,
+        limits=limits,
+        same_host_only=same_host_only,
+        shape=dict,
+    )
+    return document
+
+
+async def signed_get_json_array(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    key_id: str | None,
+    private_key_pem: str | None,
+    allow_private: bool,
+    limits: HttpLimits,
+) -> list[Any]:
+    """GET a JSON array (Mastodon's `/api/v1/instance/peers`), under the same guards.
+
+    Only for the few URLs documented to answer an array; everything else must
+    be an object (`signed_get_json`). Redirects stay on the asked host: a list
+    of hosts is only worth what its own server says. Callers pass `limits`
+    with a `max_response_bytes` sized for what they expect.
+    """
+    document: list[Any] = await _signed_get(
+        session,
+        url,
+        key_id=key_id,
+        private_key_pem=private_key_pem,
+        allow_private=allow_private,
+        limits=limits,
+        same_host_only=True,
+        shape=list,
+    )
+    return document
+
+
+async def _signed_get(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    key_id: str | None,
+    private_key_pem: str | None,
+    allow_private: bool,
+    limits: HttpLimits,
+    same_host_only: bool,
+    shape: type[dict[str, Any]] | type[list[Any]],
+) -> Any:
     origin = _origin(url)
     current = url
     for _ in range(limits.max_redirects + 1):
@@ -234,9 +298,9 @@ async def signed_get_json(
             if here
             else _get_headers(current, None, None)
         )
-        result = await _get_hop(session, current, headers, limits)
-        if isinstance(result, dict):
-            return result
+        result = await _get_hop(session, current, headers, limits, shape)
+        if isinstance(result, _Document):
+            return result.value
         current = result
     raise TooManyRedirects(f"{url} redirected more than {limits.max_redirects} times", url=url)
 

@@ -116,12 +116,16 @@ class NodeConfig(BaseModel):
     # Learning the network from peers' peer lists (see node.protocol.crawl):
     # how many hops from a peer a steward added, how many new nodes one crawl
     # may add, how many communities it reads from one node, the pause between
-    # the crawls it queues, and how often known nodes and actors are refreshed.
+    # the crawls it queues, how often known nodes and actors are refreshed,
+    # how many known nodes one refresh round reads again, and how many nodes
+    # this node keeps at most.
     discovery_max_depth: Count = 2
     discovery_hosts_per_round: Count = 10
     discovery_communities_per_node: Positive = 50
     discovery_crawl_spacing_seconds: Count = 5
     discovery_refresh_interval_seconds: Positive = 6 * 3600
+    discovery_crawls_per_round: Positive = 25
+    discovery_max_known_peers: Positive = 1000
     # Operations: who may read /metrics besides loopback (a bearer token), how
     # logs are written ("text" or "json", one object per line), whether `serve`
     # also runs the background workers, and how long a rotated key still verifies.

@@ -15,19 +15,17 @@ from aiohttp import web
 from federation.errors import FetchError
 from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
 from federation.jsonld import normalize_activity
-from federation.vocab import ACTOR_TYPES, Activity, parse_actor, parse_note
+from federation.vocab import ACTOR_TYPES, Activity, parse_note
 from node.domain import urls
 from node.protocol import exchanges, partnerships
 from node.protocol.answers import on_answer
 from node.protocol.context import FederationContext
-from node.protocol.key_resolver import actor_to_data
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
 from node.protocol.proposal_limits import check_pending_cap
 from node.protocol.publishing import send
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
 from storage.models import Community
 from storage.repositories import CommunityRepository
-from storage.repositories.actors import RemoteActorRepository
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
@@ -101,8 +99,36 @@ async def _may_receive(ctx: FederationContext, origin: Community, audience: str)
     return any(f.state in (FollowState.PENDING, FollowState.ACTIVE) for f in follows)
 
 
+async def on_actor_update(ctx: FederationContext, activity: Activity) -> None:
+    """An actor we know says its document changed (a name, counts, leaving directories).
+
+    The document is read again from the actor's own server rather than taken from
+    the activity, so what we store is what its origin serves; an actor we have never
+    cached is not worth a request.
+    """
+    async with ctx.sessions() as session:
+        cached = await CommunityRepository(session).get_by_ap_id(activity.actor)
+    if cached is None or cached.is_local:
+        raise Ignored(f"Update of {activity.actor}, an actor we do not keep")
+    await resolve_actor(ctx, activity.actor, refresh=True)
+
+
+def _updates_its_actor(activity: Activity) -> bool:
+    obj = activity.object
+    return (
+        activity.type == "Update"
+        and isinstance(obj, dict)
+        and obj.get("id") == activity.actor
+        and obj.get("type") in ACTOR_TYPES
+    )
+
+
 async def on_create_or_update(ctx: FederationContext, activity: Activity) -> None:
-    """A listing to mirror, or, for exchanges, a thread message or a status change."""
+    """A listing to mirror, an actor's own changes, or, for exchanges, a thread message
+    or a status change."""
+    if _updates_its_actor(activity):
+        await on_actor_update(ctx, activity)
+        return
     if activity.type == "Create" and exchanges.is_exchange_message(activity):
         await exchanges.on_thread_message(ctx, activity)
         return
@@ -127,23 +153,16 @@ async def on_create_or_update(ctx: FederationContext, activity: Activity) -> Non
 
 
 async def on_update(ctx: FederationContext, activity: Activity) -> None:
-    """An Update of the sender's own actor (a new key, a new name) refreshes our copy;
-    any other Update is a listing's."""
+    """An Update of the sender's own actor (a new key, a new name, leaving directories)
+    refreshes our copy from its origin; any other Update is a listing's or an exchange's.
+
+    Another actor's document is never taken from an Update: `on_actor_update` reads it
+    again through `resolve_actor`, which applies every rule an actor must pass.
+    """
     obj = activity.object
-    if not isinstance(obj, dict) or obj.get("type") not in ACTOR_TYPES:
-        await on_create_or_update(ctx, activity)
-        return
-    actor = parse_actor(normalize_activity(obj))
-    if actor.id != activity.actor:
-        raise Ignored(f"{activity.actor} cannot update another actor, {actor.id}")
-    async with ctx.sessions() as session:
-        if await CommunityRepository(session).get_by_ap_id(actor.id) is None:
-            raise Ignored(f"Update of {actor.id}, which we do not know")
-        try:
-            await RemoteActorRepository(session).upsert(actor_to_data(actor))
-        except ValueError as exc:
-            raise Ignored(f"{actor.id} cannot be stored: {exc}") from exc
-        await session.commit()
+    if isinstance(obj, dict) and obj.get("type") in ACTOR_TYPES and obj.get("id") != activity.actor:
+        raise Ignored(f"{activity.actor} cannot update another actor, {obj.get('id')}")
+    await on_create_or_update(ctx, activity)
 
 
 async def on_delete(ctx: FederationContext, activity: Activity) -> None:

@@ -24,7 +24,8 @@ from federation.vocab import PUBLIC
 from node.domain import urls
 from node.domain.conversion import listing_to_note
 from node.protocol.delivery_queue import enqueue_activity
-from node.protocol.recipients import Audience, audience_for
+from node.protocol.documents import actor_document
+from node.protocol.recipients import Audience, audience_for, follower_inboxes, partner_inboxes
 from storage.models import Community, Listing, utcnow
 from storage.repositories import DeliveryRepository
 from storage.repositories.deliveries import NOTHING, Carried
@@ -75,6 +76,18 @@ async def send(
     )
     await enqueue(session, community, activity, inboxes, carried)
     return activity
+
+
+async def publish_actor_update(session: AsyncSession, community: Community) -> None:
+    """Tell followers and partners that the community's actor changed (as Mastodon does
+    for a profile edit): an `Update` carrying the actor document, so that a change they
+    show, such as leaving or rejoining directories, reaches them before their next
+    refresh. Queued in the caller's transaction, like every delivery."""
+    document = await actor_document(session, community)
+    inboxes = set((await partner_inboxes(session, community)).values())
+    inboxes |= await follower_inboxes(session, community)
+    followers = community.followers_url or urls.followers(community.ap_id)
+    await send(session, community, "Update", document, inboxes, to=[PUBLIC], cc=[followers])
 
 
 async def send_to_partner(

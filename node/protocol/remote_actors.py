@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from federation.errors import FederationError
 from federation.hosts import same_host
-from federation.http_client import signed_get_json
+from federation.http_client import signed_get_json, signed_get_json_array
 from federation.jsonld import normalize_activity
 from federation.vocab import Actor, VocabError, parse_actor
 from node.protocol.context import FederationContext
@@ -36,9 +37,7 @@ async def signed_get(
     `same_host_only` such a redirect is refused (see `signed_get_json`).
     """
     if viewer is None:
-        async with ctx.sessions() as session:
-            locals_ = await CommunityRepository(session).list_local()
-        viewer = locals_[0] if locals_ else None
+        viewer = await default_viewer(ctx)
     return await signed_get_json(
         ctx.http,
         url,
@@ -47,6 +46,43 @@ async def signed_get(
         allow_private=ctx.config.allow_private_addresses,
         limits=ctx.limits,
         same_host_only=same_host_only,
+    )
+
+
+async def default_viewer(ctx: FederationContext) -> Community | None:
+    """The community our fetches are signed as when no particular one asks: the first."""
+    async with ctx.sessions() as session:
+        locals_ = await CommunityRepository(session).list_local()
+    return locals_[0] if locals_ else None
+
+
+async def public_get(ctx: FederationContext, url: str) -> dict[str, Any]:
+    """GET a document every server publishes to anyone (NodeInfo), unsigned: a
+    signature would prove nothing and cost an RSA operation per request.
+    A redirect to another host is refused."""
+    return await signed_get_json(
+        ctx.http,
+        url,
+        key_id=None,
+        private_key_pem=None,
+        allow_private=ctx.config.allow_private_addresses,
+        limits=ctx.limits,
+        same_host_only=True,
+    )
+
+
+async def public_get_array(ctx: FederationContext, url: str, *, max_bytes: int) -> list[Any]:
+    """GET a public JSON array of at most `max_bytes` from `url`'s own host, unsigned
+    (Mastodon's peers list; see `signed_get_json_array`)."""
+    return await signed_get_json_array(
+        ctx.http,
+        url,
+        key_id=None,
+        private_key_pem=None,
+        allow_private=ctx.config.allow_private_addresses,
+        limits=replace(
+            ctx.limits, max_response_bytes=min(max_bytes, ctx.limits.max_response_bytes)
+        ),
     )
 
 

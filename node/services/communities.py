@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.keys import generate_key_pair
 from node.config import NodeConfig
 from node.domain import urls
+from node.protocol.publishing import publish_actor_update
 from storage.models import Community
 from storage.repositories import CommunityRepository
 
@@ -74,9 +75,13 @@ async def create_local_community(
 
 async def set_discoverable(session: AsyncSession, community: Community, discoverable: bool) -> None:
     """Whether the community is listed in directories: ours, and (through its actor
-    document and our NodeInfo) other nodes', which drop it at their next refresh."""
+    document and our NodeInfo) other nodes', which drop it at their next refresh;
+    followers and partners hear of it at once (an actor `Update`)."""
     row = await CommunityRepository(session).get(community.id)
     if row is None or not row.is_local:
         raise CommunityError("not a community of this node")
+    if row.is_discoverable == discoverable:
+        return
     row.is_discoverable = discoverable
     await session.flush()
+    await publish_actor_update(session, row)

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Community, KnownPeer
+from storage.dialect import insert_ignoring_conflicts
+from storage.models import Community, KnownPeer, utcnow
 from storage.repositories.actors import BlockRepository, host_is_blocked
 
 MAX_PUBLISHED_PEERS = 1000
+_CHUNK = 500  # bound parameters per IN (SQLite allows 32766, older builds 999)
 
 
 class KnownPeerRepository:
@@ -28,6 +31,55 @@ class KnownPeerRepository:
             self.session.add(peer)
             await self.session.flush()
         return peer
+
+    async def add_learned(self, base_url: str, depth: int, learned_from: str) -> bool:
+        """Record a node another one listed; False if it is known already (safe when two
+        crawls record the same node at once)."""
+        row = {
+            "base_url": base_url,
+            "depth": depth,
+            "learned_from": learned_from,
+            "created_at": utcnow(),
+        }
+        inserted = await insert_ignoring_conflicts(
+            self.session, KnownPeer, [row], conflict_columns=["base_url"]
+        )
+        return inserted == 1
+
+    async def depths(self, base_urls: Sequence[str]) -> dict[str, int]:
+        """The recorded depth of each of `base_urls` we know (in a few queries, not one each)."""
+        found: dict[str, int] = {}
+        for start in range(0, len(base_urls), _CHUNK):
+            chunk = list(base_urls[start : start + _CHUNK])
+            result = await self.session.execute(
+                select(KnownPeer.base_url, KnownPeer.depth).where(KnownPeer.base_url.in_(chunk))
+            )
+            found.update({url: depth for url, depth in result.all()})
+        return found
+
+    async def shorten(self, learned_from: str, depth: int, base_urls: Sequence[str]) -> None:
+        """A shorter way to known nodes: record it (their depth only ever goes down)."""
+        for start in range(0, len(base_urls), _CHUNK):
+            chunk = list(base_urls[start : start + _CHUNK])
+            await self.session.execute(
+                update(KnownPeer)
+                .where(KnownPeer.base_url.in_(chunk), KnownPeer.depth > depth)
+                .values(depth=depth, learned_from=learned_from)
+            )
+
+    async def count(self) -> int:
+        result = await self.session.execute(select(func.count()).select_from(KnownPeer))
+        return int(result.scalar_one())
+
+    async def due(self, read_before: datetime) -> Sequence[KnownPeer]:
+        """The nodes not read since `read_before` (never-read ones included); at most
+        the node's limit on known nodes, so a round's choice is made in memory."""
+        result = await self.session.execute(
+            select(KnownPeer)
+            .where(KnownPeer.last_checked_at.is_(None) | (KnownPeer.last_checked_at < read_before))
+            .order_by(KnownPeer.id)
+        )
+        return result.scalars().all()
 
     async def list(self) -> Sequence[KnownPeer]:
         result = await self.session.execute(select(KnownPeer).order_by(KnownPeer.id))

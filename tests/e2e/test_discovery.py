@@ -67,3 +67,30 @@ async def test_a_node_told_about_one_peer_discovers_the_peers_of_that_peer(
     await eventually(lambda: forgotten(alder), within=30)
     await eventually(lambda: forgotten(birch), within=30)
     assert f"cedar@{c_host}" in await _directory(cedar)  # its own members still see it
+
+
+async def test_leaving_and_rejoining_directories_reaches_followers_before_any_refresh(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    # Refresh rounds are hours apart (the default): only the actor Update can tell Birch.
+    a, b = cluster.start("alder"), cluster.start("birch")
+    alder, birch = await steward(a, http), await steward(b, http)
+    await birch.ok("POST", "/api/v1/discovery/peers", expect=201, json={"url": a.base_url})
+    handle = f"alder@{a.base_url.removeprefix('http://')}"
+    assert handle in await _directory(birch)
+
+    async def followed() -> None:
+        async with http.get(
+            f"{a.base_url}/c/alder/followers", headers={"Accept": "application/activity+json"}
+        ) as resp:
+            assert (await resp.json())["totalItems"] == 1
+
+    await eventually(followed, within=30)
+
+    async def listed(present: bool) -> None:
+        assert (handle in await _directory(birch)) is present
+
+    await alder.ok("PATCH", "/api/v1/community", json={"discoverable": False})
+    await eventually(lambda: listed(False), within=30)
+    await alder.ok("PATCH", "/api/v1/community", json={"discoverable": True})
+    await eventually(lambda: listed(True), within=30)

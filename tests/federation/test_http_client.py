@@ -32,6 +32,7 @@ from federation.http_client import (
     create_client_session,
     parse_retry_after,
     signed_get_json,
+    signed_get_json_array,
     signed_post,
 )
 from federation.keys import generate_key_pair
@@ -358,6 +359,50 @@ async def test_answers_that_are_not_json_objects_are_refused(
 ) -> None:
     with pytest.raises(FetchError, match="JSON"):
         await get(session, str(remote.make_url(path)), None)
+
+
+async def test_an_array_is_read_only_where_one_is_asked_for(
+    remote: TestServer, session: aiohttp.ClientSession, key_pair: tuple[str, str]
+) -> None:
+    url = str(remote.make_url("/list"))
+    hosts = await signed_get_json_array(
+        session, url, key_id=KEY_ID, private_key_pem=key_pair[0], allow_private=True, limits=LIMITS
+    )
+    assert hosts == [ACTOR]
+    assert seen(remote).signatures[0].valid
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("/actor", "not an array"), ("/html", "JSON"), ("/big-declared", "declares")],
+)
+async def test_an_array_fetch_refuses_objects_other_text_and_big_bodies(
+    path: str, message: str, remote: TestServer, session: aiohttp.ClientSession
+) -> None:
+    with pytest.raises(FetchError, match=message):
+        await signed_get_json_array(
+            session,
+            str(remote.make_url(path)),
+            key_id=None,
+            private_key_pem=None,
+            allow_private=True,
+            limits=LIMITS,
+        )
+
+
+async def test_an_array_fetch_does_not_follow_a_redirect_to_another_host(
+    remote: TestServer, session: aiohttp.ClientSession
+) -> None:
+    elsewhere = str(remote.make_url("/list")).replace("127.0.0.1", "localhost")
+    with pytest.raises(FetchError, match="another host"):
+        await signed_get_json_array(
+            session,
+            str(remote.make_url("/elsewhere").with_query(to=elsewhere)),
+            key_id=None,
+            private_key_pem=None,
+            allow_private=True,
+            limits=LIMITS,
+        )
 
 
 async def test_slow_remote_times_out_as_a_network_error(

@@ -7,13 +7,25 @@ partner listings only of active partners, never anything of a blocked domain.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from node.appkeys import SESSIONS
 from node.services.communities import create_local_community
-from storage.models import Community, CommunityPartnership, Listing, RemoteListing, utcnow
+from storage.models import (
+    Community,
+    CommunityPartnership,
+    Delivery,
+    Listing,
+    RemoteListing,
+    utcnow,
+)
 from storage.repositories import BlockRepository, CommunityRepository
+from storage.repositories.follows import FollowRepository
+from storage.states import FollowState
 from tests.conftest import PASSWORD, NodeHandle
 
 LONDON = (51.5072, -0.1276)
@@ -356,6 +368,51 @@ async def test_a_community_that_opts_out_is_left_out_for_others(node: NodeHandle
     assert (await actor.json())["discoverable"] is False
     info = await (await node.client.get("/nodeinfo/2.1")).json()
     assert [c["handle"] for c in info["metadata"]["communities"]] == ["annex@tools.test"]
+
+
+async def test_leaving_or_rejoining_directories_tells_followers_and_partners(
+    node: NodeHandle,
+) -> None:
+    steward = await node.login("stew", "steward")
+    partner = await _remote(node, "birch")
+    await _partner(node, partner)
+    stranger = await _remote(node, "cedar")  # known, neither following nor a partner
+    async with node.client.app[SESSIONS]() as db:
+        local = await CommunityRepository(db).get_local_by_slug("tools")
+        assert local is not None
+        await FollowRepository(db).upsert(
+            direction="in",
+            local_community_id=local.id,
+            remote_actor="http://follower.test/users/ada",
+            follow_activity_id="http://follower.test/follows/1",
+            state=FollowState.ACTIVE,
+            remote_inbox="http://follower.test/users/ada/inbox",
+            remote_shared_inbox="http://follower.test/inbox",
+        )
+        await db.commit()
+
+    async def updates() -> list[tuple[str, dict[str, Any]]]:
+        async with node.client.app[SESSIONS]() as db:
+            rows = (await db.scalars(select(Delivery).order_by(Delivery.id))).all()
+        sent = [(row.target_inbox, json.loads(row.body)) for row in rows]
+        return [(inbox, body) for inbox, body in sent if body["type"] == "Update"]
+
+    for value in (False, False, True):
+        resp = await node.client.patch(
+            "/api/v1/community", json={"discoverable": value}, headers=steward
+        )
+        assert resp.status == 200
+    sent = await updates()
+    # One Update each time the flag changed (not when set to what it was), to each of them.
+    assert sorted(inbox for inbox, _ in sent) == sorted(
+        [partner.inbox_url, "http://follower.test/inbox"] * 2
+    )
+    assert stranger.inbox_url not in {inbox for inbox, _ in sent}
+    flags = [body["object"]["discoverable"] for _, body in sent]
+    assert sorted(flags) == [False, False, True, True]
+    for _, body in sent:
+        assert body["actor"] == body["object"]["id"] == "http://tools.test/c/tools"
+        assert body["object"]["type"] == "Group" and "@context" not in body["object"]
 
 
 async def test_categories_have_defaults_and_stewards_add_to_them(node: NodeHandle) -> None:
