@@ -454,7 +454,12 @@ def test_hostile_bodies_get_a_clear_4xx_and_change_nothing(fuzz_node: FuzzNode) 
                 resp = http.request(
                     method, url, data=raw, timeout=30, headers={"Content-Type": content_type}
                 )
-                problem = _error_problem(resp)
+                if (method, path) not in with_body and "{" not in path:
+                    # An action on the caller's own state that takes no body (mark all
+                    # notifications read): the body is ignored; it must still never fail.
+                    problem = f"{resp.status_code}" if resp.status_code >= 500 else None
+                else:
+                    problem = _error_problem(resp)
                 if problem:
                     problems.append(f"{method} {path} {content_type} {raw[:160]!r}: {problem}")
         assert not problems, "\n".join(problems)
