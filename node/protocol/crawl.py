@@ -287,13 +287,19 @@ async def _record_peers(
         # In no particular order: lists are sorted, and if every node took the first few
         # new ones, the same nodes would be read by everyone, and (refreshed least
         # recently read first) go on being read by everyone in the same round.
+        limit = min(config.discovery_hosts_per_round, room)
+        chosen: list[str] = []
         for url in _shuffle.sample(urls, len(urls)):
-            if len(added) >= min(config.discovery_hosts_per_round, room):
+            if len(chosen) >= limit:
                 break
             if url == config.base_url or url in known:
                 continue
             if await blocks.is_blocked(urlsplit(url).netloc) or not await _guarded(ctx, url):
                 continue
+            chosen.append(url)
+        # Recorded in one order (sorted), so two crawls recording overlapping nodes at
+        # once wait for each other instead of deadlocking on each other's rows.
+        for url in sorted(chosen):
             if not await peers.add_learned(url, depth + 1, source):
                 continue  # another crawl recorded it a moment ago, and queued its crawl
             spacing = config.discovery_crawl_spacing_seconds * (len(added) + 1)
