@@ -146,7 +146,7 @@ async def on_create_or_update(ctx: FederationContext, activity: Activity) -> Non
         raise Ignored(f"no community here follows or partners with {origin.ap_id}")
     async with ctx.sessions() as session:
         try:
-            await mirror_note(session, note, origin, audience)
+            await mirror_note(session, note, origin, audience, ctx.config.remote_images_per_source)
         except NotMirrored as exc:
             raise Ignored(str(exc)) from exc
         await session.commit()

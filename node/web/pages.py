@@ -14,6 +14,7 @@ from node.web import (
     exchange_pages,
     flow_pages,
     listings_pages,
+    media_files,
     network_listings_pages,
     partnership_pages,
     people_pages,
@@ -34,6 +35,7 @@ ROUTE_TABLES = (
     people_pages.routes,
     account_pages.routes,
     discovery_pages.routes,
+    media_files.routes,
 )
 
 
