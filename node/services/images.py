@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.domain.listings import ImageView, image_view
+from node.domain.listings import ImageView, ListingDraft, image_view
 from node.domain.visibility import Viewer, may_view
 from node.errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed
-from node.media.imaging import ImageRefused, reencode
+from node.media.imaging import ImageRefused, Reencoded, reencode
 from node.media.store import MediaStore
 from node.protocol.publishing import publish_listing_change
-from node.services.listings import get_visible_listing, may_edit
-from storage.models import Community, Listing, ListingImage, Member, loaded_images, utcnow
+from node.services.listings import create_listing, get_visible_listing, may_edit
+from storage.models import (
+    Community,
+    Listing,
+    ListingImage,
+    Member,
+    loaded_images,
+    new_id,
+    utcnow,
+)
 from storage.repositories.images import ImageRepository
 from storage.repositories.remote_listings import RemoteListingRepository
 from storage.states import Visibility
@@ -64,6 +73,57 @@ async def check_room(session: AsyncSession, member: Member, listing_id: str) -> 
     return listing
 
 
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """An upload already re-encoded and written, waiting for its listing."""
+
+    encoded: Reencoded
+    key: str
+
+
+async def prepare_photo(data: bytes, store: MediaStore) -> PreparedPhoto:
+    """Re-encode and write the files; `ImageNotAccepted` says why an upload is refused."""
+    try:
+        encoded = await asyncio.to_thread(reencode, data)
+    except ImageRefused as exc:
+        raise ImageNotAccepted(exc) from exc
+    return PreparedPhoto(encoded, await asyncio.to_thread(store.write, encoded))
+
+
+def attach(listing: Listing, photo: PreparedPhoto, description: str) -> ListingImage:
+    """Add the row for a prepared photo (caller's transaction; the caller publishes)."""
+    if len(loaded_images(listing)) >= MAX_IMAGES_PER_LISTING:
+        raise Conflict(
+            f"a listing has at most {MAX_IMAGES_PER_LISTING} photos; remove one to add another"
+        )
+    image = ListingImage(
+        id=new_id(),
+        position=max((i.position for i in loaded_images(listing)), default=-1) + 1,
+        description=check_description(description),
+        storage_key=photo.key,
+        media_type=photo.encoded.media_type,
+        width=photo.encoded.display.width,
+        height=photo.encoded.display.height,
+    )
+    listing.images.append(image)
+    return image
+
+
+async def create_listing_with_photo(
+    session: AsyncSession,
+    member: Member,
+    draft: ListingDraft,
+    photo: PreparedPhoto,
+    description: str,
+) -> Listing:
+    """A new listing with its first photo, federated as one Create that carries it."""
+    listing = await create_listing(session, member, draft, publish=False)
+    attach(listing, photo, description)
+    await session.flush()
+    await publish_listing_change(session, listing, None, "create")
+    return listing
+
+
 async def add_image(
     session: AsyncSession,
     member: Member,
@@ -73,31 +133,12 @@ async def add_image(
     store: MediaStore,
 ) -> ImageView:
     listing = await check_room(session, member, listing_id)
-    await store_image(listing, data, check_description(description), store)
+    description = check_description(description)
+    image = attach(listing, await prepare_photo(data, store), description)
     listing.updated_at = utcnow()
     await session.flush()
     await publish_listing_change(session, listing, listing.visibility, "update")
-    return image_view(loaded_images(listing)[-1])
-
-
-async def store_image(listing: Listing, data: bytes, description: str, store: MediaStore) -> None:
-    """Re-encode and write the files, then add the row (in the caller's transaction)."""
-    try:
-        encoded = await asyncio.to_thread(reencode, data)
-    except ImageRefused as exc:
-        raise ImageNotAccepted(exc) from exc
-    key = await asyncio.to_thread(store.write, encoded)
-    images = loaded_images(listing)
-    listing.images.append(
-        ListingImage(
-            position=max((image.position for image in images), default=-1) + 1,
-            description=description,
-            storage_key=key,
-            media_type=encoded.media_type,
-            width=encoded.display.width,
-            height=encoded.display.height,
-        )
-    )
+    return image_view(image)
 
 
 async def remove_image(

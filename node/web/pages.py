@@ -18,6 +18,7 @@ from node.web import (
     network_listings_pages,
     partnership_pages,
     people_pages,
+    photo_pages,
     steward_pages,
 )
 from node.web.nav_alerts import setup_nav_alerts
@@ -36,6 +37,7 @@ ROUTE_TABLES = (
     account_pages.routes,
     discovery_pages.routes,
     media_files.routes,
+    photo_pages.routes,
 )
 
 
