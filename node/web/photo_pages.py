@@ -71,7 +71,7 @@ async def read_photo(page: Page, posted: FormData, listing: Listing | None) -> P
 
 
 def _sentence(message: str) -> str:
-    return f"{message} Choose a JPEG, PNG or WebP photo of at most {MEGABYTES} MB."
+    return f"{message} Please choose another photo."
 
 
 def refused_status(form: ListingForm, photo: PhotoField) -> int:

@@ -45,3 +45,22 @@ def has_metadata(data: bytes) -> bool:
         keys = set(image.info) - {"jfif", "jfif_version", "jfif_unit", "jfif_density"}
         keys -= {"progressive", "progression", "dpi"}
         return bool(dict(exif)) or bool(keys) or b"GPS" in data or SECRET_MAKE.encode() in data
+
+
+def scenic_photo(width: int = 1600, height: int = 1200) -> bytes:
+    """Something that looks like a photo in a screenshot: sky, a hill, a red box; with GPS."""
+    sky = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    image = Image.merge(
+        "RGB",
+        (sky.getchannel(0).point(lambda v: 90 + v // 3),) * 2
+        + (sky.getchannel(0).point(lambda v: 255 - v // 4),),
+    )
+    hill = Image.new("RGB", (width, height // 2), (70, 140, 60))
+    image.paste(hill, (0, height // 2))
+    image.paste((200, 40, 40), (width // 3, height // 3, width // 3 + width // 4, height * 2 // 3))
+    exif = Image.Exif()
+    exif[MAKE] = SECRET_MAKE
+    exif[GPS_IFD] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 0.0)}
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif, quality=88)
+    return out.getvalue()
