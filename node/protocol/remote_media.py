@@ -149,16 +149,15 @@ def run_fetch_image(ctx: FederationContext) -> JobHandler:
                 raise JobFailed(str(exc)) from exc
             raise RetryJob(str(exc)) from exc
         key = await asyncio.to_thread(store.write, encoded)
+        display = encoded.display
         async with ctx.sessions() as session:
-            image = await ImageRepository(session).get(image_id)
-            if image is None or image.storage_key:
-                await asyncio.to_thread(store.remove, [key])
-                return
-            image.storage_key, image.media_type = key, encoded.media_type
-            image.width, image.height = encoded.display.width, encoded.display.height
-            image.last_error = None
+            stored = await ImageRepository(session).set_stored(
+                image_id, key, encoded.media_type, display.width, display.height
+            )
             await session.commit()
-        await run.report(stored=key is not None)
+        if not stored:  # gone since, or another fetch stored it first
+            await asyncio.to_thread(store.remove, [key])
+        await run.report(stored=stored)
 
     return handle
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ListingImage, RemoteListing
@@ -91,6 +91,20 @@ class ImageRepository:
             .where(condition, ListingImage.storage_key.is_not(None))
         )
         note_orphaned(self.session, result.scalars())
+
+    async def set_stored(
+        self, image_id: str, key: str, media_type: str, width: int, height: int
+    ) -> bool:
+        """Record the files of a fetched image, unless another fetch got there first
+        (one conditional UPDATE: two fetches of one image cannot both win)."""
+        result = await self.session.execute(
+            update(ListingImage)
+            .where(ListingImage.id == image_id, ListingImage.storage_key.is_(None))
+            .values(
+                storage_key=key, media_type=media_type, width=width, height=height, last_error=None
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def all_keys(self) -> set[str]:
         result = await self.session.execute(
