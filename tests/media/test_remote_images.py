@@ -160,3 +160,40 @@ async def test_remote_photos_are_fetched_once_and_served_from_our_own_url(
         await session.commit()
         assert list((await session.execute(select(ListingImage))).scalars()) == []
     assert list(media_root(node.config).iterdir()) == []
+
+
+async def test_one_origin_cannot_make_us_keep_more_than_its_share(
+    node: NodeHandle, origin: tuple[str, list[str]]
+) -> None:
+    base, _served = origin
+    sessions = node.client.app[SESSIONS]
+    async with sessions() as session:
+        far = Community(
+            ap_id=f"{base}/c/far", slug="far", host=base.split("//")[1], name="Far", base_url=base
+        )
+        session.add(far)
+        await session.flush()
+        many = [image(f"{base}/media/{n}.jpg") for n in range(6)]
+        first = note(base, many, "2026-01-01T00:00:00Z")
+        await mirror_note(session, first, far, "public", per_source_images=5)
+        second = parse_note({**_raw(base, many), "id": f"{base}/c/far/listings/2", "name": "Kayak"})
+        await mirror_note(session, second, far, "public", per_source_images=5)
+        await session.commit()
+        rows = list((await session.execute(select(ListingImage))).scalars())
+    assert len(rows) == 5  # four on the first listing (the most one may have), one more
+
+
+def _raw(base: str, attachments: list[Any]) -> dict[str, Any]:
+    actor = f"{base}/c/far"
+    return {
+        "id": f"{actor}/listings/1",
+        "type": "Note",
+        "attributedTo": actor,
+        "name": "Canoe",
+        "content": "<p>Canoe</p>",
+        "to": [PUBLIC],
+        "published": "2026-01-01T00:00:00Z",
+        "kind": "offer",
+        "visibility": "public",
+        "attachment": attachments,
+    }
