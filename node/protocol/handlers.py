@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.errors import FetchError
 from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
@@ -84,18 +85,16 @@ async def _refusing(step: Awaitable[None]) -> None:
         raise Ignored(str(exc)) from exc
 
 
-async def _may_receive(ctx: FederationContext, origin: Community, audience: str) -> bool:
+async def _may_receive(session: AsyncSession, origin: Community, audience: str) -> bool:
     """Public listings from communities we follow or partner with; partner
     listings only from an active partner."""
-    async with ctx.sessions() as session:
-        partners = PartnershipRepository(session)
-        locals_ = await CommunityRepository(session).list_local()
-        for local in locals_:
-            if await partners.active_between(local.id, origin.ap_id):
-                return True
-        if audience != Audience.PUBLIC:
-            return False
-        follows = await FollowRepository(session).following(origin.ap_id)
+    partners = PartnershipRepository(session)
+    for local in await CommunityRepository(session).list_local():
+        if await partners.active_between(local.id, origin.ap_id):
+            return True
+    if audience != Audience.PUBLIC:
+        return False
+    follows = await FollowRepository(session).following(origin.ap_id)
     return any(f.state in (FollowState.PENDING, FollowState.ACTIVE) for f in follows)
 
 
@@ -142,9 +141,10 @@ async def on_create_or_update(ctx: FederationContext, activity: Activity) -> Non
     audience = audience_of(note)
     if audience is None:
         raise Ignored(f"{note.id} is addressed to nobody we know how to show it to")
-    if not await _may_receive(ctx, origin, audience):
-        raise Ignored(f"no community here follows or partners with {origin.ap_id}")
+    # One transaction decides and mirrors: a partnership ending meanwhile waits for it.
     async with ctx.sessions() as session:
+        if not await _may_receive(session, origin, audience):
+            raise Ignored(f"no community here follows or partners with {origin.ap_id}")
         try:
             await mirror_note(session, note, origin, audience)
         except NotMirrored as exc:
