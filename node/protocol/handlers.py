@@ -24,7 +24,7 @@ from node.protocol.context import FederationContext
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
 from node.protocol.proposal_limits import check_pending_cap
 from node.protocol.publishing import send
-from node.protocol.remote_actors import ActorUnavailable, resolve_actor
+from node.protocol.remote_actors import ActorUnavailable, resolve_actor, resolve_sender
 from storage.models import Community
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
@@ -88,14 +88,11 @@ async def _refusing(step: Awaitable[None]) -> None:
 async def _may_receive(session: AsyncSession, origin: Community, audience: str) -> bool:
     """Public listings from communities we follow or partner with; partner
     listings only from an active partner."""
-    partners = PartnershipRepository(session)
-    for local in await CommunityRepository(session).list_local():
-        if await partners.active_between(local.id, origin.ap_id):
-            return True
+    if await PartnershipRepository(session).is_anyone_partnered_with(origin.id):
+        return True
     if audience != Audience.PUBLIC:
         return False
-    follows = await FollowRepository(session).following(origin.ap_id)
-    return any(f.state in (FollowState.PENDING, FollowState.ACTIVE) for f in follows)
+    return await FollowRepository(session).is_followed(origin.ap_id)
 
 
 async def on_actor_update(ctx: FederationContext, activity: Activity) -> None:
@@ -137,7 +134,7 @@ async def on_create_or_update(ctx: FederationContext, activity: Activity) -> Non
     if not isinstance(activity.object, dict):
         raise Ignored("we only mirror listings embedded in the activity")
     note = parse_note(normalize_activity(activity.object))
-    origin = await resolve_actor(ctx, activity.actor)
+    origin = await resolve_sender(ctx, activity.actor)
     audience = audience_of(note)
     if audience is None:
         raise Ignored(f"{note.id} is addressed to nobody we know how to show it to")
