@@ -31,7 +31,7 @@ import orjson
 from aiohttp import web
 
 from federation.hosts import url_host
-from federation.jsonld import normalize_activity
+from federation.jsonld_fastpath import takes_fast_path
 from federation.rate_limit import HostRateLimiter, retry_after_header
 from federation.signatures import (
     DEFAULT_MAX_SKEW,
@@ -215,10 +215,33 @@ def _is_self_delete(document: Mapping[str, Any]) -> bool:
     return document.get("type") == "Delete" and len(actors) == 1 and actors[0] == target
 
 
+def _envelope(document: dict[str, Any]) -> dict[str, Any]:
+    """What the inbox reads of a document that needs JSON-LD: its id, type and
+    actor as written, and its object by id. The processor normalises the whole
+    document later and refuses it if JSON-LD reads these differently."""
+    envelope: dict[str, Any] = {
+        key: document[key] for key in ("id", "type", "actor") if key in document
+    }
+    target = document.get("object")
+    if isinstance(target, dict) and isinstance(target.get("id"), str):
+        target = target["id"]
+    if target is not None:
+        envelope["object"] = target
+    return envelope
+
+
 def read_activity(document: dict[str, Any]) -> Activity:
-    """Normalise and parse the envelope, and refuse ids the log cannot keep."""
+    """Parse the envelope, and refuse ids the log cannot keep.
+
+    No JSON-LD processing happens while the sender waits: a document that the
+    fast path cannot read as it stands (Lemmy's and Pleroma's contexts, say) is
+    taken by its envelope and normalised by the processor after the 202.
+    """
     try:
-        activity = parse_activity(normalize_activity(document))
+        if takes_fast_path(document):
+            activity = parse_activity(document)
+        else:
+            activity = parse_activity(_envelope(document))
     except VocabError as exc:
         raise InboxRefusal(400, "invalid_activity", str(exc)) from None
     if len(activity.type) > MAX_TYPE_LENGTH or any(

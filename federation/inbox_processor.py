@@ -19,6 +19,7 @@ from typing import Final, Literal, Protocol
 
 import orjson
 
+from federation.hosts import url_host
 from federation.jsonld import normalize_activity
 from federation.vocab import Activity, VocabError, parse_activity
 
@@ -74,6 +75,8 @@ class QueuedActivity:
     recipient: str | None
     attempts: int
     actor: str = ""
+    activity_id: str = ""
+    """The id and actor the inbox accepted it under (empty: not known, not checked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +121,14 @@ def _one_line(text: str, limit: int = 300) -> str:
 class InboxProcessor:
     """Handles stored activities: one handler per type, outcomes recorded per entry.
 
-    Each actor's entries are handled one at a time in arrival order, so a
-    `Follow` and its `Undo` are seen in the order they came. With
-    `concurrency` above 1, different actors' entries are handled side by side,
-    up to that many at once: what one activity touches (a mirrored listing, a
-    partnership, an exchange) is spoken for by one remote actor only, so two
-    actors never race on one object, and handlers that wait on the database
-    or the network overlap. An unknown type is recorded as ignored; a
+    Each remote server's entries are handled one at a time in arrival order,
+    so a `Follow` and its `Undo` are seen in the order they came. With
+    `concurrency` above 1, different servers' entries are handled side by
+    side, up to that many at once: what one activity touches (a mirrored
+    listing, a partnership, an exchange, a server's quota of pending
+    proposals) is spoken for by one remote server only, so two lanes never
+    race on one object, and handlers that wait on the database or the network
+    overlap. An unknown type is recorded as ignored; a
     handler's exception is recorded as failed and logged, and never stops the
     loop; `Retry` puts the entry back for a later attempt.
     """
@@ -168,7 +172,7 @@ class InboxProcessor:
         entries = await self.queue.claim(self._clock(), limit or self.batch_size, self.lease)
         outcomes: list[Outcome] = []
         try:
-            lanes = _lanes_by_actor(entries) if self.concurrency > 1 else [list(entries)]
+            lanes = _lanes_by_server(entries) if self.concurrency > 1 else [list(entries)]
             if len(lanes) == 1:
                 await self._run_lane(lanes[0], outcomes)
             else:
@@ -187,7 +191,7 @@ class InboxProcessor:
         outcomes: list[Outcome],
         slots: asyncio.Semaphore | None = None,
     ) -> None:
-        """Handle one actor's entries in order, holding one of the `slots` throughout."""
+        """Handle one server's entries in order, holding one of the `slots` throughout."""
         async with slots or contextlib.nullcontext():
             for entry in lane:
                 outcomes.append(await self._process(entry))
@@ -229,6 +233,13 @@ class InboxProcessor:
             activity = parse_activity(normalize_activity(orjson.loads(entry.raw)))
         except (orjson.JSONDecodeError, VocabError) as exc:
             return Outcome(entry.entry_id, "failed", _describe(exc))
+        if (entry.activity_id and activity.id != entry.activity_id) or (
+            entry.actor and activity.actor != entry.actor
+        ):
+            # The signature was checked against the actor the inbox read; JSON-LD
+            # must not turn the document into another actor's or another activity.
+            reason = f"JSON-LD reads it as {activity.id} by {activity.actor}"
+            return Outcome(entry.entry_id, "failed", reason[:MAX_ERROR_CHARS])
         handler = self.handlers.get(activity.type)
         if handler is None:
             return Outcome(entry.entry_id, "ignored", f"no handler for {activity.type}")
@@ -268,9 +279,9 @@ class InboxProcessor:
         return Outcome(inbound.entry_id, "retry", _describe(exc), self._clock() + delay)
 
 
-def _lanes_by_actor(entries: Sequence[QueuedActivity]) -> list[list[QueuedActivity]]:
-    """The entries split by actor, each lane in arrival order, lanes in order of first entry."""
-    lanes: dict[str, list[QueuedActivity]] = {}
+def _lanes_by_server(entries: Sequence[QueuedActivity]) -> list[list[QueuedActivity]]:
+    """The entries split by their actor's server, each lane in arrival order."""
+    lanes: dict[str | None, list[QueuedActivity]] = {}
     for entry in entries:
-        lanes.setdefault(entry.actor, []).append(entry)
+        lanes.setdefault(url_host(entry.actor), []).append(entry)
     return list(lanes.values())

@@ -209,7 +209,10 @@ class SqlInboxQueue:
         async with self._sessions() as session:
             entries = await InboxRepository(session).claim(now, limit, lease)
             await session.commit()
-        return [QueuedActivity(e.id, e.raw, e.recipient, e.attempts, e.actor) for e in entries]
+        return [
+            QueuedActivity(e.id, e.raw, e.recipient, e.attempts, e.actor, e.activity_id)
+            for e in entries
+        ]
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         rows = [EntryOutcome(o.entry_id, o.state, o.error, o.retry_at) for o in outcomes]
@@ -282,7 +285,7 @@ def setup_inbox_routes(
 
 
 def handler_concurrency(app: web.Application) -> int:
-    """The configured number of actors handled side by side, or the database's default."""
+    """The configured number of servers handled side by side, or the database's default."""
     configured = app[CONFIG].inbox_handler_concurrency
     if configured:
         return configured
