@@ -45,7 +45,7 @@ import hmac
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
@@ -88,9 +88,10 @@ class SignatureInfo:
     retry_after: float | None = None
     """Set when the key could not be looked up *now* (the resolver is busy):
     the sender should try again after this many seconds rather than give up."""
-    skew_seconds: float | None = None
+    skew_seconds: float | None = field(default=None, compare=False)
     """For a valid signature: how far the signed `Date` (or `(created)`) was
-    from our clock, positive when the sender's clock is ahead. Stewards see it."""
+    from our clock, positive when the sender's clock is ahead. Stewards see it.
+    An observation, not part of the verdict, so outcomes compare without it."""
 
 
 @dataclass(frozen=True)
