@@ -348,10 +348,11 @@ class InboxReceiver:
                 "actor_mismatch",
                 f"signed by {info.key_owner}, but the activity's actor is {activity.actor}",
             )
-        await self._note_skew(activity.actor, info.skew_seconds)
+        await self.record_clock(activity.actor, info.skew_seconds)
         return activity
 
-    async def _note_skew(self, actor: str, skew: float | None) -> None:
+    async def record_clock(self, actor: str, skew: float | None) -> None:
+        """Hand a verified sender's clock skew to `note_skew`; signed fetches use it too."""
         host = url_host(actor)
         if self.note_skew is None or skew is None or host is None:
             return

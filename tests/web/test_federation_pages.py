@@ -209,3 +209,25 @@ async def test_background_work_is_paged_and_includes_the_node_wide_crawls(
     headers = {"Authorization": f"Bearer {await node.token('sam')}"}
     api = await (await node.client.get("/api/v1/federation/jobs?limit=50", headers=headers)).json()
     assert len(api["items"]) == 23 and api["next"] is None
+
+
+async def test_many_peer_hosts_are_paged_by_name_and_a_bad_cursor_is_a_clear_400(
+    node: NodeHandle,
+) -> None:
+    async with node.client.app[SESSIONS]() as session:
+        session.add_all(
+            PeerHost(host=f"peer{n:02}.example", consecutive_failures=0) for n in range(53)
+        )
+        await session.commit()
+    steward = await as_person(node, "sam", "steward")
+
+    first = await steward.page()
+    assert first.count('class="card peer ') == 50
+    assert "peer00.example" in first and "peer50.example" not in first
+    more = re.search(r'href="(/steward/federation\?peers_after=[^"]+)" rel="next"', first)
+    assert more, "no link to more peers"
+    second = await (await steward.get(more.group(1).replace("&amp;", "&"))).text()
+    assert second.count('class="card peer ') == 3 and "peer52.example" in second
+
+    bad = await steward.get("/steward/federation?jobs_cursor=not-a-cursor")
+    assert bad.status == 400
