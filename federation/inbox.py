@@ -23,7 +23,7 @@ module knows aiohttp and the protocol and nothing else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final, Protocol
 
@@ -267,6 +267,8 @@ class InboxReceiver:
     must name; `limiter`, when given, holds each remote host to its rate.
     `observe(result, reason)` hears how each POST ended (`accepted`,
     `duplicate`, `dropped`, or `refused` with the error code), for metrics.
+    `note_skew(host, seconds)`, when given, hears how far a verified sender's
+    signed clock was from ours; its failure never refuses the activity.
     """
 
     def __init__(
@@ -280,8 +282,10 @@ class InboxReceiver:
         max_body_bytes: int = MAX_BODY_BYTES,
         limiter: HostRateLimiter | None = None,
         observe: Callable[[str, str], None] | None = None,
+        note_skew: Callable[[str, float], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
+        self.note_skew = note_skew
         self.resolve_key = resolve_key
         self.wake = wake
         self.expected_host = expected_host
@@ -367,7 +371,18 @@ class InboxReceiver:
                 "actor_mismatch",
                 f"signed by {info.key_owner}, but the activity's actor is {activity.actor}",
             )
+        await self.record_clock(activity.actor, info.skew_seconds)
         return activity
+
+    async def record_clock(self, actor: str, skew: float | None) -> None:
+        """Hand a verified sender's clock skew to `note_skew`; signed fetches use it too."""
+        host = url_host(actor)
+        if self.note_skew is None or skew is None or host is None:
+            return
+        try:
+            await self.note_skew(host, skew)
+        except Exception:
+            logger.exception("could not record the clock skew of %s", host)
 
     async def _store(self, activity: Activity, body: bytes, recipient: str | None) -> bool:
         """Persist; a storage failure is a 503 so that the sender retries later."""

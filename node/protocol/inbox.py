@@ -28,6 +28,7 @@ from federation.vocab import Activity
 from node.appkeys import CONFIG, ENGINE, SESSIONS, WORKER_POLL_SECONDS
 from node.config import NodeConfig
 from node.ops.metrics import METRICS
+from node.protocol.clock_skew import ClockSkewRecorder
 from node.protocol.key_resolver import SqlKeyResolver
 from node.protocol.ttl_cache import TtlCache
 from storage.repositories import BlockRepository, CommunityRepository, InboxRepository
@@ -273,6 +274,7 @@ def setup_inbox_routes(
         max_skew=timedelta(seconds=config.signature_max_skew_seconds),
         limiter=inbox_rate_limiter(config),
         observe=metrics.inbox_result if (metrics := app.get(METRICS)) is not None else None,
+        note_skew=ClockSkewRecorder(lambda: app[SESSIONS]),
     )
     app[INBOX_HANDLERS] = dict(handlers or {})
     app[INBOX_WAKE] = wake
