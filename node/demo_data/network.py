@@ -23,7 +23,7 @@ from node.appkeys import CONFIG, SESSIONS
 from node.demo_data.local import times_of
 from node.demo_data.plan import ExchangeSpec, Plan
 from node.protocol.context import FederationContext
-from node.protocol.peers import learn_peer
+from node.protocol.peers import PeerUnavailable, learn_peer
 from node.services import exchanges, partnerships
 from storage.models import Community, Exchange, Member, Notification, RemoteListing
 from storage.repositories import CommunityRepository, MemberRepository
@@ -88,7 +88,10 @@ async def follow_everyone(nodes: Sequence[LiveNode]) -> None:
             local = await community(session, node)
         for other in nodes:
             if other is not node:
-                await learn_peer(ctx, other.base_url, local)
+                try:
+                    await learn_peer(ctx, other.base_url, local)
+                except PeerUnavailable as exc:
+                    log.warning("demo: %s could not learn %s: %s", node.slug, other.slug, exc)
 
     await asyncio.gather(*(learn(node) for node in nodes))
 
@@ -175,11 +178,16 @@ async def _status(node: LiveNode, agreement_ids: Sequence[str]) -> dict[str, str
 
 
 async def _all_at(crossings: Sequence[_Crossing], side: str, statuses: set[str], what: str) -> None:
+    """Until every crossing has one of `statuses` on the given side (one query a node a poll)."""
+    by_node: dict[int, tuple[LiveNode, list[str]]] = {}
+    for crossing in crossings:
+        node = crossing.owner if side == "owner" else crossing.requester
+        by_node.setdefault(id(node), (node, []))[1].append(crossing.agreement_id)
+
     async def there() -> bool:
-        for crossing in crossings:
-            node = crossing.owner if side == "owner" else crossing.requester
-            found = await _status(node, [crossing.agreement_id])
-            if found.get(crossing.agreement_id) not in statuses:
+        for node, agreement_ids in by_node.values():
+            found = await _status(node, agreement_ids)
+            if any(found.get(agreement) not in statuses for agreement in agreement_ids):
                 return False
         return True
 
@@ -187,34 +195,44 @@ async def _all_at(crossings: Sequence[_Crossing], side: str, statuses: set[str],
         await until(there, what)
 
 
+def _by_node(crossings: Sequence[_Crossing], side: str) -> list[tuple[LiveNode, list[_Crossing]]]:
+    groups: dict[int, tuple[LiveNode, list[_Crossing]]] = {}
+    for crossing in crossings:
+        node = crossing.owner if side == "owner" else crossing.requester
+        groups.setdefault(id(node), (node, []))[1].append(crossing)
+    return list(groups.values())
+
+
 async def _act(
     crossings: Sequence[_Crossing],
     side: str,
     action: Callable[[AsyncSession, Member, str], Awaitable[object]],
 ) -> None:
-    """One step for each crossing, by the listing's author (owner side) or the requester."""
-    for crossing in crossings:
-        node = crossing.owner if side == "owner" else crossing.requester
-        username = crossing.author if side == "owner" else crossing.spec.requester
+    """One step for each crossing, by the listing's author (owner side) or the requester;
+    one transaction a node, so its deliveries leave together."""
+    for node, group in _by_node(crossings, side):
         async with node.app[SESSIONS]() as session:
-            who = await member(session, node, username)
-            exchange = await ExchangeRepository(session).get_by_agreement_id(crossing.agreement_id)
-            if exchange is None:
-                continue
-            await action(session, who, exchange.id)
+            for crossing in group:
+                username = crossing.author if side == "owner" else crossing.spec.requester
+                who = await member(session, node, username)
+                repo = ExchangeRepository(session)
+                exchange = await repo.get_by_agreement_id(crossing.agreement_id)
+                if exchange is not None:
+                    await action(session, who, exchange.id)
             await session.commit()
 
 
 async def _request(crossings: Sequence[_Crossing], ap_ids: dict[str, str]) -> None:
-    for crossing in crossings:
-        spec = crossing.spec
-        async with crossing.requester.app[SESSIONS]() as session:
-            who = await member(session, crossing.requester, spec.requester)
-            view = await exchanges.request_exchange(
-                session, who, ap_ids[spec.listing], spec.quantity, spec.hours, spec.note
-            )
+    for node, group in _by_node(crossings, "requester"):
+        async with node.app[SESSIONS]() as session:
+            for crossing in group:
+                spec = crossing.spec
+                who = await member(session, node, spec.requester)
+                view = await exchanges.request_exchange(
+                    session, who, ap_ids[spec.listing], spec.quantity, spec.hours, spec.note
+                )
+                crossing.agreement_id = view.agreement_id
             await session.commit()
-        crossing.agreement_id = view.agreement_id
 
 
 async def cross_exchanges(
@@ -240,17 +258,23 @@ async def cross_exchanges(
     await _act(having("cancelled"), "requester", exchanges.cancel)
     await _all_at(having("completed"), "requester", {"accepted"}, "acceptances coming back")
     await _act(having("completed"), "requester", exchanges.complete)
-    for crossing in crossings:
-        await _all_at([crossing], "owner", {crossing.spec.status}, "exchanges settling")
+    for status in ("completed", "declined", "cancelled"):
+        await _all_at(having(status), "owner", {status}, f"{status} exchanges settling")
     await _date_back(crossings, now)
 
 
 async def _date_back(crossings: Sequence[_Crossing], now: datetime) -> None:
     """Both copies get the plan's dates; notices of what is long settled are read."""
-    for crossing in crossings:
-        times = times_of(crossing.spec, now)
-        for node in (crossing.requester, crossing.owner):
-            async with node.app[SESSIONS]() as session:
+    nodes = {id(c.owner): c.owner for c in crossings} | {
+        id(c.requester): c.requester for c in crossings
+    }
+    for node in nodes.values():
+        async with node.app[SESSIONS]() as session:
+            for crossing in crossings:
+                if node not in (crossing.owner, crossing.requester):
+                    continue
+                times = times_of(crossing.spec, now)
+                ids = select(Exchange.id).where(Exchange.agreement_id == crossing.agreement_id)
                 await session.execute(
                     update(Exchange)
                     .where(Exchange.agreement_id == crossing.agreement_id)
@@ -259,16 +283,10 @@ async def _date_back(crossings: Sequence[_Crossing], now: datetime) -> None:
                 if crossing.spec.status not in ("requested", "accepted"):
                     await session.execute(
                         update(Notification)
-                        .where(
-                            Notification.exchange_id.in_(
-                                select(Exchange.id).where(
-                                    Exchange.agreement_id == crossing.agreement_id
-                                )
-                            )
-                        )
+                        .where(Notification.exchange_id.in_(ids))
                         .values(read_at=now, created_at=times["updated_at"])
                     )
-                await session.commit()
+            await session.commit()
 
 
 async def live_local_exchanges(
