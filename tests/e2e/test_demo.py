@@ -194,9 +194,7 @@ async def test_the_member_login_has_exchanges_to_answer(demo: Demo) -> None:
         assert any(x["status"] == "requested" for x in mine)
 
 
-async def test_restart_reuses_the_data_and_fresh_starts_over(
-    demo: Demo, tmp_path: Path
-) -> None:
+async def test_restart_reuses_the_data_and_fresh_starts_over(demo: Demo, tmp_path: Path) -> None:
     before = json.loads((demo.data / "demo.json").read_text())
     async with aiohttp.ClientSession() as http:
         member = await signed_in(http, node(demo, "riverside"), "member")
