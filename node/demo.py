@@ -182,13 +182,15 @@ async def start(node: DemoNode) -> web.Application:
 
 
 def attach_generated_photos(nodes: Sequence[DemoNode], listings: dict[str, Listing]) -> None:
-    """Where the demo's listings would get their pictures: NOT WIRED YET.
+    """Where the demo's listings would get their pictures: NOT WIRED YET, it does nothing.
 
-    `node.demo_data.photos.draw_photo` draws a simple picture for a listing's
-    category. Attaching it needs the listing images service, which this
-    version of the node does not have; once it does, this function stores one
-    drawing for some of `listings` through it (before federation starts, so
-    the pictures travel with the listings). Until then it does nothing.
+    `node.demo_data.photos.draw_photo(listing.category, key)` draws a picture
+    for a listing (deterministic, about 25 ms each). Attaching it needs the
+    listing images service, which this version of the node does not have;
+    once it does, this function stores a drawing for some of `listings`
+    (say, a third of the offers) through that service, on each listing's own
+    node and before the federation starts, so the pictures travel with the
+    listings as `Image` attachments.
     """
     del nodes, listings
 
