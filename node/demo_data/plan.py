@@ -148,11 +148,15 @@ def _visibility(rng: random.Random) -> str:
 def _listings(
     rng: random.Random, spec: CommunitySpec, people: list[PersonSpec], count: int
 ) -> list[ListingSpec]:
-    templates: list[Template] = [*KINDS_OF_COMMUNITY[spec.kind], *EVERYDAY]
+    # Mostly what the community is for; everyday things fill up the rest.
+    own = KINDS_OF_COMMUNITY[spec.kind]
+    own_count = min(len(own), count - count // 3)
+    templates: list[Template] = rng.sample(own, own_count)
+    templates += rng.sample(EVERYDAY, min(len(EVERYDAY), count - own_count))
     rng.shuffle(templates)
     listings = []
-    for n in range(count):
-        kind, category, title, description = templates[n % len(templates)]
+    for n in range(len(templates)):
+        kind, category, title, description = templates[n]
         place = _place(rng, spec.center, spec.spread_km) if rng.random() < 0.8 else None
         listings.append(
             ListingSpec(

@@ -37,6 +37,24 @@ TOOL_LIBRARY: Final[tuple[Template, ...]] = (
     ("need", "garden", "Rotavator for an allotment", "Breaking new ground on plot 14."),
     ("need", "tools", "Dehumidifier for a damp back room", "A week or two would help a lot."),
     ("need", "skills", "Someone to show me how to use a router", "I have the tool, not the courage."),
+    ("offer", "tools", "Orbital sander with spare discs", "Dust bag included; good for floors and doors."),
+    ("offer", "tools", "Mitre saw", "Clean 45-degree cuts for skirting and frames."),
+    ("offer", "tools", "Plasterer's mixing paddle", "Fits a standard drill."),
+    ("offer", "tools", "Heavy-duty staple gun", "For upholstery and fencing mesh."),
+    ("offer", "tools", "Scaffold tower (2 levels)", "Needs two people to put up; I can help."),
+    ("offer", "tools", "Multimeter", "Check sockets, batteries and fuses."),
+    ("offer", "tools", "Clamps, a dozen of them", "Sash and quick-release, for glue-ups."),
+    ("offer", "tools", "Wet and dry vacuum", "Flooded cellar or sawdust, it takes both."),
+    ("offer", "garden", "Leaf blower", "Cordless, quiet enough for early mornings."),
+    ("offer", "garden", "Long-reach loppers and pruning saw", "For branches up to 5 cm."),
+    ("offer", "kitchen", "Dehydrator", "Six trays; apple rings in a day."),
+    ("offer", "tools", "Paint sprayer", "Fences and sheds in an afternoon."),
+    ("offer", "tools", "Dust sheets and decorating kit", "Rollers, trays, brushes, tape."),
+    ("offer", "bikes", "Track pump and tyre levers", "Presta and Schrader."),
+    ("need", "tools", "Spirit level, 1 m or longer", "Putting up a row of shelves."),
+    ("need", "tools", "Borrow a trolley for a fridge", "Moving it up one flight of stairs."),
+    ("need", "tools", "Hole saw for a cat flap", "About 20 cm across."),
+    ("need", "garden", "Strimmer for an overgrown yard", "One afternoon should do it."),
 )  # fmt: skip
 
 MUTUAL_AID: Final[tuple[Template, ...]] = (
@@ -70,6 +88,14 @@ MUTUAL_AID: Final[tuple[Template, ...]] = (
     ("need", "housing", "Help clearing a flat after a flood", "Carrying wet carpet and furniture."),
     ("need", "transport", "Lift to a job interview", "Industrial estate, 9 am Thursday."),
     ("need", "skills", "Someone to read post for my mum", "Her eyesight is failing."),
+    ("offer", "food", "Soup on Saturdays", "A big pot at the hall, bring a container."),
+    ("offer", "skills", "Company on walks for anyone lonely", "Slow pace, any weather."),
+    ("offer", "clothing", "Baby clothes, 0 to 12 months", "Two bin bags, sorted by size."),
+    ("offer", "transport", "School run on Mondays", "Two seats, booster included."),
+    ("offer", "skills", "Help with letters from the council", "I used to work in housing."),
+    ("need", "food", "Lunches for a family of five this week", "Between jobs, back on our feet soon."),
+    ("need", "kitchen", "Pots and pans for a new flat", "Starting again from nothing."),
+    ("need", "housing", "Bed for a teenager", "Single, frame or mattress or both."),
 )  # fmt: skip
 
 TIME_BANK: Final[tuple[Template, ...]] = (
@@ -103,6 +129,14 @@ TIME_BANK: Final[tuple[Template, ...]] = (
     ("need", "repairs", "Someone to bleed my radiators", "Cold at the top, noisy at night."),
     ("need", "skills", "Website for a small charity", "A few pages and a donate button."),
     ("need", "childcare", "Maths tutor for year 9", "An hour a week before exams."),
+    ("offer", "skills", "Sewing alterations", "Hems, tapers and taking in."),
+    ("offer", "skills", "Cooking together for the freezer", "Two hours, six meals."),
+    ("offer", "transport", "Driving practice for learners", "With a full licence holder, your car."),
+    ("offer", "garden", "Lawn mowing", "Small gardens, my mower."),
+    ("need", "skills", "Someone to teach me to swim", "Adult beginner, a bit nervous."),
+    ("need", "electronics", "Help backing up family photos", "Two old phones and a laptop."),
+    ("need", "repairs", "Replace a broken window latch", "Ground floor, it won't lock."),
+    ("need", "skills", "Help sorting out a garage", "A morning of lifting and deciding."),
 )  # fmt: skip
 
 REPAIR_CAFE: Final[tuple[Template, ...]] = (
