@@ -20,6 +20,7 @@ import logging
 import secrets
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -308,12 +309,23 @@ async def _prepare(
     return nodes, True
 
 
+def _check_ports_free(base_port: int, count: int) -> None:
+    """Fail before touching any data when a port is taken (most likely by a running demo,
+    whose data `--fresh` would otherwise delete under it)."""
+    for port in range(base_port, base_port + count):
+        with socket.socket() as probe:
+            # As the server binds: connections of a demo just stopped do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))  # OSError(EADDRINUSE) while one listens
+
+
 async def run_demo(
     count: int, base_port: int, data: Path, *, fresh: bool = False, scale: float = 1.0
 ) -> None:
     specs = communities_for(count)
     if not 0 < scale <= 1:
         raise ValueError("--scale must be more than 0 and at most 1")
+    _check_ports_free(base_port, len(specs))
     data.mkdir(parents=True, exist_ok=True)
     log_path = (data / LOG_FILE).resolve()
     stop = asyncio.Event()

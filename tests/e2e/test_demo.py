@@ -196,6 +196,11 @@ async def test_the_member_login_has_exchanges_to_answer(demo: Demo) -> None:
 
 async def test_restart_reuses_the_data_and_fresh_starts_over(demo: Demo, tmp_path: Path) -> None:
     before = json.loads((demo.data / "demo.json").read_text())
+    # A second demo on the same ports is refused before it touches the running one's data.
+    clash = start_demo(demo.data, demo.base, tmp_path / "clash.out", "--fresh")
+    assert clash.process.wait(timeout=60) == 1
+    assert "already in use" in clash.output()
+    assert json.loads((demo.data / "demo.json").read_text()) == before
     async with aiohttp.ClientSession() as http:
         member = await signed_in(http, node(demo, "riverside"), "member")
         listings = len(await member.all_items("/api/v1/discovery/browse"))
@@ -211,17 +216,20 @@ async def test_restart_reuses_the_data_and_fresh_starts_over(demo: Demo, tmp_pat
     finally:
         assert again.stop() == 0, again.output()
 
-    fresh = start_demo(demo.data, demo.base, tmp_path / "fresh.out", "--fresh")
+    # Fresh, and smaller to be quick: one neighbour and the far community.
+    fresh = start_demo(demo.data, demo.base, tmp_path / "fresh.out", "--fresh", "--nodes", "1")
     try:
         after = fresh.announced()
         assert "Creating the sample communities" in fresh.output()
+        assert [n["handle"].split("@")[0] for n in after["nodes"]] == ["riverside", "clydeside"]
         assert after["nodes"][0]["member"]["password"] != before["nodes"][0]["member"]["password"]
+        assert not (demo.data / "hillside").exists()
 
         async def federated_again() -> None:
             async with aiohttp.ClientSession() as http:
                 member = await signed_in(http, node(fresh, "riverside"), "member")
                 items = await member.all_items("/api/v1/discovery/browse")
-                assert {item["origin"] for item in items} == {"local", "partner", "public"}
+                assert {item["origin"] for item in items} == {"local", "public"}
 
         await eventually(federated_again, within=30)
     finally:
