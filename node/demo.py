@@ -22,11 +22,11 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -42,6 +42,7 @@ from storage.migrate import upgrade_to_head_async
 from storage.models import Listing, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REGIONAL = [spec for spec in COMMUNITIES if not spec.far]
 FAR = next(spec for spec in COMMUNITIES if spec.far)
@@ -309,6 +310,19 @@ async def _prepare(
     return nodes, True
 
 
+async def _until_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
+    """`work`'s result, or None if `stop` is set first (then `work` is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
+
+
 def _check_ports_free(base_port: int, count: int) -> None:
     """Fail before touching any data when a port is taken (most likely by a running demo,
     whose data `--fresh` would otherwise delete under it)."""
@@ -340,7 +354,9 @@ async def run_demo(
                 await start(node)
             if new:
                 print("Creating the sample communities (the first start takes a moment)…")
-                timings = await seed(nodes, scale)
+                timings = await _until_stopped(seed(nodes, scale), stop)
+                if timings is None:
+                    return  # interrupted: without the mark, the next start begins afresh
                 (data / SEEDED_MARK).write_text(json.dumps(timings, indent=2))
                 log.info("demo data ready in %.1f s: %s", time.monotonic() - began, timings)
             _announce(data, nodes, log_path)
