@@ -25,6 +25,7 @@ import time
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -257,12 +258,20 @@ async def seed(nodes: Sequence[DemoNode], scale: float) -> dict[str, float]:
     for a, b, message in PARTNERS:
         if a in lives and b in lives:
             await network.partner(lives[a], lives[b], message)
+            for one, other in ((a, b), (b, a)):  # partners since before the history begins
+                await network.date_partnership(
+                    lives[one], lives[other], now - timedelta(days=200), now - timedelta(days=199)
+                )
     log.info("demo: partnership approved (%.1f s)", time.monotonic() - began)
     await network.await_mirrors(list(lives.values()), _expected_mirrors(plan, specs))
     log.info("demo: listings mirrored (%.1f s)", time.monotonic() - began)
     for a, b, message in PROPOSALS:
         if a in lives and b in lives:
             await network.propose(lives[a], lives[b], message)
+            for one, other in ((a, b), (b, a)):
+                await network.date_partnership(
+                    lives[one], lives[other], now - timedelta(days=2), now - timedelta(days=2)
+                )
     timings["federation"] = time.monotonic() - began
 
     began = time.monotonic()

@@ -136,6 +136,23 @@ async def partner(a: LiveNode, b: LiveNode, message: str) -> None:
         await session.commit()
 
 
+async def date_partnership(
+    node: LiveNode, other: LiveNode, proposed: datetime, answered: datetime
+) -> None:
+    """The node's partnership (or proposal) with `other`, as if made when the plan says."""
+    async with node.app[SESSIONS]() as session:
+        local = await community(session, node)
+        for partnership in await PartnershipRepository(session).list_for_community(local.id):
+            if partnership.remote_community.host != other.app[CONFIG].host:
+                continue
+            partnership.created_at = proposed
+            active = partnership.state == PartnershipState.ACTIVE
+            partnership.updated_at = answered if active else proposed
+            if partnership.approved_at is not None:
+                partnership.approved_at = answered
+        await session.commit()
+
+
 async def mirrored(node: LiveNode) -> int:
     """Active listings of other communities in the node's cache."""
     async with node.app[SESSIONS]() as session:
