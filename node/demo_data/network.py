@@ -148,6 +148,11 @@ async def date_partnership(
             partnership.created_at = proposed
             active = partnership.state == PartnershipState.ACTIVE
             partnership.updated_at = answered if active else proposed
+            await session.execute(
+                update(Notification)
+                .where(Notification.partnership_id == partnership.id)
+                .values(created_at=proposed)
+            )
             if partnership.approved_at is not None:
                 partnership.approved_at = answered
         await session.commit()
