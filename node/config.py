@@ -141,6 +141,11 @@ class NodeConfig(BaseModel):
     # them go to another after this. Far longer than a batch takes to send.
     delivery_lease_seconds: Annotated[int, BeforeValidator(_whole_number), Field(ge=5)] = 300
     key_grace_days: Positive = 7
+    # Where listing photos are kept (re-encoded, in a few sizes); relative to the
+    # data folder, which holds them in `media/` when this is unset.
+    media_dir: Path | None = None
+    # How many photos of one other community's listings this node keeps at most.
+    remote_images_per_source: Positive = 2000
 
     @field_validator("base_url")
     @classmethod

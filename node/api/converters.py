@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from node.api.schemas import (
     AuthorRef,
+    ImageOut,
     ListingCreate,
     ListingOut,
     ListingUpdate,
@@ -13,7 +14,14 @@ from node.api.schemas import (
 from node.api.schemas import (
     CommunityRef as CommunityRefOut,
 )
-from node.domain.listings import CommunityRef, ListingChanges, ListingDraft, ListingView, Place
+from node.domain.listings import (
+    CommunityRef,
+    ImageView,
+    ListingChanges,
+    ListingDraft,
+    ListingView,
+    Place,
+)
 from storage.models import Community, CommunityPartnership
 from storage.states import Initiator, Kind, PartnershipState, Visibility
 
@@ -47,8 +55,24 @@ def changes_from(body: ListingUpdate) -> ListingChanges:
     return ListingChanges(sent)
 
 
-def listing_out(view: ListingView) -> ListingOut:
+def image_out(image: ImageView, base_url: str) -> ImageOut | None:
+    """A fetched photo with absolute URLs on this node; None for one not fetched yet."""
+    if image.url is None or image.thumb_url is None or image.width is None:
+        return None
+    return ImageOut(
+        id=image.id,
+        url=base_url + image.url,
+        thumbnail_url=base_url + image.thumb_url,
+        width=image.width,
+        height=image.height or 0,
+        description=image.description,
+    )
+
+
+def listing_out(view: ListingView, base_url: str = "") -> ListingOut:
+    """`base_url` (this node's) makes photo URLs absolute."""
     location = view.location
+    images = [out for image in view.images if (out := image_out(image, base_url)) is not None]
     return ListingOut(
         id=view.id,
         ap_id=view.ap_id,
@@ -65,6 +89,7 @@ def listing_out(view: ListingView) -> ListingOut:
         author=AuthorRef(name=view.author_name) if view.author_name else None,
         created_at=view.created_at,
         updated_at=view.updated_at,
+        images=images,
     )
 
 

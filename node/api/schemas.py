@@ -166,6 +166,15 @@ class AuthorRef(BaseModel):
     name: str = Field(description="The display name the poster chose (else their username).")
 
 
+class ImageOut(BaseModel):
+    id: str
+    url: str = Field(description="The photo (up to 1280 px), served by this node.")
+    thumbnail_url: str = Field(description="The same photo, up to 320 px.")
+    width: int
+    height: int
+    description: str = Field(description="Alt text: what the photo shows, for who cannot see it.")
+
+
 class ListingOut(BaseModel):
     id: str
     ap_id: str
@@ -184,6 +193,10 @@ class ListingOut(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
+    images: list[ImageOut] = Field(
+        default_factory=list,
+        description="Its photos, served by this node (a remote listing's once fetched).",
+    )
 
 
 class ListingList(BaseModel):

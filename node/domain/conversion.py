@@ -13,10 +13,10 @@ from typing import Any
 
 from federation.builders import build_note
 from federation.html_text import html_to_plain_text
-from federation.vocab import PUBLIC, Note, Place
+from federation.vocab import PUBLIC, Attachment, Note, Place
 from node.domain import urls
 from node.domain.visibility import leaves_node
-from storage.models import Community, Listing
+from storage.models import Community, Listing, loaded_images
 from storage.states import Kind, ListingStatus, Visibility, values
 
 KINDS = frozenset(values(Kind))
@@ -69,7 +69,23 @@ def listing_to_note(
         location=location,
         url=listing.ap_id,
         author_name=_federated_author(listing),
+        attachments=_attachments(listing, community),
     )
+
+
+def _attachments(listing: Listing, community: Community) -> list[Attachment]:
+    """The listing's photos at their public address on this node (display size)."""
+    return [
+        Attachment(
+            url=urls.media(community.base_url, image.storage_key, "display"),
+            media_type=image.media_type,
+            name=image.description or None,
+            width=image.width,
+            height=image.height,
+        )
+        for image in loaded_images(listing)
+        if image.storage_key
+    ]
 
 
 def _federated_author(listing: Listing) -> str | None:

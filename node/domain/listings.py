@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.models import Community, Listing, RemoteListing
+from node.domain import urls
+from storage.models import Community, Listing, ListingImage, RemoteListing, loaded_images
 from storage.states import Audience, Kind, ListingStatus, Origin, Visibility
 
 
@@ -61,6 +62,40 @@ class ListingChanges:
 
 
 @dataclass(frozen=True)
+class ImageView:
+    """A photo as pages and the API show it: always from this node's own media URLs.
+
+    `url` (display size) and `thumb_url` are None while a remote listing's
+    image has not been fetched yet; nothing then points at the other node.
+    """
+
+    id: str
+    description: str
+    url: str | None
+    thumb_url: str | None
+    width: int | None
+    height: int | None
+
+    @property
+    def is_ready(self) -> bool:
+        return self.url is not None
+
+
+def image_view(image: ListingImage) -> ImageView:
+    """URLs are paths on this node: pages load them from their own origin, and the
+    API makes them absolute with the node's base URL."""
+    key = image.storage_key
+    return ImageView(
+        id=image.id,
+        description=image.description,
+        url=urls.media("", key, "display") if key else None,
+        thumb_url=urls.media("", key, "thumb") if key else None,
+        width=image.width if key else None,
+        height=image.height if key else None,
+    )
+
+
+@dataclass(frozen=True)
 class ListingView:
     """One listing as a member sees it, whichever community it came from."""
 
@@ -78,6 +113,7 @@ class ListingView:
     author_name: str | None
     created_at: datetime
     updated_at: datetime
+    images: tuple[ImageView, ...] = ()
 
     @property
     def is_public(self) -> bool:
@@ -113,6 +149,7 @@ def view_of_listing(listing: Listing) -> ListingView:
         author_name=author.shown_name if author is not None else None,
         created_at=listing.created_at,
         updated_at=listing.updated_at,
+        images=tuple(image_view(image) for image in loaded_images(listing)),
     )
 
 
@@ -134,6 +171,7 @@ def view_of_remote(cached: RemoteListing) -> ListingView:
         author_name=cached.author_name or None,
         created_at=cached.published_at or cached.received_at,
         updated_at=cached.remote_updated_at or cached.updated_at,
+        images=tuple(image_view(image) for image in loaded_images(cached)),
     )
 
 

@@ -7,6 +7,8 @@
   followed community, a refresh for every stale actor, and prune finished rows.
 - `refresh_actor`: fetch a remote actor document again (name, keys, counts).
 - `crawl_peer`, `refresh_directory`: learning the network (`node.protocol.crawl`).
+- `fetch_image`: fetch and store our copy of a mirrored listing's photo
+  (`node.protocol.remote_media`).
 
 Each is queued once per piece of work (`dedupe_key`), so a burst of Accepts
 or a reconciliation round during a running backfill adds nothing twice.
@@ -27,6 +29,7 @@ from node.protocol.crawl import REFRESH_ACTOR, crawl_handlers
 from node.protocol.jobs import JobFailed, JobHandler, JobRun, RetryJob, enqueue_job
 from node.protocol.mirror import SyncLimits, SyncProgress, backfill
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
+from node.protocol.remote_media import media_handlers, sweep_media
 from storage.models import Community, utcnow
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
@@ -168,10 +171,11 @@ def run_reconcile(ctx: FederationContext) -> JobHandler:
             deliveries, entries = await prune_finished(session, now - KEEP_FINISHED)
             jobs = await JobRepository(session).prune_finished(now - KEEP_FINISHED)
             await session.commit()
+        stray = await sweep_media(ctx)
         await run.report(
             backfills_queued=queued,
             actors_refreshed=len(refreshed),
-            pruned={"deliveries": deliveries, "inbox": entries, "jobs": jobs},
+            pruned={"deliveries": deliveries, "inbox": entries, "jobs": jobs, "media": stray},
         )
 
     return handle
@@ -185,6 +189,7 @@ def job_handlers(app: web.Application) -> dict[str, JobHandler]:
         REFRESH_ACTOR: run_refresh_actor(ctx),
         RECONCILE: run_reconcile(ctx),
         **crawl_handlers(ctx),
+        **media_handlers(ctx),
     }
 
 

@@ -18,6 +18,7 @@ from federation.vocab import Note, VocabError, parse_note
 from node.domain import urls
 from node.domain.conversion import KINDS, note_to_mirrored_fields
 from node.protocol.context import FederationContext
+from node.protocol.remote_media import sync_remote_images
 from storage.models import Community, RemoteListing
 from storage.repositories import CommunityRepository
 from storage.repositories.partnerships import PartnershipRepository
@@ -60,7 +61,11 @@ def _path_prefixes(url: str) -> list[str]:
 
 
 async def mirror_note(
-    session: AsyncSession, note: Note, origin: Community, audience: str
+    session: AsyncSession,
+    note: Note,
+    origin: Community,
+    audience: str,
+    per_source_images: int = 2000,
 ) -> RemoteListing:
     """Cache `note` as `origin` shared it; refused if `origin` does not own it.
 
@@ -70,11 +75,17 @@ async def mirror_note(
     """
     check_origin(note, origin)
     await _check_not_anothers(session, note, origin)
-    fields = asdict(note_to_mirrored_fields(note))
+    mirrored = note_to_mirrored_fields(note)
     try:
-        return await RemoteListingRepository(session).upsert(note.id, origin, audience, fields)
+        cached = await RemoteListingRepository(session).upsert(
+            note.id, origin, audience, asdict(mirrored)
+        )
     except NotTheOrigin as exc:
         raise NotMirrored(str(exc)) from exc
+    newer = mirrored.remote_updated_at
+    if newer is None or cached.remote_updated_at is None or newer >= cached.remote_updated_at:
+        await sync_remote_images(session, cached, note.attachments, per_source_images)
+    return cached
 
 
 def _note_from_item(item: Any, page: dict[str, Any]) -> Note | None:
@@ -172,7 +183,9 @@ async def _mirror_page(
             if audience_of(note) != audience:
                 continue
             try:
-                await mirror_note(session, note, origin, audience)
+                await mirror_note(
+                    session, note, origin, audience, ctx.config.remote_images_per_source
+                )
                 kept.add(note.id)
             except NotMirrored as exc:
                 log.info("sync from %s skipped %s: %s", origin.ap_id, note.id, exc)

@@ -33,7 +33,10 @@ def _visibility_or_422(visibility: str | None, is_public: bool | None) -> str:
         raise ValidationFailed(str(exc)) from exc
 
 
-async def create_listing(session: AsyncSession, member: Member, data: ListingDraft) -> Listing:
+async def create_listing(
+    session: AsyncSession, member: Member, data: ListingDraft, *, publish: bool = True
+) -> Listing:
+    """`publish=False` leaves the Create to the caller, who adds to the listing first."""
     visibility = _visibility_or_422(data.visibility, data.is_public)
     listing_id = new_id()
     now = utcnow()
@@ -53,11 +56,13 @@ async def create_listing(session: AsyncSession, member: Member, data: ListingDra
         longitude=data.location.lon if data.location else None,
         created_at=now,
         updated_at=now,
+        images=[],
     )
     await ListingRepository(session).add(listing)
     listing.community = member.community
     listing.author = member
-    await publish_listing_change(session, listing, None, "create")
+    if publish:
+        await publish_listing_change(session, listing, None, "create")
     return listing
 
 

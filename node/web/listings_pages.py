@@ -16,12 +16,16 @@ from node.api.paging import decode_cursor, encode_cursor
 from node.api.schemas import ListingQuery
 from node.domain.listings import ListingChanges, view_of_listing
 from node.errors import BadRequest, Forbidden
+from node.media.imaging import MAX_IMAGE_BYTES
+from node.services import images
 from node.services import listings as service
 from node.services.categories import list_categories
 from node.services.exchanges import MAX_NOTE
-from node.web.guards import Page, member_page, redirect
+from node.web.guards import Page, accepts_photos, member_page, redirect
 from node.web.listing_forms import ListingForm
-from storage.models import Listing
+from node.web.photo_pages import PhotoField, read_photo, refused_status
+from node.web.photo_pages import attach as attach_photo
+from storage.models import Listing, loaded_images
 from storage.repositories import ListingFilters
 from storage.states import ListingStatus
 
@@ -81,7 +85,11 @@ async def listing_index(page: Page) -> web.StreamResponse:
 
 
 async def _render_form(
-    page: Page, form: ListingForm, listing: Listing | None, status: int = 200
+    page: Page,
+    form: ListingForm,
+    listing: Listing | None,
+    status: int = 200,
+    photo: PhotoField | None = None,
 ) -> web.Response:
     """The form offers the community's categories; any other slug is still accepted."""
     return page.render(
@@ -90,6 +98,9 @@ async def _render_form(
         form=form,
         listing=listing,
         categories=await list_categories(page.db, page.member.community),
+        photo=photo or PhotoField(),
+        photo_count=len(loaded_images(listing)) if listing is not None else 0,
+        max_photos=images.MAX_IMAGES_PER_LISTING,
     )
 
 
@@ -100,13 +111,22 @@ async def new_listing_form(page: Page) -> web.StreamResponse:
 
 
 @routes.post("/listings/new")
+@accepts_photos(MAX_IMAGE_BYTES)
 @member_page
 async def create_listing(page: Page) -> web.StreamResponse:
-    form = ListingForm.from_post(await page.form())
+    posted = await page.form()
+    form = ListingForm.from_post(posted)
     data = form.to_create()
-    if data is None:
-        return await _render_form(page, form, None, status=422)
-    listing = await service.create_listing(page.db, page.member, draft_from(data))
+    photo = await read_photo(page, posted, None)
+    if data is None or photo.error:
+        status = refused_status(form, photo)
+        return await _render_form(page, form, None, status=status, photo=photo)
+    if photo.photo is not None:
+        listing = await images.create_listing_with_photo(
+            page.db, page.member, draft_from(data), photo.photo, photo.description
+        )
+    else:
+        listing = await service.create_listing(page.db, page.member, draft_from(data))
     await page.db.commit()
     message = f"Your {listing.kind} “{listing.title}” is posted."
     return redirect(page.request, f"/listings/{listing.id}", ("success", message))
@@ -136,13 +156,18 @@ async def edit_listing_form(page: Page) -> web.StreamResponse:
 
 
 @routes.post(f"/listings/{ID}/edit")
+@accepts_photos(MAX_IMAGE_BYTES)
 @member_page
 async def edit_listing(page: Page) -> web.StreamResponse:
     listing = await _editable(page)
-    form = ListingForm.from_post(await page.form())
+    posted = await page.form()
+    form = ListingForm.from_post(posted)
     data = form.to_update()
-    if data is None:
-        return await _render_form(page, form, listing, status=422)
+    photo = await read_photo(page, posted, listing)
+    if data is None or photo.error:
+        status = refused_status(form, photo)
+        return await _render_form(page, form, listing, status=status, photo=photo)
+    attach_photo(listing, photo)
     await service.update_listing(page.db, page.member, listing.id, changes_from(data))
     await page.db.commit()
     return redirect(page.request, f"/listings/{listing.id}", ("success", "Your changes are saved."))

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Listing
 from storage.paging import Position, page_after
+from storage.repositories.images import ImageRepository
 from storage.states import ListingStatus, Visibility
 
 
@@ -64,6 +65,7 @@ class ListingRepository:
         return list(result.unique().scalars().all())
 
     async def delete(self, listing: Listing) -> None:
+        await ImageRepository(self.session).forget_listing(listing.id)
         await self.session.delete(listing)
         await self.session.flush()
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Community, CommunityPartnership, RemoteListing, utcnow
 from storage.paging import Position, page_after
 from storage.repositories.actors import BlockRepository, host_is_blocked
+from storage.repositories.images import ImageRepository
 from storage.repositories.listings import ListingFilters
 from storage.states import Audience, PartnershipState
 
@@ -77,12 +78,17 @@ class RemoteListingRepository:
         return cached
 
     async def remove(self, ap_id: str) -> bool:
+        await ImageRepository(self.session).forget_remote(RemoteListing.ap_id == ap_id)
         result = await self.session.execute(
             delete(RemoteListing).where(RemoteListing.ap_id == ap_id)
         )
         return bool(getattr(result, "rowcount", 0))
 
     async def remove_from_origin(self, origin_community_id: int, audience: str) -> int:
+        await ImageRepository(self.session).forget_remote(
+            (RemoteListing.origin_community_id == origin_community_id)
+            & (RemoteListing.audience == audience)
+        )
         result = await self.session.execute(
             delete(RemoteListing).where(
                 RemoteListing.origin_community_id == origin_community_id,

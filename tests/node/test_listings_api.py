@@ -24,6 +24,7 @@ LISTING_KEYS = {
     "origin",
     "created_at",
     "updated_at",
+    "images",
 }
 
 
