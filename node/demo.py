@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import time
+import zlib
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,14 +31,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.app import init_app
 from node.appkeys import SESSIONS
 from node.config import NodeConfig, default_database_url, load_config, write_config
 from node.demo_data import network
 from node.demo_data.local import seed_history, seed_listings, seed_members
+from node.demo_data.photos import draw_photo
 from node.demo_data.plan import COMMUNITIES, CommunitySpec, Plan, build_plan
+from node.domain.states import Kind
+from node.media.store import MediaStore
 from node.ops.logs import AccessLogger, RequestIdFilter, TextFormatter
+from node.services.images import attach, prepare_photo
 from node.services.provisioning import Person, provision_node
 from storage.migrate import upgrade_to_head_async
 from storage.models import Listing, utcnow
@@ -184,18 +190,34 @@ async def start(node: DemoNode) -> web.Application:
     return app
 
 
-def attach_generated_photos(nodes: Sequence[DemoNode], listings: dict[str, Listing]) -> None:
-    """Where the demo's listings would get their pictures: NOT WIRED YET, it does nothing.
+PHOTO_EVERY = 3
+"""One offer in this many gets a drawn photo; needs stay without."""
 
-    `node.demo_data.photos.draw_photo(listing.category, key)` draws a picture
-    for a listing (deterministic, about 25 ms each). Attaching it needs the
-    listing images service, which this version of the node does not have;
-    once it does, this function stores a drawing for some of `listings`
-    (say, a third of the offers) through that service, on each listing's own
-    node and before the federation starts, so the pictures travel with the
-    listings as `Image` attachments.
+
+async def attach_generated_photos(
+    session: AsyncSession, config: NodeConfig, listings: dict[str, Listing]
+) -> int:
+    """Give some of one node's offers a drawn picture, before anything federates.
+
+    The drawings (`node.demo_data.photos`) go through the same re-encoding as a
+    member's upload and are stored in the node's media folder, so the photos
+    travel with the listings as `Image` attachments and the other nodes fetch
+    their own copies. Which offers get one is decided by their plan key, so a
+    fresh demo always looks the same. Returns how many were attached.
     """
-    del nodes, listings
+    store = MediaStore.of(config)
+    attached = 0
+    for key, row in sorted(listings.items()):
+        if row.kind != Kind.OFFER or zlib.crc32(key.encode()) % PHOTO_EVERY:
+            continue
+        listing = await session.get(Listing, row.id)
+        if listing is None:
+            continue
+        await session.refresh(listing, ["images"])
+        photo = await prepare_photo(draw_photo(listing.category, key), store)
+        attach(listing, photo, f"A drawing of {listing.title.lower()}")
+        attached += 1
+    return attached
 
 
 def _expected_mirrors(plan: Plan, specs: Sequence[CommunitySpec]) -> dict[str, int]:
@@ -246,8 +268,9 @@ async def seed(nodes: Sequence[DemoNode], scale: float) -> dict[str, float]:
                 session, community, plan, rows, members, now
             )
             await session.commit()
+            await attach_generated_photos(session, node.config, rows)
+            await session.commit()
         listings.update(rows)
-    attach_generated_photos(nodes, listings)
     ap_ids = {key: row.ap_id for key, row in listings.items()}
     timings["local data"] = time.monotonic() - began
     lives = {node.spec.slug: node.live() for node in nodes}

@@ -7,6 +7,7 @@ demo's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -140,6 +141,29 @@ async def test_a_member_sees_partner_and_public_listings_of_the_other_nodes(demo
         lakeside = await signed_in(http, node(demo, "lakeside"), "member")
         seen = {item["origin"] for item in await lakeside.all_items("/api/v1/discovery/browse")}
         assert seen == {"local", "public"}
+
+
+async def test_photos_of_the_other_nodes_are_served_by_the_members_own_node(demo: Demo) -> None:
+    entry = node(demo, "riverside")
+    async with aiohttp.ClientSession() as http:
+        riverside = await signed_in(http, entry, "member")
+        deadline = time.monotonic() + 90
+        while True:
+            items = await riverside.all_items("/api/v1/discovery/browse")
+            shown = [
+                image for item in items if item["origin"] != "local" for image in item["images"]
+            ]
+            if shown or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        assert shown, "some offers of the other nodes carry their photos"
+        for image in shown:
+            assert image["url"].startswith(entry["base_url"] + "/"), image
+            assert image["description"].startswith("A drawing of")
+            bearer = {"Authorization": f"Bearer {riverside.token}"}
+            async with http.get(image["thumbnail_url"], headers=bearer) as response:
+                assert response.status == 200
+                assert response.content_type in ("image/jpeg", "image/png")
 
 
 async def test_a_distance_filter_leaves_out_the_far_community(demo: Demo) -> None:
