@@ -67,6 +67,8 @@ class Place:
     latitude: float
     longitude: float
     name: str | None = None
+    radius: float | None = None
+    """Metres around the point the place may be (AS2 `radius`): how coarse it is."""
 
 
 @dataclass(frozen=True, slots=True)
