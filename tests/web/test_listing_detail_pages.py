@@ -144,7 +144,7 @@ async def test_our_own_listing_shows_its_poster_and_its_own_place(browser: Brows
     assert sharing(html) == "Offer Who can see it: Only our community From our community"
     assert (
         fact(html, "Location")
-        == "51.5200, -0.1000 (exact: other communities see it within about 1 km)"
+        == "51.5200, -0.1000 (exact; about 1 km for other communities)"
     )
     assert fact(html, "Distance") == "2.4 km from Riverside Tool Library"
 

@@ -196,7 +196,7 @@ async def test_choosing_a_point_needs_its_coordinates(browser: Browser) -> None:
 @pytest.mark.parametrize(
     ("precision", "kept", "note"),
     [
-        ("exact", (51.507215, -0.127586), "exact: other communities see it within about 1 km"),
+        ("exact", (51.507215, -0.127586), "exact; about 1 km for other communities"),
         ("neighbourhood", (51.51, -0.13), "within about 1 km"),
         ("area", (51.5, -0.1), "within about 10 km"),
     ],
