@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.browser.conftest import (
     COMMUNITY_NAME,
-    DESKTOP,
     MEMBER,
     PHONE,
     STEWARD,
@@ -21,7 +19,6 @@ from tests.browser.conftest import (
     tab,
     unavailable,
 )
-from tests.support.processes import UNREACHABLE_TILES
 
 try:
     from playwright.sync_api import Locator, expect
@@ -29,31 +26,11 @@ except ImportError:
     unavailable("the playwright package is not installed (pip install -e '.[test]')")
 
 pytestmark = pytest.mark.browser
-TILE_ORIGIN = UNREACHABLE_TILES.split("/tiles/")[0]
 AUDIENCE = {
     "community": "Only our community",
     "partners": "Partner communities",
     "public": "Everyone",
 }
-
-
-def without_tiles(session: Session) -> None:
-    """The listing form's map asks for tiles nothing serves; that is not a page problem."""
-    session.problems[:] = [p for p in session.problems if TILE_ORIGIN not in p]
-
-
-@pytest.fixture
-def desktop(chromium: Any, running_node: RunningNode) -> Iterator[Session]:
-    with tab(chromium, running_node.base_url, "desktop", DESKTOP) as session:
-        yield session
-        without_tiles(session)
-
-
-@pytest.fixture
-def phone(chromium: Any, running_node: RunningNode) -> Iterator[Session]:
-    with tab(chromium, running_node.base_url, "phone", PHONE) as session:
-        yield session
-        without_tiles(session)
 
 
 def audience(session: Session, visibility: str) -> Locator:

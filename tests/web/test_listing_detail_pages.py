@@ -142,10 +142,7 @@ async def test_our_own_listing_shows_its_poster_and_its_own_place(browser: Brows
     assert fact(html, "Posted by") == "max"
     assert fact(html, "Community") == "Riverside Tool Library"
     assert sharing(html) == "Offer Who can see it: Only our community From our community"
-    assert (
-        fact(html, "Location")
-        == "51.5200, -0.1000 (exact; about 1 km for other communities)"
-    )
+    assert fact(html, "Location") == "51.5200, -0.1000 (exact; about 1 km for other communities)"
     assert fact(html, "Distance") == "2.4 km from Riverside Tool Library"
 
 
