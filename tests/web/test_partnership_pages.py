@@ -151,8 +151,7 @@ async def html_of(browser: Browser, path: str, status: int = 200) -> str:
 
 async def post_listing(browser: Browser, title: str, visibility: str) -> None:
     data = {"kind": "offer", "title": title, "description": "Local.", "category": "tools"}
-    if visibility != "community":
-        data |= {"share": "yes", "audience": visibility}
+    data["visibility"] = visibility
     response = await browser.submit("/listings/new", data, form_page="/listings/new")
     assert response.status == 303, await response.text()
 
