@@ -44,6 +44,9 @@ def place_document(place: Place) -> dict[str, Any]:
     }
     if place.name:
         document["name"] = place.name
+    if place.radius is not None:
+        document["radius"] = place.radius
+        document["units"] = "m"
     return document
 
 

@@ -68,6 +68,8 @@ class Place:
     latitude: float
     longitude: float
     name: str | None = None
+    radius: float | None = None
+    """Metres around the point the place may be (AS2 `radius`): how coarse it is."""
 
 
 MAX_ATTACHMENTS = 8

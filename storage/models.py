@@ -35,6 +35,7 @@ from storage.states import (
     JobState,
     Kind,
     ListingStatus,
+    LocationPrecision,
     PartnershipState,
     Role,
     Visibility,
@@ -59,7 +60,12 @@ def one_of(column: str, states: type[StrEnum]) -> CheckConstraint:
 
 STATE_COLUMNS: dict[str, dict[str, type[StrEnum]]] = {
     "members": {"role": Role},
-    "listings": {"kind": Kind, "status": ListingStatus, "visibility": Visibility},
+    "listings": {
+        "kind": Kind,
+        "status": ListingStatus,
+        "visibility": Visibility,
+        "location_precision": LocationPrecision,
+    },
     "remote_listings": {"kind": Kind, "status": ListingStatus, "audience": Audience},
     "follows": {"direction": FollowDirection, "state": FollowState},
     "inbox_log": {"state": InboxState},
@@ -70,7 +76,8 @@ STATE_COLUMNS: dict[str, dict[str, type[StrEnum]]] = {
     "invitations": {"role": Role},
 }
 """Every state column and the states it may hold; the models read this, and
-migrations 0008 (the tables before it) and 0010 (exchanges) freeze it."""
+migrations 0008 (the tables before it), 0010 (exchanges) and 0013 (listing places)
+freeze it."""
 
 
 def _checks(table: str) -> tuple[CheckConstraint, ...]:
@@ -202,6 +209,9 @@ class Listing(Base):
     is_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    location_precision: Mapped[str] = mapped_column(
+        String(16), default=LocationPrecision.EXACT, server_default="exact"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -6,6 +6,7 @@ from node.api.schemas import (
     AuthorRef,
     ImageOut,
     ListingCreate,
+    ListingLocation,
     ListingOut,
     ListingUpdate,
     Location,
@@ -23,7 +24,7 @@ from node.domain.listings import (
     Place,
 )
 from storage.models import Community, CommunityPartnership
-from storage.states import Initiator, Kind, PartnershipState, Visibility
+from storage.states import Initiator, Kind, LocationPrecision, PartnershipState, Visibility
 
 
 def community_out(community: Community | CommunityRef) -> CommunityRefOut:
@@ -35,6 +36,10 @@ def _place(location: Location | None) -> Place | None:
     return Place(location.lat, location.lon) if location is not None else None
 
 
+def _precision(location: ListingLocation | None) -> LocationPrecision:
+    return LocationPrecision(location.precision) if location else LocationPrecision.EXACT
+
+
 def draft_from(body: ListingCreate) -> ListingDraft:
     return ListingDraft(
         kind=Kind(body.kind),
@@ -44,6 +49,7 @@ def draft_from(body: ListingCreate) -> ListingDraft:
         visibility=Visibility(body.visibility) if body.visibility else None,
         is_public=body.is_public,
         location=_place(body.location),
+        location_precision=_precision(body.location),
     )
 
 
@@ -52,6 +58,7 @@ def changes_from(body: ListingUpdate) -> ListingChanges:
     sent = body.model_dump(exclude_unset=True)
     if "location" in sent:
         sent["location"] = _place(body.location)
+        sent["location_precision"] = _precision(body.location)
     return ListingChanges(sent)
 
 
@@ -83,7 +90,11 @@ def listing_out(view: ListingView, base_url: str = "") -> ListingOut:
         status=view.status,
         visibility=view.visibility,
         is_public=view.is_public,
-        location=Location(lat=location.lat, lon=location.lon) if location else None,
+        location=(
+            ListingLocation(lat=location.lat, lon=location.lon, precision=view.location_precision)
+            if location
+            else None
+        ),
         community=community_out(view.community),
         origin=view.origin,
         author=AuthorRef(name=view.author_name) if view.author_name else None,

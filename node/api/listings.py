@@ -38,7 +38,7 @@ async def create_listing(call: ApiCall[ListingCreate, None]) -> ListingOut:
 )
 async def list_listings(call: ApiCall[None, ListingQuery]) -> ListingList:
     q = call.query
-    filters = ListingFilters(kind=q.kind, category=q.category, status=q.status)
+    filters = ListingFilters(kind=q.kind, category=q.category, status=q.status, q=q.q)
     items, after = await service.list_listings_for_member(
         call.session,
         call.me,
@@ -65,7 +65,7 @@ async def list_listings(call: ApiCall[None, ListingQuery]) -> ListingList:
 async def get_listing(call: ApiCall[None, None]) -> ListingOut:
     listing_id = call.request.match_info["id"]
     listing = await service.get_visible_listing(call.session, call.me, listing_id)
-    return listing_out(view_of_listing(listing), base_url(call))
+    return listing_out(view_of_listing(listing, call.me.community_id), base_url(call))
 
 
 @api.route(

@@ -14,14 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from node.domain import urls
+from node.domain.places import Place as Place  # re-exported: callers know it as a listing's
+from node.domain.places import precision_of, shared_place
 from storage.models import Community, Listing, ListingImage, RemoteListing, loaded_images
-from storage.states import Audience, Kind, ListingStatus, Origin, Visibility
-
-
-@dataclass(frozen=True)
-class Place:
-    lat: float
-    lon: float
+from storage.states import Audience, Kind, ListingStatus, LocationPrecision, Origin, Visibility
 
 
 @dataclass(frozen=True)
@@ -46,6 +42,7 @@ class ListingDraft:
     visibility: Visibility | None = None
     is_public: bool | None = None
     location: Place | None = None
+    location_precision: LocationPrecision = LocationPrecision.EXACT
 
 
 @dataclass(frozen=True)
@@ -114,6 +111,9 @@ class ListingView:
     created_at: datetime
     updated_at: datetime
     images: tuple[ImageView, ...] = ()
+    location_precision: LocationPrecision = LocationPrecision.NEIGHBOURHOOD
+    """How precise `location` is: what the author chose, as far as this viewer may see
+    it (another community's listing is never more precise than a neighbourhood)."""
 
     @property
     def is_public(self) -> bool:
@@ -132,8 +132,16 @@ def _place(latitude: float | None, longitude: float | None) -> Place | None:
     return Place(latitude, longitude) if latitude is not None and longitude is not None else None
 
 
-def view_of_listing(listing: Listing) -> ListingView:
+def view_of_listing(listing: Listing, viewer_community_id: int | None = None) -> ListingView:
+    """`viewer_community_id`: whose member looks, when it may be another local community
+    (then the place is as coarse as what federates); None for the listing's own."""
     author = listing.author
+    precision = precision_of(listing.location_precision)
+    location = _place(listing.latitude, listing.longitude)
+    if viewer_community_id not in (None, listing.community_id):
+        location = shared_place(location, precision) if location is not None else None
+        if precision == LocationPrecision.EXACT:
+            precision = LocationPrecision.NEIGHBOURHOOD
     return ListingView(
         id=listing.id,
         ap_id=listing.ap_id,
@@ -143,13 +151,14 @@ def view_of_listing(listing: Listing) -> ListingView:
         category=listing.category,
         status=ListingStatus(listing.status),
         visibility=Visibility(listing.visibility),
-        location=_place(listing.latitude, listing.longitude),
+        location=location,
         community=CommunityRef.of(listing.community),
         origin=Origin.LOCAL,
         author_name=author.shown_name if author is not None else None,
         created_at=listing.created_at,
         updated_at=listing.updated_at,
         images=tuple(image_view(image) for image in loaded_images(listing)),
+        location_precision=precision,
     )
 
 

@@ -151,15 +151,15 @@ async def browse_listings(
         viewer_community.id, filters, query.after, query.limit
     )
     page = found[: query.limit]
-    items = [_item(f, point) for f in page]
+    items = [_item(f, point, viewer_community.id) for f in page]
     more = len(found) > query.limit
     return items, Position(page[-1].sort, page[-1].ap_id) if more and page else None
 
 
-def _item(found: Found, point: Point | None) -> BrowseItem:
+def _item(found: Found, point: Point | None, viewer_id: int) -> BrowseItem:
     row = found.row
     if isinstance(row, Listing):
-        view, home = view_of_listing(row), row.community
+        view, home = view_of_listing(row, viewer_id), row.community
     else:
         view, home = view_of_remote(row), row.origin_community
     return BrowseItem(view, _distance(point, view.location, home))

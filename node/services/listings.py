@@ -14,6 +14,7 @@ from node.domain.listings import (
     view_of_listing,
     view_of_remote,
 )
+from node.domain.places import kept_place
 from node.domain.urls import listing as listing_url
 from node.domain.visibility import Viewer, may_view, resolve_visibility
 from node.errors import Forbidden, NotFound, ValidationFailed
@@ -22,7 +23,7 @@ from storage.models import Community, Listing, Member, new_id, utcnow
 from storage.paging import Position
 from storage.repositories import ListingFilters, ListingRepository
 from storage.repositories.remote_listings import RemoteListingRepository
-from storage.states import ListingStatus, Visibility
+from storage.states import ListingStatus, LocationPrecision, Visibility
 
 
 def _visibility_or_422(visibility: str | None, is_public: bool | None) -> str:
@@ -52,18 +53,25 @@ async def create_listing(
         status=ListingStatus.ACTIVE,
         visibility=visibility,
         is_public=visibility == Visibility.PUBLIC,
-        latitude=data.location.lat if data.location else None,
-        longitude=data.location.lon if data.location else None,
         created_at=now,
         updated_at=now,
         images=[],
     )
+    _set_place(listing, data.location, data.location_precision)
     await ListingRepository(session).add(listing)
     listing.community = member.community
     listing.author = member
     if publish:
         await publish_listing_change(session, listing, None, "create")
     return listing
+
+
+def _set_place(listing: Listing, place: Place | None, precision: LocationPrecision) -> None:
+    """Keep the point only as precisely as the member chose."""
+    kept = kept_place(place, precision) if place is not None else None
+    listing.latitude = kept.lat if kept else None
+    listing.longitude = kept.lon if kept else None
+    listing.location_precision = precision if kept else LocationPrecision.EXACT
 
 
 async def get_visible_listing(session: AsyncSession, member: Member, listing_id: str) -> Listing:
@@ -91,9 +99,8 @@ async def update_listing(
         if changes.get(field) is not None:
             setattr(listing, field, changes.get(field))
     if changes.has("location"):
-        location = changes.get("location")
-        listing.latitude = location.lat if location else None
-        listing.longitude = location.lon if location else None
+        precision = changes.get("location_precision") or LocationPrecision.EXACT
+        _set_place(listing, changes.get("location"), LocationPrecision(precision))
     listing.updated_at = utcnow()
     await session.flush()
     await publish_listing_change(session, listing, previous, "update")
@@ -188,7 +195,11 @@ async def get_listing_detail(
     if listing is not None and may_view(listing, Viewer(local_community_id=member.community_id)):
         own = listing.author_id is not None and listing.author_id == member.id
         return _detail(
-            view_of_listing(listing), listing.community, member, own, may_edit(member, listing)
+            view_of_listing(listing, member.community_id),
+            listing.community,
+            member,
+            own,
+            may_edit(member, listing),
         )
     cached = await RemoteListingRepository(session).get_visible_to(member.community_id, listing_id)
     if cached is None:

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Listing
 from storage.paging import Position, page_after
 from storage.repositories.images import ImageRepository
+from storage.search import terms, text_match
 from storage.states import ListingStatus, Visibility
 
 
@@ -19,6 +21,21 @@ class ListingFilters:
     status: str | None = None
     limit: int = 200
     offset: int = 0
+    q: str | None = None
+    """Words every listing shown must contain (title, description or category)."""
+    author_id: int | None = None
+
+
+def words_match(
+    session: AsyncSession, model: Any, source: str, q: str | None
+) -> ColumnElement[bool]:
+    """The text-search condition for `q` on a listing table; true when `q` has no words."""
+    words = terms(q or "")
+    if not words:
+        return true()
+    newest = model.created_at if model is Listing else model.received_at
+    match = text_match(session, model.__table__, source, words, ranked=False, newest=newest)
+    return match.condition
 
 
 def _filtered(query: Select[Listing], filters: ListingFilters) -> Select[Listing]:
@@ -28,6 +45,8 @@ def _filtered(query: Select[Listing], filters: ListingFilters) -> Select[Listing
         query = query.where(Listing.category == filters.category)
     if filters.status:
         query = query.where(Listing.status == filters.status)
+    if filters.author_id is not None:
+        query = query.where(Listing.author_id == filters.author_id)
     return query
 
 
@@ -81,6 +100,7 @@ class ListingRepository:
     ) -> Sequence[Listing]:
         """Newest first by (created_at, ap_id), keyset-paged: up to `limit + 1` rows."""
         query = _filtered(select(Listing).where(Listing.community_id == community_id), filters)
+        query = query.where(words_match(self.session, Listing, "local", filters.q))
         page = page_after(query, Listing.created_at, Listing.ap_id, after, limit)
         return (await self.session.scalars(page)).all()
 

@@ -15,7 +15,7 @@ from storage.models import Community, CommunityPartnership, RemoteListing, utcno
 from storage.paging import Position, page_after
 from storage.repositories.actors import BlockRepository, host_is_blocked
 from storage.repositories.images import ImageRepository
-from storage.repositories.listings import ListingFilters
+from storage.repositories.listings import ListingFilters, words_match
 from storage.states import Audience, PartnershipState
 
 
@@ -206,6 +206,7 @@ class RemoteListingRepository:
             query = query.where(RemoteListing.category == filters.category)
         if filters.status:
             query = query.where(RemoteListing.status == filters.status)
+        query = query.where(words_match(self.session, RemoteListing, "remote", filters.q))
         shown_at = func.coalesce(RemoteListing.published_at, RemoteListing.received_at)
         page = page_after(query, shown_at, RemoteListing.ap_id, after, limit)
         return list((await self.session.scalars(page)).all())
