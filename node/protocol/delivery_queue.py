@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.delivery import DeliveryJob, Settlement, Verdict, host_backoff
 from node.protocol.recipients import SendTimeCheck
-from storage.models import Community, Delivery, utcnow
+from storage.models import Community, utcnow
 from storage.repositories import DeliveryRepository
-from storage.repositories.deliveries import NOTHING, Carried, HostCaps
+from storage.repositories.deliveries import NOTHING, Carried, ClaimedDelivery, HostCaps
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _ignore(_outcome: str) -> None:
     """The default `observe`: nobody is counting."""
 
 
-def _job(delivery: Delivery, sender: Community) -> DeliveryJob | None:
+def _job(delivery: ClaimedDelivery, sender: Community) -> DeliveryJob | None:
     if not sender.key_id or not sender.private_key_pem:
         return None
     return DeliveryJob(
@@ -113,7 +113,7 @@ class SqlDeliveryQueue:
             repo = DeliveryRepository(session)
             check = SendTimeCheck(session)
             jobs: list[DeliveryJob] = []
-            for delivery, sender in await repo.claim_due(self._clock(), limit, lease, caps):
+            for delivery, sender in await repo.claim_due_rows(self._clock(), limit, lease, caps):
                 refusal = await check.refusal(delivery, sender)
                 if refusal is not None:
                     logger.info("delivery %s cancelled: %s", delivery.id, refusal)
