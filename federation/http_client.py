@@ -66,6 +66,18 @@ class PostResult:
     body_excerpt: str
 
 
+def network_reason(exc: BaseException) -> str:
+    """A failure below HTTP in words a steward can act on (it is shown on their pages)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+        return f"could not connect ({reason.lower()})"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
 def create_client_session(
     *,
     allow_private: bool,
@@ -207,7 +219,7 @@ async def _get_hop(
     except aiohttp.InvalidURL as exc:
         raise FetchError(f"invalid URL {url!r}", url=url) from exc
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryNetworkError(f"GET {url} failed: {exc!r}", url=url) from exc
+        raise DeliveryNetworkError(f"GET {url} failed: {network_reason(exc)}", url=url) from exc
     return _Document(_json_document(body, url, shape))
 
 
@@ -343,4 +355,4 @@ async def signed_post(
     except aiohttp.InvalidURL as exc:
         raise FetchError(f"invalid URL {url!r}", url=url) from exc
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryNetworkError(f"POST {url} failed: {exc!r}", url=url) from exc
+        raise DeliveryNetworkError(f"POST {url} failed: {network_reason(exc)}", url=url) from exc

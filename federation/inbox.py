@@ -23,7 +23,7 @@ module knows aiohttp and the protocol and nothing else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final, Protocol
 
@@ -31,7 +31,7 @@ import orjson
 from aiohttp import web
 
 from federation.hosts import url_host
-from federation.jsonld import normalize_activity
+from federation.jsonld_fastpath import takes_fast_path
 from federation.rate_limit import HostRateLimiter, retry_after_header
 from federation.signatures import (
     DEFAULT_MAX_SKEW,
@@ -215,10 +215,33 @@ def _is_self_delete(document: Mapping[str, Any]) -> bool:
     return document.get("type") == "Delete" and len(actors) == 1 and actors[0] == target
 
 
+def _envelope(document: dict[str, Any]) -> dict[str, Any]:
+    """What the inbox reads of a document that needs JSON-LD: its id, type and
+    actor as written, and its object by id. The processor normalises the whole
+    document later and refuses it if JSON-LD reads these differently."""
+    envelope: dict[str, Any] = {
+        key: document[key] for key in ("id", "type", "actor") if key in document
+    }
+    target = document.get("object")
+    if isinstance(target, dict) and isinstance(target.get("id"), str):
+        target = target["id"]
+    if target is not None:
+        envelope["object"] = target
+    return envelope
+
+
 def read_activity(document: dict[str, Any]) -> Activity:
-    """Normalise and parse the envelope, and refuse ids the log cannot keep."""
+    """Parse the envelope, and refuse ids the log cannot keep.
+
+    No JSON-LD processing happens while the sender waits: a document that the
+    fast path cannot read as it stands (Lemmy's and Pleroma's contexts, say) is
+    taken by its envelope and normalised by the processor after the 202.
+    """
     try:
-        activity = parse_activity(normalize_activity(document))
+        if takes_fast_path(document):
+            activity = parse_activity(document)
+        else:
+            activity = parse_activity(_envelope(document))
     except VocabError as exc:
         raise InboxRefusal(400, "invalid_activity", str(exc)) from None
     if len(activity.type) > MAX_TYPE_LENGTH or any(
@@ -244,6 +267,8 @@ class InboxReceiver:
     must name; `limiter`, when given, holds each remote host to its rate.
     `observe(result, reason)` hears how each POST ended (`accepted`,
     `duplicate`, `dropped`, or `refused` with the error code), for metrics.
+    `note_skew(host, seconds)`, when given, hears how far a verified sender's
+    signed clock was from ours; its failure never refuses the activity.
     """
 
     def __init__(
@@ -257,8 +282,10 @@ class InboxReceiver:
         max_body_bytes: int = MAX_BODY_BYTES,
         limiter: HostRateLimiter | None = None,
         observe: Callable[[str, str], None] | None = None,
+        note_skew: Callable[[str, float], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
+        self.note_skew = note_skew
         self.resolve_key = resolve_key
         self.wake = wake
         self.expected_host = expected_host
@@ -344,7 +371,18 @@ class InboxReceiver:
                 "actor_mismatch",
                 f"signed by {info.key_owner}, but the activity's actor is {activity.actor}",
             )
+        await self.record_clock(activity.actor, info.skew_seconds)
         return activity
+
+    async def record_clock(self, actor: str, skew: float | None) -> None:
+        """Hand a verified sender's clock skew to `note_skew`; signed fetches use it too."""
+        host = url_host(actor)
+        if self.note_skew is None or skew is None or host is None:
+            return
+        try:
+            await self.note_skew(host, skew)
+        except Exception:
+            logger.exception("could not record the clock skew of %s", host)
 
     async def _store(self, activity: Activity, body: bytes, recipient: str | None) -> bool:
         """Persist; a storage failure is a 503 so that the sender retries later."""

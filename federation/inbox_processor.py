@@ -19,6 +19,7 @@ from typing import Final, Literal, Protocol
 
 import orjson
 
+from federation.hosts import url_host
 from federation.jsonld import normalize_activity
 from federation.vocab import Activity, VocabError, parse_activity
 
@@ -73,6 +74,9 @@ class QueuedActivity:
     raw: str
     recipient: str | None
     attempts: int
+    actor: str = ""
+    activity_id: str = ""
+    """The id and actor the inbox accepted it under (empty: not known, not checked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +121,16 @@ def _one_line(text: str, limit: int = 300) -> str:
 class InboxProcessor:
     """Handles stored activities: one handler per type, outcomes recorded per entry.
 
-    Entries are handled one at a time in arrival order, so a `Follow` and
-    its `Undo` are seen in the order they came. An unknown type is recorded
-    as ignored; a handler's exception is recorded as failed and logged, and
-    never stops the loop; `Retry` puts the entry back for a later attempt.
+    Each remote server's entries are handled one at a time in arrival order,
+    so a `Follow` and its `Undo` are seen in the order they came. With
+    `concurrency` above 1, different servers' entries are handled side by
+    side, up to that many at once: what one activity touches (a mirrored
+    listing, a partnership, an exchange, a server's quota of pending
+    proposals) is spoken for by one remote server only, so two lanes never
+    race on one object, and handlers that wait on the database or the network
+    overlap. An unknown type is recorded as ignored; a
+    handler's exception is recorded as failed and logged, and never stops the
+    loop; `Retry` puts the entry back for a later attempt.
     """
 
     def __init__(
@@ -132,14 +142,18 @@ class InboxProcessor:
         retry_delays: Sequence[timedelta] = RETRY_DELAYS,
         batch_size: int = 50,
         batch_window: float = 0.05,
+        concurrency: int = 1,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency is at least 1")
         self.queue = queue
         self.handlers = handlers
         self.lease = lease
         self.retry_delays = tuple(retry_delays)
         self.batch_size = batch_size
         self.batch_window = batch_window
+        self.concurrency = concurrency
         self._clock = clock or (lambda: datetime.now(UTC))
         self._stopping = False
         self._wake_event: asyncio.Event | None = None
@@ -158,12 +172,29 @@ class InboxProcessor:
         entries = await self.queue.claim(self._clock(), limit or self.batch_size, self.lease)
         outcomes: list[Outcome] = []
         try:
-            for entry in entries:
-                outcomes.append(await self._process(entry))
+            lanes = _lanes_by_server(entries) if self.concurrency > 1 else [list(entries)]
+            if len(lanes) == 1:
+                await self._run_lane(lanes[0], outcomes)
+            else:
+                slots = asyncio.Semaphore(self.concurrency)
+                async with asyncio.TaskGroup() as group:
+                    for lane in lanes:
+                        group.create_task(self._run_lane(lane, outcomes, slots))
         finally:
             if outcomes:
                 await self.queue.record(outcomes)
         return len(entries)
+
+    async def _run_lane(
+        self,
+        lane: Sequence[QueuedActivity],
+        outcomes: list[Outcome],
+        slots: asyncio.Semaphore | None = None,
+    ) -> None:
+        """Handle one server's entries in order, holding one of the `slots` throughout."""
+        async with slots or contextlib.nullcontext():
+            for entry in lane:
+                outcomes.append(await self._process(entry))
 
     async def run_forever(self, poll_interval: float, wake_event: asyncio.Event) -> None:
         """Work when woken (an activity was stored; after `batch_window` seconds, so
@@ -202,6 +233,13 @@ class InboxProcessor:
             activity = parse_activity(normalize_activity(orjson.loads(entry.raw)))
         except (orjson.JSONDecodeError, VocabError) as exc:
             return Outcome(entry.entry_id, "failed", _describe(exc))
+        if (entry.activity_id and activity.id != entry.activity_id) or (
+            entry.actor and activity.actor != entry.actor
+        ):
+            # The signature was checked against the actor the inbox read; JSON-LD
+            # must not turn the document into another actor's or another activity.
+            reason = f"JSON-LD reads it as {activity.id} by {activity.actor}"
+            return Outcome(entry.entry_id, "failed", reason[:MAX_ERROR_CHARS])
         handler = self.handlers.get(activity.type)
         if handler is None:
             return Outcome(entry.entry_id, "ignored", f"no handler for {activity.type}")
@@ -239,3 +277,11 @@ class InboxProcessor:
         activity = inbound.activity
         logger.info("will retry %s %s in %s: %s", activity.type, activity.id, delay, exc)
         return Outcome(inbound.entry_id, "retry", _describe(exc), self._clock() + delay)
+
+
+def _lanes_by_server(entries: Sequence[QueuedActivity]) -> list[list[QueuedActivity]]:
+    """The entries split by their actor's server, each lane in arrival order."""
+    lanes: dict[str | None, list[QueuedActivity]] = {}
+    for entry in entries:
+        lanes.setdefault(url_host(entry.actor), []).append(entry)
+    return list(lanes.values())

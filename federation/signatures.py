@@ -46,7 +46,7 @@ import hmac
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Protocol
@@ -86,6 +86,10 @@ class SignatureInfo:
     retry_after: float | None = None
     """Set when the key could not be looked up *now* (the resolver is busy):
     the sender should try again after this many seconds rather than give up."""
+    skew_seconds: float | None = field(default=None, compare=False)
+    """For a valid signature: how far the signed `Date` (or `(created)`) was
+    from our clock, positive when the sender's clock is ahead. Stewards see it.
+    An observation, not part of the verdict, so outcomes compare without it."""
 
 
 @dataclass(frozen=True)
@@ -370,8 +374,11 @@ def _parse_timestamp(value: str | None, name: str) -> datetime:
 
 def _check_freshness(
     parsed: _ParsedSignature, headers: Mapping[str, str], now: datetime, max_skew: timedelta
-) -> None:
-    """Signed times must be within `max_skew` of now, either way, to stop replays."""
+) -> float | None:
+    """Signed times must be within `max_skew` of now, either way, to stop replays.
+
+    Returns the first signed time's distance from `now` in seconds (None if
+    only `(expires)` was signed)."""
     moments: list[tuple[str, datetime]] = []
     if "date" in parsed.headers:
         date = headers.get("date")
@@ -385,6 +392,7 @@ def _check_freshness(
             raise _RefusalError(f"{name} {moment.isoformat()} is outside {max_skew}", expired=True)
     if "(expires)" in parsed.headers and now > _parse_timestamp(parsed.expires, "(expires)"):
         raise _RefusalError("signature has expired", expired=True)
+    return (moments[0][1] - now).total_seconds() if moments else None
 
 
 def _signing_string(
@@ -489,7 +497,7 @@ async def verify_request(
         _check_coverage(parsed, body)
         _check_host(lowered, expected_host)
         _check_digest(lowered, body)
-        _check_freshness(parsed, lowered, now or datetime.now(UTC), max_skew)
+        skew = _check_freshness(parsed, lowered, now or datetime.now(UTC), max_skew)
         messages = [
             _signing_string(parsed, lowered, method, target)
             for target in _request_targets(path, query_string)
@@ -500,4 +508,4 @@ async def verify_request(
         return SignatureInfo(
             False, key_id, None, refusal.expired, refusal.reason, refusal.retry_after
         )
-    return SignatureInfo(True, key_id, record.owner, False, None)
+    return SignatureInfo(True, key_id, record.owner, False, None, skew_seconds=skew)

@@ -99,6 +99,10 @@ class NodeConfig(BaseModel):
     activity_rate_burst: Count = 300
     activity_rate_per_minute: Count = 1200
     max_pending_proposals_per_host: Count = 3
+    # How many remote servers' activities the inbox processor handles side by side
+    # (each server's stay in order). 0 picks for the database: 1 on SQLite, whose
+    # single writer gains nothing from more, 4 on PostgreSQL.
+    inbox_handler_concurrency: Count = 0
 
     # What one sync may take from one remote collection (see node.protocol.mirror).
     backfill_max_pages: Positive = 200

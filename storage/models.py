@@ -352,6 +352,8 @@ class PeerHost(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_failure_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    clock_skew_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    clock_skew_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class KnownPeer(Base):
@@ -380,6 +382,7 @@ class BlockedDomain(Base):
 
     domain: Mapped[str] = mapped_column(String(255), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
 
 class CommunityPartnership(Base):

@@ -216,10 +216,19 @@ class PeerHealth(BaseModel):
     cancelled: int = Field(
         0, description="deliveries never sent because their audience no longer allowed it"
     )
-    failures: int
+    failed: int = Field(0, description="deliveries given up on (the peer refused them)")
+    failures: int = Field(description="consecutive failed delivery rounds to this host")
     last_success_at: datetime | None
+    last_failure_at: datetime | None = None
+    last_error: str | None = Field(None, description="what the last failed delivery met")
     next_attempt_at: datetime | None
     state: Literal["ok", "backing_off", "unreachable", "blocked"]
+    clock_skew_seconds: float | None = Field(
+        None,
+        description="the signed Date of the host's last verified request minus our clock "
+        "(positive: its clock is ahead); null until one arrived",
+    )
+    clock_skew_at: datetime | None = Field(None, description="when that request arrived")
 
 
 class PeerHealthList(BaseModel):
@@ -229,11 +238,13 @@ class PeerHealthList(BaseModel):
 
 class BlockRequest(StrictModel):
     domain: str = Field(min_length=1, max_length=255, description="host or host:port")
+    reason: str = Field(default="", max_length=500, description="why, for the other stewards")
 
 
 class BlockOut(BaseModel):
     domain: str
     created_at: datetime
+    reason: str = ""
 
 
 class BlockList(BaseModel):

@@ -30,19 +30,22 @@ async def signed_actor(request: web.Request) -> str | None:
     if signature_key_id(request.headers) is None:
         return None
     config = request.app[CONFIG]
+    receiver = request.app[INBOX_RECEIVER]
     info = await verify_request(
         request.method,
         request.rel_url.raw_path,
         request.rel_url.raw_query_string,
         request.headers,
         b"",
-        request.app[INBOX_RECEIVER].resolve_key,
+        receiver.resolve_key,
         expected_host=config.host,
         max_skew=timedelta(seconds=config.signature_max_skew_seconds),
     )
     if not info.valid:
         log.info("unverified signed fetch of %s: %s", request.path, info.reason)
         return None
+    if info.key_owner is not None:
+        await receiver.record_clock(info.key_owner, info.skew_seconds)
     return info.key_owner
 
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.errors import FetchError
 from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
@@ -23,7 +24,7 @@ from node.protocol.context import FederationContext
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
 from node.protocol.proposal_limits import check_pending_cap
 from node.protocol.publishing import send
-from node.protocol.remote_actors import ActorUnavailable, resolve_actor
+from node.protocol.remote_actors import ActorUnavailable, resolve_actor, resolve_sender
 from storage.models import Community
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
@@ -84,19 +85,14 @@ async def _refusing(step: Awaitable[None]) -> None:
         raise Ignored(str(exc)) from exc
 
 
-async def _may_receive(ctx: FederationContext, origin: Community, audience: str) -> bool:
+async def _may_receive(session: AsyncSession, origin: Community, audience: str) -> bool:
     """Public listings from communities we follow or partner with; partner
     listings only from an active partner."""
-    async with ctx.sessions() as session:
-        partners = PartnershipRepository(session)
-        locals_ = await CommunityRepository(session).list_local()
-        for local in locals_:
-            if await partners.active_between(local.id, origin.ap_id):
-                return True
-        if audience != Audience.PUBLIC:
-            return False
-        follows = await FollowRepository(session).following(origin.ap_id)
-    return any(f.state in (FollowState.PENDING, FollowState.ACTIVE) for f in follows)
+    if await PartnershipRepository(session).is_anyone_partnered_with(origin.id):
+        return True
+    if audience != Audience.PUBLIC:
+        return False
+    return await FollowRepository(session).is_followed(origin.ap_id)
 
 
 async def on_actor_update(ctx: FederationContext, activity: Activity) -> None:
@@ -138,13 +134,14 @@ async def on_create_or_update(ctx: FederationContext, activity: Activity) -> Non
     if not isinstance(activity.object, dict):
         raise Ignored("we only mirror listings embedded in the activity")
     note = parse_note(normalize_activity(activity.object))
-    origin = await resolve_actor(ctx, activity.actor)
+    origin = await resolve_sender(ctx, activity.actor)
     audience = audience_of(note)
     if audience is None:
         raise Ignored(f"{note.id} is addressed to nobody we know how to show it to")
-    if not await _may_receive(ctx, origin, audience):
-        raise Ignored(f"no community here follows or partners with {origin.ap_id}")
+    # One transaction decides and mirrors: a partnership ending meanwhile waits for it.
     async with ctx.sessions() as session:
+        if not await _may_receive(session, origin, audience):
+            raise Ignored(f"no community here follows or partners with {origin.ap_id}")
         try:
             await mirror_note(session, note, origin, audience)
         except NotMirrored as exc:

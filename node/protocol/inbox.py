@@ -28,6 +28,7 @@ from federation.vocab import Activity
 from node.appkeys import CONFIG, ENGINE, SESSIONS, WORKER_POLL_SECONDS
 from node.config import NodeConfig
 from node.ops.metrics import METRICS
+from node.protocol.clock_skew import ClockSkewRecorder
 from node.protocol.key_resolver import SqlKeyResolver
 from node.protocol.ttl_cache import TtlCache
 from storage.repositories import BlockRepository, CommunityRepository, InboxRepository
@@ -126,11 +127,20 @@ class GroupCommit:
             new.discard(entry.activity_id)  # a duplicate within the batch is not new
 
 
+RECENT_IDS = 50_000
+"""How many recently stored activity ids are kept in memory to answer repeats."""
+RECENT_ID_SECONDS = 3600.0
+
+
 class SqlInboxStore:
     """`InboxStore` on the inbox log, with the block list and local slugs cached briefly.
 
     A block added through this process applies at once; one added by another
-    process sharing the database, within `block_cache_seconds`.
+    process sharing the database, within `block_cache_seconds`. The ids of
+    activities stored in the last hour are remembered, so that a server
+    retrying (or a busy one delivering the same activity to several of our
+    inboxes) hears its 202 without a database write; the unique index behind
+    it still decides for anything not remembered.
     """
 
     def __init__(
@@ -145,6 +155,7 @@ class SqlInboxStore:
         self._blocks = TtlCache[frozenset[str]](block_cache_seconds, 1, clock)
         self._blocks_version = block_list_version()
         self._local_actors = TtlCache[str](60.0, 1024, clock)
+        self._recent_ids = TtlCache[bool](RECENT_ID_SECONDS, RECENT_IDS, clock)
 
     async def _blocked_domains(self) -> frozenset[str]:
         """The block list, reloaded when this process changed it or after a few seconds."""
@@ -161,13 +172,17 @@ class SqlInboxStore:
         return host_is_blocked(await self._blocked_domains(), host)
 
     async def store(self, activity: Activity, raw: bytes, recipient: str | None) -> bool:
+        if self._recent_ids.get(activity.id):
+            return False
         entry = NewInboxEntry(
             activity.id, activity.type, activity.actor, raw.decode("utf-8"), recipient
         )
         if self._writes is None:  # the engine exists only once the app has started
             sqlite = self._app[ENGINE].dialect.name == "sqlite"
             self._writes = GroupCommit(self._app[SESSIONS], max_writers=1 if sqlite else 2)
-        return await self._writes.add(entry)
+        stored = await self._writes.add(entry)
+        self._recent_ids.put(activity.id, True)  # committed, new or not
+        return stored
 
     async def local_actor(self, slug: str) -> str | None:
         """The actor id of the local community `slug`, or None: whose inbox a POST is for."""
@@ -195,7 +210,10 @@ class SqlInboxQueue:
         async with self._sessions() as session:
             entries = await InboxRepository(session).claim(now, limit, lease)
             await session.commit()
-        return [QueuedActivity(e.id, e.raw, e.recipient, e.attempts) for e in entries]
+        return [
+            QueuedActivity(e.id, e.raw, e.recipient, e.attempts, e.actor, e.activity_id)
+            for e in entries
+        ]
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         rows = [EntryOutcome(o.entry_id, o.state, o.error, o.retry_at) for o in outcomes]
@@ -256,6 +274,7 @@ def setup_inbox_routes(
         max_skew=timedelta(seconds=config.signature_max_skew_seconds),
         limiter=inbox_rate_limiter(config),
         observe=metrics.inbox_result if (metrics := app.get(METRICS)) is not None else None,
+        note_skew=ClockSkewRecorder(lambda: app[SESSIONS]),
     )
     app[INBOX_HANDLERS] = dict(handlers or {})
     app[INBOX_WAKE] = wake
@@ -267,6 +286,14 @@ def setup_inbox_routes(
     return receiver
 
 
+def handler_concurrency(app: web.Application) -> int:
+    """The configured number of servers handled side by side, or the database's default."""
+    configured = app[CONFIG].inbox_handler_concurrency
+    if configured:
+        return configured
+    return 1 if app[ENGINE].dialect.name == "sqlite" else 4
+
+
 async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: handle stored activities in the background while the app runs.
 
@@ -275,7 +302,9 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
     an entry cut off mid-handler is handled again once its lease runs out.
     """
     handlers: dict[str, Handler] = app[INBOX_HANDLERS]
-    processor = InboxProcessor(SqlInboxQueue(app[SESSIONS]), handlers)
+    processor = InboxProcessor(
+        SqlInboxQueue(app[SESSIONS]), handlers, concurrency=handler_concurrency(app)
+    )
     task = asyncio.create_task(
         processor.run_forever(
             app.get(WORKER_POLL_SECONDS, PROCESSOR_POLL_SECONDS), app[INBOX_WAKE]

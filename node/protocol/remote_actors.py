@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.errors import FederationError
 from federation.hosts import same_host
@@ -13,11 +17,14 @@ from federation.jsonld import normalize_activity
 from federation.vocab import Actor, VocabError, parse_actor
 from node.protocol.context import FederationContext
 from node.protocol.key_resolver import actor_to_data
+from node.protocol.ttl_cache import TtlCache
 from storage.models import Community, utcnow
 from storage.repositories import CommunityRepository
 from storage.repositories.actors import RemoteActorRepository
 
 ACTOR_MAX_AGE = timedelta(days=1)
+SENDER_CACHE_SECONDS = 30.0
+SENDER_CACHE_SIZE = 2048
 
 
 class ActorUnavailable(Exception):
@@ -129,3 +136,28 @@ async def resolve_actor(
         row = await RemoteActorRepository(session).upsert(actor_to_data(actor))
         await session.commit()
     return row
+
+
+_senders: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], TtlCache[Community]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def resolve_sender(ctx: FederationContext, actor_id: str) -> Community:
+    """`resolve_actor` for the inbox's busiest path, remembered for half a minute.
+
+    A server delivering a burst of listings names the same actor each time;
+    the row it resolves to is only read (its id, its id's host) to decide
+    whose listing a note is, so a copy at most `SENDER_CACHE_SECONDS` old
+    serves as well as a fresh read. Never hand it to a session: it is shared.
+    """
+    cache = _senders.get(ctx.sessions)
+    if cache is None:
+        cache = _senders[ctx.sessions] = TtlCache(
+            SENDER_CACHE_SECONDS, SENDER_CACHE_SIZE, time.monotonic
+        )
+    cached = cache.get(actor_id)
+    if cached is None:
+        cached = await resolve_actor(ctx, actor_id)
+        cache.put(actor_id, cached)
+    return cached

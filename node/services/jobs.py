@@ -18,6 +18,8 @@ _KIND_LABELS = {
     "backfill": "Copying shared listings",
     "refresh_actor": "Refreshing a community's profile",
     "reconcile": "Checking mirrors for missed changes",
+    "crawl_peer": "Reading another node's communities",
+    "refresh_directory": "Refreshing the directory of communities",
 }
 
 
@@ -73,6 +75,20 @@ def summarize(progress: dict[str, Any]) -> str:
             parts.append(f"{label}: {line}")
     if "backfills_queued" in progress:
         parts.append(f"{progress['backfills_queued']} sources queued for checking")
+    if "communities" in progress:
+        parts.append(
+            f"{progress['communities']} "
+            + ("community" if progress["communities"] == 1 else "communities")
+            + " read"
+            + (f", {progress['failed']} failed" if progress.get("failed") else "")
+            + (
+                f", {_count(progress['new_peers'], 'new node')}"
+                if progress.get("new_peers")
+                else ""
+            )
+        )
+    if "crawls_queued" in progress:
+        parts.append(f"{_count(progress['crawls_queued'], 'node')} queued for reading")
     return "; ".join(parts)
 
 
@@ -112,6 +128,17 @@ async def community_jobs_page(
 ) -> tuple[list[JobStatus], Position | None]:
     """One page of the community's jobs, newest first, and where the next page starts."""
     rows = await JobRepository(session).page_for_community(community.id, position, limit)
+    page = rows[:limit]
+    names, now = await _names(session, page), utcnow()
+    after = Position(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return [job_status(job, names, now) for job in page], after
+
+
+async def federation_jobs_page(
+    session: AsyncSession, community: Community, position: Position | None, limit: int
+) -> tuple[list[JobStatus], Position | None]:
+    """As `community_jobs_page`, with the node-wide jobs (crawls, directory refreshes)."""
+    rows = await JobRepository(session).page_for_community_and_node(community.id, position, limit)
     page = rows[:limit]
     names, now = await _names(session, page), utcnow()
     after = Position(page[-1].created_at, page[-1].id) if len(rows) > limit else None

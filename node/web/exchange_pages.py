@@ -149,18 +149,28 @@ async def post_message(page: Page) -> web.StreamResponse:
     return redirect(page.request, f"/exchanges#exchange-{exchange_id}", ("success", "Sent."))
 
 
+STEWARD_NOTIFICATIONS = 20
+"""How many of the community's notifications a steward sees beside their own."""
+
+
 @routes.get("/notifications", name="notifications")
 @member_page
 async def my_notifications(page: Page) -> web.StreamResponse:
-    """The member's own notifications; opening an exchange marks its ones read."""
+    """The member's own notifications and, for a steward, the community's newest;
+    opening an exchange marks its ones read."""
     rows, after = await notifications.page_for_member(
         page.db, page.member, decode_cursor(page.request.query.get("cursor")), PAGE_SIZE
     )
     next_url = f"/notifications?cursor={encode_cursor(after)}" if after is not None else None
+    community_rows, community_unread = await notifications.for_stewards(
+        page.db, page.member, STEWARD_NOTIFICATIONS
+    )
     return page.render(
         "exchanges/notifications.html",
         notifications=rows,
         unread=await notifications.unread_for_member(page.db, page.member),
+        community_notifications=community_rows,
+        community_unread=community_unread,
         next_url=next_url,
         paged="cursor" in page.request.query,
     )
@@ -169,6 +179,6 @@ async def my_notifications(page: Page) -> web.StreamResponse:
 @routes.post("/notifications/read", name="read_my_notifications")
 @member_page
 async def read_my_notifications(page: Page) -> web.StreamResponse:
-    await notifications.mark_all_read(page.db, page.member)
+    await notifications.mark_all_read_with_community(page.db, page.member)
     await page.db.commit()
     return redirect(page.request, "/notifications", ("info", "Notifications marked read."))

@@ -12,6 +12,7 @@ from node.web import (
     community_pages,
     discovery_pages,
     exchange_pages,
+    federation_pages,
     flow_pages,
     listings_pages,
     network_listings_pages,
@@ -32,6 +33,7 @@ ROUTE_TABLES = (
     flow_pages.routes,
     exchange_pages.routes,
     people_pages.routes,
+    federation_pages.routes,
     account_pages.routes,
     discovery_pages.routes,
 )

@@ -291,13 +291,17 @@ class BlockRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, domain: str) -> str:
-        """Block `domain` (idempotent); returns it as stored."""
+    async def add(self, domain: str, reason: str = "") -> str:
+        """Block `domain` (idempotent; a second block with a reason replaces the
+        first's reason); returns it as stored."""
         normal = normalize_domain(domain)
+        insert = dialect.conflict_insert(self.session, _BLOCKS).values(
+            domain=normal, created_at=utcnow(), reason=reason
+        )
         stmt = (
-            dialect.conflict_insert(self.session, _BLOCKS)
-            .values(domain=normal, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["domain"])
+            insert.on_conflict_do_update(index_elements=["domain"], set_={"reason": reason})
+            if reason
+            else insert.on_conflict_do_nothing(index_elements=["domain"])
         )
         await self.session.execute(stmt)
         self._announce_on_commit()

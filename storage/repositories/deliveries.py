@@ -100,6 +100,8 @@ class HostSummary:
     last_failure_at: datetime | None
     last_error: str | None
     next_attempt_at: datetime | None
+    clock_skew_seconds: float | None = None
+    clock_skew_at: datetime | None = None
 
 
 def inbox_host(inbox: str) -> str:
@@ -486,6 +488,21 @@ class DeliveryRepository:
         )
         await self.session.execute(upsert, rows)  # executemany: one cached statement
 
+    async def record_clock_skew(self, host: str, skew_seconds: float, now: datetime) -> None:
+        """What the `Date` of a verified signed request from `host` said, against our clock."""
+        await dialect.insert_ignoring_conflicts(
+            self.session,
+            PeerHost,
+            [{"host": host, "consecutive_failures": 0}],
+            conflict_columns=("host",),
+        )
+        await self.session.execute(
+            update(PeerHost)
+            .where(PeerHost.host == host)
+            .values(clock_skew_seconds=skew_seconds, clock_skew_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def retry_host(self, host: str, now: datetime) -> int:
         """Forget the host's backoff and make its queued deliveries due now.
 
@@ -556,4 +573,6 @@ def _summary(
         last_failure_at=peer.last_failure_at if peer is not None else None,
         last_error=peer.last_error if peer is not None else None,
         next_attempt_at=next_at,
+        clock_skew_seconds=peer.clock_skew_seconds if peer is not None else None,
+        clock_skew_at=peer.clock_skew_at if peer is not None else None,
     )

@@ -97,6 +97,19 @@ class FollowRepository:
         )
         return result.scalars().all()
 
+    async def is_followed(self, remote_actor: str) -> bool:
+        """Whether one of our communities follows `remote_actor` or has asked to."""
+        found = await self.session.scalar(
+            select(Follow.id)
+            .where(
+                Follow.direction == "out",
+                Follow.remote_actor == remote_actor,
+                Follow.state.in_((FollowState.PENDING, FollowState.ACTIVE)),
+            )
+            .limit(1)
+        )
+        return found is not None
+
     async def following_from(self, local_community_id: int) -> Sequence[Follow]:
         """Follows one of our communities sent (any state)."""
         result = await self.session.execute(

@@ -211,6 +211,16 @@ class JobRepository:
         )
         return list(rows)
 
+    async def page_for_community_and_node(
+        self, community_id: int, position: Position | None, limit: int
+    ) -> list[Job]:
+        """As `page_for_community`, with the node-wide jobs (crawls) among them."""
+        query = select(Job).where(or_(Job.community_id == community_id, Job.community_id.is_(None)))
+        rows = await self.session.scalars(
+            page_after(query, Job.created_at, Job.id, position, limit)
+        )
+        return list(rows)
+
     async def prune_finished(self, older_than: datetime) -> int:
         result = await self.session.execute(
             delete(Job).where(Job.state.in_(FINISHED), Job.updated_at < older_than)

@@ -30,7 +30,7 @@ from storage.models import Delivery, Follow
 from storage.states import DeliveryState
 from tests.benchmarks.delivery_node import BenchNode, bench_node, database_label, median
 from tests.benchmarks.peers import PeerProcess
-from tests.benchmarks.results import write_results
+from tests.benchmarks.results import record_results
 
 HOSTS = 200
 FOLLOWERS_PER_HOST = 5
@@ -153,15 +153,15 @@ async def run(quick: bool, database_url: str | None) -> dict[str, float]:
         pool.shutdown()
     db = database_label(database_url)
     figures = {
-        f"fanout_{db}_node_s": round(median(nodes), 4),
-        f"fanout_{db}_recorded_s": round(median(recorded), 4),
-        f"fanout_{db}_bound_s": round(median(bounds), 4),
+        f"fanout.{db}.node_s": round(median(nodes), 4),
+        f"fanout.{db}.recorded_s": round(median(recorded), 4),
+        f"fanout.{db}.bound_s": round(median(bounds), 4),
     }
-    figures[f"fanout_{db}_ratio"] = round(median(nodes) / median(bounds), 2)
+    figures[f"fanout.{db}.ratio"] = round(median(nodes) / median(bounds), 2)
     print(
         f"fan-out ({db}) to {HOSTS} hosts, {HOSTS * FOLLOWERS_PER_HOST} followers: "
         f"node {median(nodes) * 1000:.0f} ms (all recorded {median(recorded) * 1000:.0f} ms), "
-        f"bound {median(bounds) * 1000:.0f} ms, ratio {figures[f'fanout_{db}_ratio']} "
+        f"bound {median(bounds) * 1000:.0f} ms, ratio {figures[f'fanout.{db}.ratio']} "
         f"(target <= 1.25; medians of {rounds})",
         flush=True,
     )
@@ -170,7 +170,8 @@ async def run(quick: bool, database_url: str | None) -> dict[str, float]:
 
 def main(quick: bool = False, database_url: str | None = None) -> dict[str, float]:
     figures = asyncio.run(run(quick, database_url))
-    write_results(figures)
+    record_results(figures)
+    print("written to bench-results.json")
     return figures
 
 

@@ -38,7 +38,7 @@ from storage.repositories.deliveries import inbox_host
 from storage.states import DeliveryState
 from tests.benchmarks.delivery_node import BenchNode, bench_node, database_label, median
 from tests.benchmarks.peers import PeerProcess
-from tests.benchmarks.results import write_results
+from tests.benchmarks.results import record_results
 
 DELAY_MS = 50
 SLOW, FAST = 0, 1  # the peers' inbox numbers
@@ -159,21 +159,21 @@ async def run(quick: bool, database_url: str | None) -> dict[str, float]:
     db = database_label(database_url)
     serial = median(serial_s) * slow_count
     figures = {
-        f"slow_peer_{db}_activities": slow_count,
-        f"slow_peer_{db}_node_s": round(median(node_s), 3),
-        f"slow_peer_{db}_one_at_a_time_s": round(serial, 3),
-        f"slow_peer_{db}_speedup": round(serial / median(node_s), 2),
-        f"slow_peer_{db}_fast_alone_s": round(median(alone_s), 3),
-        f"slow_peer_{db}_fast_beside_slow_s": round(median(beside_s), 3),
-        f"slow_peer_{db}_fairness_ratio": round(median(beside_s) / median(alone_s), 2),
+        f"slow_peer.{db}.activities": slow_count,
+        f"slow_peer.{db}.node_s": round(median(node_s), 3),
+        f"slow_peer.{db}.one_at_a_time_s": round(serial, 3),
+        f"slow_peer.{db}.speedup": round(serial / median(node_s), 2),
+        f"slow_peer.{db}.fast_alone_s": round(median(alone_s), 3),
+        f"slow_peer.{db}.fast_beside_slow_s": round(median(beside_s), 3),
+        f"slow_peer.{db}.fairness_ratio": round(median(beside_s) / median(alone_s), 2),
     }
     print(
         f"slow peer ({db}, answers after {DELAY_MS} ms): {slow_count} activities in "
         f"{median(node_s):.2f} s; one at a time {serial:.1f} s (from {serial_sample}); "
-        f"{figures[f'slow_peer_{db}_speedup']} x faster (target >= 10)\n"
+        f"{figures[f'slow_peer.{db}.speedup']} x faster (target >= 10)\n"
         f"fast peer, {fast_count} activities: alone {median(alone_s):.3f} s, beside the slow "
         f"peer's {slow_count} {median(beside_s):.3f} s, ratio "
-        f"{figures[f'slow_peer_{db}_fairness_ratio']} (target <= 2); medians of {rounds}",
+        f"{figures[f'slow_peer.{db}.fairness_ratio']} (target <= 2); medians of {rounds}",
         flush=True,
     )
     return figures
@@ -181,7 +181,8 @@ async def run(quick: bool, database_url: str | None) -> dict[str, float]:
 
 def main(quick: bool = False, database_url: str | None = None) -> dict[str, float]:
     figures = asyncio.run(run(quick, database_url))
-    write_results(figures)
+    record_results(figures)
+    print("written to bench-results.json")
     return figures
 
 

@@ -1,28 +1,19 @@
-"""Where every benchmark writes its figures: `bench-results.json`, name -> value.
+"""Where benchmarks leave their figures: `bench-results.json` at the project's root.
 
-Each benchmark adds its own names (ratios included) and keeps what others
-wrote, so one run of the whole suite leaves one file with every figure.
+Each benchmark adds its own names (`area.database.figure`) to what is there,
+so one run of several benchmarks leaves one file with all of them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 
-RESULTS = Path("bench-results.json")
+RESULTS = Path(__file__).resolve().parents[2] / "bench-results.json"
 
 
-def write_results(figures: Mapping[str, float | int | str], path: Path = RESULTS) -> None:
-    """Merge `figures` into `path`, replacing earlier values of the same names."""
-    merged: dict[str, object] = {}
-    if path.exists():
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            loaded = {}
-        if isinstance(loaded, dict):
-            merged.update(loaded)
-    merged.update(figures)
-    path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"written to {path}")
+def record_results(figures: dict[str, float], path: Path = RESULTS) -> None:
+    """Merge `figures` into the results file, rounding for the eye."""
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update({name: round(value, 4) for name, value in figures.items()})
+    path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")

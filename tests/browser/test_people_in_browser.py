@@ -39,6 +39,7 @@ def fits_390(session: Session) -> None:
 
 def invite_link(steward: Session) -> str:
     page = steward.page
+    page.get_by_role("link", name=re.compile(r"^Steward")).click()
     page.get_by_role("link", name="People", exact=True).click()
     page.get_by_role("link", name="Invitations", exact=True).click()
     page.get_by_label("The link works for").select_option(label="1 day")
@@ -112,6 +113,7 @@ def test_password_link_and_members_page_on_a_phone(
 ) -> None:
     phone.sign_in()
     page = phone.page
+    page.get_by_role("link", name=re.compile(r"^Steward")).click()
     page.get_by_role("link", name="People", exact=True).click()
     expect(page.get_by_role("heading", name="People")).to_be_visible()
     fits_390(phone)

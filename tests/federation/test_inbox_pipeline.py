@@ -733,3 +733,133 @@ async def test_a_host_over_its_rate_costs_no_key_lookup(harness: Harness) -> Non
     calls = len(harness.keys.calls)
     assert (await harness.post(body_of(follow(2))))[0] == 429
     assert len(harness.keys.calls) == calls
+
+
+# --- handling several actors side by side ---------------------------------------------------
+
+
+@dataclass
+class ListQueue:
+    """A queue that hands out fixed entries once and keeps what was recorded."""
+
+    entries: list[QueuedActivity]
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    async def claim(self, now: datetime, limit: int, lease: timedelta) -> Sequence[QueuedActivity]:
+        claimed, self.entries = self.entries[:limit], self.entries[limit:]
+        return claimed
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        self.outcomes.extend(outcomes)
+
+
+def queued(n: int, actor: str) -> QueuedActivity:
+    raw = orjson.dumps(follow(n, actor=actor)).decode()
+    return QueuedActivity(n, raw, None, 1, actor)
+
+
+async def test_different_servers_are_handled_side_by_side_each_in_order() -> None:
+    bob, carol = "https://b.example/users/bob", "https://c.example/users/carol"
+    queue = ListQueue([queued(1, ALICE), queued(2, ALICE), queued(3, bob), queued(4, carol)])
+    events: list[str] = []
+    all_first_started = asyncio.Event()
+
+    async def handle(inbound: InboundActivity) -> None:
+        n = inbound.entry_id
+        events.append(f"start {n}")
+        if sum(e.startswith("start") for e in events) == 3:
+            all_first_started.set()
+        if n != 2:
+            # Finishes only once three handlers are running at the same time.
+            await asyncio.wait_for(all_first_started.wait(), 5)
+        events.append(f"end {n}")
+
+    processor = InboxProcessor(queue, {"Follow": handle}, concurrency=3)
+    assert await processor.run_once() == 4
+    assert sorted(o.state for o in queue.outcomes) == ["handled"] * 4
+    assert set(events[:3]) == {"start 1", "start 3", "start 4"}
+    assert events.index("end 1") < events.index("start 2"), "one server's entries stay in order"
+
+
+async def test_two_actors_of_one_server_are_handled_in_turn() -> None:
+    # A server's quota of pending proposals is shared by its actors: never raced.
+    alice2 = ALICE.replace("/alice", "/alice2")
+    queue = ListQueue([queued(1, ALICE), queued(2, alice2)])
+    events: list[str] = []
+
+    async def handle(inbound: InboundActivity) -> None:
+        events.append(f"start {inbound.entry_id}")
+        await asyncio.sleep(0)
+        events.append(f"end {inbound.entry_id}")
+
+    await InboxProcessor(queue, {"Follow": handle}, concurrency=4).run_once()
+    assert events == ["start 1", "end 1", "start 2", "end 2"]
+
+
+async def test_no_more_servers_are_handled_at_once_than_allowed() -> None:
+    actors = [f"https://{name}.example/users/x" for name in "abcdefgh"]
+    queue = ListQueue([queued(n, actor) for n, actor in enumerate(actors, 1)])
+    running, most = 0, 0
+
+    async def handle(inbound: InboundActivity) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        running -= 1
+
+    assert await InboxProcessor(queue, {"Follow": handle}, concurrency=2).run_once() == 8
+    assert len(queue.outcomes) == 8
+    assert most == 2
+
+
+async def test_one_at_a_time_keeps_arrival_order_across_servers() -> None:
+    bob = "https://b.example/users/bob"
+    queue = ListQueue([queued(1, ALICE), queued(2, bob), queued(3, ALICE), queued(4, bob)])
+    seen: list[int] = []
+
+    async def handle(inbound: InboundActivity) -> None:
+        seen.append(inbound.entry_id)
+
+    await InboxProcessor(queue, {"Follow": handle}).run_once()
+    assert seen == [1, 2, 3, 4]
+
+
+# --- JSON-LD after the 202 ---------------------------------------------------------------------
+
+LEMMY_CONTEXT = ["https://join-lemmy.org/context.json", "https://www.w3.org/ns/activitystreams"]
+
+
+async def test_a_document_that_needs_json_ld_is_accepted_without_it_and_read_later(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import federation.jsonld as jsonld
+
+    calls: list[str] = []
+    real = jsonld.normalize_with_pyld
+
+    def counting(doc: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(str(doc.get("id")))
+        return real(doc, **kwargs)
+
+    monkeypatch.setattr(jsonld, "normalize_with_pyld", counting)
+    document = {**follow(7), "@context": LEMMY_CONTEXT}
+    inbox = await accepted(harness, document)
+    assert calls == [], "no JSON-LD processing while the sender waits"
+    recorder = Recorder()
+    assert await InboxProcessor(inbox, {"Follow": recorder}).run_once() == 1
+    assert calls == [document["id"]]
+    [inbound] = recorder.seen
+    assert (inbound.activity.id, inbound.activity.actor) == (document["id"], ALICE)
+
+
+async def test_an_activity_json_ld_reads_as_another_is_not_handled() -> None:
+    raw = orjson.dumps(follow(8)).decode()
+    accepted_as = "https://a.example/follows/other"
+    queue = ListQueue([QueuedActivity(1, raw, None, 1, ALICE, accepted_as)])
+    recorder = Recorder()
+    await InboxProcessor(queue, {"Follow": recorder}).run_once()
+    [outcome] = queue.outcomes
+    assert outcome.state == "failed" and "JSON-LD reads it as" in (outcome.error or "")
+    assert recorder.seen == []

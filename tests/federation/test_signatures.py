@@ -737,3 +737,22 @@ async def test_busy_resolver_is_reported_with_a_retry_time(key_pair: tuple[str, 
     headers = sign_request("POST", INBOX_URL, {}, BODY, KEY_ID, key_pair[0])
     info = await verify_post(headers, BODY, busy)
     assert not info.valid and info.retry_after == 7.0
+
+
+@pytest.mark.parametrize("offset", [90, -45, 0])
+async def test_a_valid_signature_reports_how_far_the_senders_clock_is_from_ours(
+    offset: int, key_pair: tuple[str, str]
+) -> None:
+    """Stewards see each peer's clock drift before it reaches the refusal limit."""
+    sent = 1_790_000_000
+    unsigned = {"Host": "local.example", "Date": formatdate(sent, usegmt=True)}
+    covered = ["(request-target)", "host", "date"]
+    headers = unsigned | {
+        "Signature": raw_sign(key_pair[0], unsigned, covered, target="/inbox", method="get")
+    }
+    info = await verify_request(
+        "GET", "/inbox", "", headers, b"", resolver_for(key_pair[1]),
+        expected_host=LOCAL_HOST, now=datetime.fromtimestamp(sent - offset, UTC),
+    )  # fmt: skip
+    assert info.valid, info.reason
+    assert info.skew_seconds == offset

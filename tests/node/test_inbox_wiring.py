@@ -13,13 +13,13 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from federation.inbox_processor import Handler, InboundActivity, InboxProcessor
 from federation.keys import generate_key_pair
 from federation.signatures import sign_request, signature_key_id
 from node.app import init_app
-from node.appkeys import SESSIONS
+from node.appkeys import ENGINE, SESSIONS
 from node.config import write_config
 from node.protocol.inbox import (
     INBOX_HANDLERS,
@@ -450,3 +450,25 @@ async def test_a_failed_commit_is_reported_to_every_waiter() -> None:
         writes.add(entry(1)), writes.add(entry(2)), return_exceptions=True
     )
     assert [type(r) for r in results] == [ConnectionError, ConnectionError]
+
+
+async def test_a_repeated_activity_is_answered_without_touching_the_inbox_log(
+    make_node: NodeFactory, remote: Remote
+) -> None:
+    node = await make_node()
+    inserts: list[str] = []
+
+    def count_inbox_inserts(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and "inbox_log" in statement:
+            inserts.append(statement)
+
+    engine = node.app[ENGINE].sync_engine
+    event.listen(engine, "before_cursor_execute", count_inbox_inserts)
+    try:
+        for _ in range(3):
+            assert (await node.post(remote, remote.follow()))[0] == 202
+        assert (await node.post(remote, remote.follow(2)))[0] == 202
+    finally:
+        event.remove(engine, "before_cursor_execute", count_inbox_inserts)
+    assert len(inserts) == 2, "one write for each new activity, none for the repeats"
+    assert len(await node.entries()) == 2

@@ -147,7 +147,10 @@ async def test_my_exchanges_without_any(browser: Browser) -> None:
 def unread_badge(html: str) -> str | None:
     """The unread count the header shows beside Notifications, if any."""
     match = re.search(
-        r'<a href="/notifications"[^>]*>Notifications <span class="nav-count">(\d+)<', html
+        r'<a href="/notifications"[^>]*>(?:<svg.*?</svg><span[^>]*>)?Notifications(?:</span>)? '
+        r'<span class="nav-count">(\d+)<',
+        html,
+        re.S,
     )
     return match.group(1) if match else None
 

@@ -604,3 +604,21 @@ async def test_dashboard_shows_background_work_its_progress_and_its_failures(
     assert "140 listings from 3 pages" in running
     assert "from Goneville Pantry" in failed and "Failed" in failed
     assert "gave up after 8 attempts: connection refused" in failed
+
+
+async def test_a_steward_reads_the_communitys_notifications_beside_their_own(
+    browser: Browser,
+) -> None:
+    await add_partnership(browser, await add_remote(browser), "pending")
+    await browser.become("stella")
+    html = await html_of(browser, "/notifications")
+    section = html.split('id="community-notifications-heading"')[1].split("</section>")[0]
+    assert "Hillside Commons (hillside@" in section and "New: " in section
+    assert 'href="/steward#partnerships-heading"' in section
+    response = await browser.submit("/notifications/read", {}, form_page="/notifications")
+    assert response.status == 303
+    assert nav_count(await html_of(browser, "/steward")) == 0, "the community's are read too"
+    assert "New: " not in (await html_of(browser, "/notifications")).split("</h1>")[1]
+
+    await browser.become("max")
+    assert "community-notifications-heading" not in await html_of(browser, "/notifications")
