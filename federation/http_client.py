@@ -13,6 +13,8 @@ not make us ask a third server anything in our name.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -326,16 +328,23 @@ async def signed_post(
     private_key_pem: str,
     allow_private: bool,
     limits: HttpLimits,
+    sign_on: Executor | None = None,
 ) -> PostResult:
     """POST an activity to an inbox and report the answer, whatever its status.
 
     Redirects are not followed: an inbox that moves must be rediscovered from
     the actor document, not trusted from a 3xx. Only failures below HTTP raise
-    (`DeliveryNetworkError`), and a guarded address raises `Refused`.
+    (`DeliveryNetworkError`), and a guarded address raises `Refused`. With
+    `sign_on`, the signature is made on that executor's threads, off the loop.
     """
     await check_url(url, allow_private=allow_private)
     base = {"Content-Type": CONTENT_TYPE_ACTIVITY, "Accept": ACCEPT_ACTIVITY}
-    headers = sign_request("POST", url, base, body, key_id, private_key_pem)
+    if sign_on is None:
+        headers = sign_request("POST", url, base, body, key_id, private_key_pem)
+    else:
+        headers = await asyncio.get_running_loop().run_in_executor(
+            sign_on, sign_request, "POST", url, base, body, key_id, private_key_pem
+        )
     try:
         async with session.post(
             url, data=body, headers=headers, allow_redirects=False, timeout=limits.client_timeout()
