@@ -137,6 +137,26 @@ def view_of_remote(cached: RemoteListing) -> ListingView:
     )
 
 
+def view_of_row(row: Mapping[str, Any], community: CommunityRef) -> ListingView:
+    """A listing read as plain columns (`storage.repositories.browse`), either table."""
+    return ListingView(
+        id=row["id"],
+        ap_id=row["ap_id"],
+        kind=Kind(row["kind"]),
+        title=row["title"],
+        description=row["description"],
+        category=row["category"],
+        status=ListingStatus(row["status"]),
+        visibility=Visibility(row["visibility"]),
+        location=_place(row["latitude"], row["longitude"]),
+        community=community,
+        origin=Origin(row["origin"]),
+        author_name=row["author_name"],
+        created_at=row["shown_at"],
+        updated_at=row["updated_at"],
+    )
+
+
 @dataclass(frozen=True)
 class ListingDetail:
     """A listing on its own page: where it is from the viewer, and what the viewer may do.
