@@ -14,8 +14,10 @@ each scenario times, in the same run:
   filters and page, in this process on its own connection (the SQL and its rows,
   nothing else).
 
-It prints p50/p95 of both and the ratio of the p95s, the node's RSS after the
-run, and returns the figures for `bench-results.json`.
+It prints p95 of both and the ratio of the p95s, and, since wall-clock times
+on a shared machine measure the scheduler as much as the code, the CPU time
+each request cost the node process beside the CPU time of the bare query in
+this one; then the node's RSS after the run. `--json` writes the figures.
 """
 
 from __future__ import annotations
@@ -23,19 +25,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import tempfile
 import time
+import tomllib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import insert, select, text
+import tomli_w
+from sqlalchemy import func, insert, select, text
 
-from node.config import write_config
+from node.config import CONFIG_FILE, load_config, write_config
 from node.services.provisioning import Person, provision_node
 from storage.engine import create_engine, create_session_factory
 from storage.models import Community, RemoteListing, new_id, utcnow
@@ -253,6 +258,12 @@ def _p(values: list[float], pct: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far: what a request costs, whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -265,26 +276,43 @@ async def run(
     communities: int = 500,
     database_url: str | None = None,
     repeats: int = 60,
+    data: Path | None = None,
 ) -> dict[str, Any]:
     rng = random.Random(7)
-    root = Path(tempfile.mkdtemp(prefix="bench-browse-"))
     port = free_port()
-    if database_url:
-        await _empty_postgresql(database_url)
-    config = write_config(
-        root,
-        base_url=f"http://127.0.0.1:{port}",
-        slug="bench",
-        name="Bench",
-        database_url=database_url,
-        allow_private_addresses=True,
-    )
-    local = await provision_node(config, people=[Person("bench", PASSWORD, "steward")])
+    if data is not None and (data / CONFIG_FILE).exists():
+        root = data  # filled by an earlier run: only the port changes
+        values = tomllib.loads((root / CONFIG_FILE).read_text())
+        values["base_url"] = f"http://127.0.0.1:{port}"
+        (root / CONFIG_FILE).write_text(tomli_w.dumps(values))
+        config = load_config(root, environ={})
+        fill = False
+    else:
+        root = data or Path(tempfile.mkdtemp(prefix="bench-browse-"))
+        root.mkdir(parents=True, exist_ok=True)
+        if database_url:
+            await _empty_postgresql(database_url)
+        config = write_config(
+            root,
+            base_url=f"http://127.0.0.1:{port}",
+            slug="bench",
+            name="Bench",
+            database_url=database_url,
+            allow_private_addresses=True,
+        )
+        await provision_node(config, people=[Person("bench", PASSWORD, "steward")])
+        fill = True
     engine = create_engine(config.database_url)
     sessions = create_session_factory(engine)
     started = time.perf_counter()
-    await _fill(sessions, listings, communities, rng)
-    database = "postgresql" if database_url else "sqlite"
+    if fill:
+        await _fill(sessions, listings, communities, rng)
+    async with sessions() as session:
+        viewer = (
+            await session.scalars(select(Community.id).where(Community.is_local.is_(True)))
+        ).one()
+        listings = int(await session.scalar(select(func.count()).select_from(RemoteListing)) or 0)
+    database = "postgresql" if "postgresql" in config.database_url else "sqlite"
     results: dict[str, Any] = {
         "database": database,
         "listings": listings,
@@ -310,12 +338,18 @@ async def run(
 
                 async def bare_sql(bare: Bare = bare) -> None:
                     async with sessions() as session:
-                        await bare(session, local.id)
+                        await bare(session, viewer)
 
+                cpu = time.process_time()
                 via_sql = await _times(bare_sql, repeats)
+                sql_cpu = (time.process_time() - cpu) * 1000 / (repeats + 3)
+                cpu = _cpu_seconds(node.process.pid)
                 via_http = await _times(over_http, repeats)
+                http_cpu = (_cpu_seconds(node.process.pid) - cpu) * 1000 / (repeats + 3)
                 row = {
                     "target_ms": TARGET_MS[kind],
+                    "http_cpu_ms": round(http_cpu, 2),
+                    "sql_cpu_ms": round(sql_cpu, 2),
                     "http_p50_ms": round(_p(via_http, 50), 2),
                     "http_p95_ms": round(_p(via_http, 95), 2),
                     "sql_p50_ms": round(_p(via_sql, 50), 2),
@@ -327,7 +361,8 @@ async def run(
                 print(
                     f"  {name:38} http {row['http_p95_ms']:7.2f}  bare SQL {row['sql_p95_ms']:7.2f}"
                     f"  ratio {row['ratio']:5.2f}  target {TARGET_MS[kind]:4.0f}"
-                    f"  {'met' if row['met'] else 'NOT met'}",
+                    f"  {'met' if row['met'] else 'NOT met'}"
+                    f"  | CPU/request node {http_cpu:6.2f} bare {sql_cpu:6.2f}",
                     flush=True,
                 )
         results["node_rss_mb"] = _rss_mb(node.process.pid)
@@ -345,8 +380,13 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="keep the node here; reuse it if already filled"
+    )
     args = parser.parse_args()
-    results = asyncio.run(run(args.listings, args.communities, args.database_url, args.repeats))
+    results = asyncio.run(
+        run(args.listings, args.communities, args.database_url, args.repeats, args.data)
+    )
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
