@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import random
@@ -202,6 +203,9 @@ async def _fill(sessions: Any, listings: int, communities: int, rng: random.Rand
         ids = list((await session.scalars(remote)).all())
         now = utcnow()
         batch: list[dict[str, Any]] = []
+        if session.get_bind().dialect.name == "sqlite":
+            for action in ("insert", "update", "delete"):  # indexed in bulk afterwards
+                await session.execute(text(f"DROP TRIGGER remote_listings_search_{action}"))
         for n in reversed(range(listings)):  # oldest first, as listings arrive
             located = rng.random() < 0.4
             published = now - timedelta(minutes=n)
@@ -231,8 +235,29 @@ async def _fill(sessions: Any, listings: int, communities: int, rng: random.Rand
         if batch:
             await session.execute(insert(RemoteListing), batch)
         await session.commit()
+        if session.get_bind().dialect.name == "sqlite":
+            await session.run_sync(lambda s: _index_in_bulk(s.connection()))
         await session.execute(text("ANALYZE"))
         await session.commit()
+
+
+def _index_in_bulk(connection: Any) -> None:
+    """What the search triggers would have done row by row, in two statements (SQLite),
+    as migration 0013 indexes existing rows; then the triggers again."""
+    migration = importlib.import_module("storage.migrations.versions.0013_browse_indexes")
+    base = migration._base("shown_at")
+    connection.exec_driver_sql(
+        "INSERT INTO listing_search_keys (id, source, ref)"
+        " SELECT b + row_number() OVER (PARTITION BY b ORDER BY id) - 1, 'remote', id"
+        f" FROM (SELECT id, {base} AS b FROM remote_listings)"
+    )
+    connection.exec_driver_sql(
+        "INSERT INTO listing_search (rowid, title, description, category)"
+        " SELECT k.id, t.title, t.description, t.category FROM remote_listings t"
+        " JOIN listing_search_keys k ON k.source = 'remote' AND k.ref = t.id ORDER BY k.id"
+    )
+    for statement in migration._sqlite_triggers("remote_listings", "remote", "shown_at"):
+        connection.exec_driver_sql(statement)
 
 
 async def _empty_postgresql(url: str) -> None:
