@@ -253,7 +253,66 @@ async def _pg_newest(
     rows = list((await session.execute(page)).all())
     if len(rows) > limit:
         return rows
-    return await _exact_newest(session, source, words, where, position, limit)
+    return await _pg_all_matches_newest(session, source, words, where, position, limit)
+
+
+async def _pg_all_matches_newest(
+    session: AsyncSession,
+    source: Any,
+    words: list[str],
+    where: Sequence[ColumnElement[bool]],
+    position: Position | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """Every match, from the GIN index, then sorted: for a word too rare for the newest rows.
+
+    A materialised CTE, since asked for the order and a limit directly, the
+    planner may walk the time index instead and read every row for a rare word.
+    """
+    model = source.model
+    matches = select(model.id, source.time.label("t"), model.ap_id.label("a")).where(
+        *where, _vector(source).op("@@")(_ts_query(words))
+    )
+    if position is not None:
+        matches = matches.where(after(source.time, model.ap_id, position))
+    found = matches.cte("matches").prefix_with("MATERIALIZED")
+    query = source.select_from(
+        select(*source.columns()), model.__table__.join(found, found.c.id == model.id)
+    )
+    query = query.order_by(found.c.t.desc(), found.c.a.desc()).limit(limit + 1)
+    return list((await session.execute(query)).all())
+
+
+async def _pg_candidates(
+    session: AsyncSession, source: Any, words: list[str], where: Sequence[ColumnElement[bool]]
+) -> list[str]:
+    """Ids of the `RELEVANCE_CANDIDATES` newest matches: from the newest rows when they
+    hold that many (a common word), else from the GIN index (a rarer one)."""
+    model, query = source.model, _ts_query(words)
+    recent = (
+        select(model.id, source.time.label("t"), _vector(source).label(SEARCH_COLUMN))
+        .where(*where)
+        .order_by(source.time.desc())
+        .limit(RECENT_FIRST * 2)
+        .subquery()
+    )
+    first = (
+        select(recent.c.id)
+        .where(recent.c[SEARCH_COLUMN].op("@@")(query))
+        .order_by(recent.c.t.desc())
+        .limit(RELEVANCE_CANDIDATES)
+    )
+    ids = list((await session.scalars(first)).all())
+    if len(ids) >= RELEVANCE_CANDIDATES:
+        return ids
+    every = (
+        select(model.id, source.time.label("t"))
+        .where(*where, _vector(source).op("@@")(query))
+        .cte("every_match")
+        .prefix_with("MATERIALIZED")
+    )
+    newest_first = select(every.c.id).order_by(every.c.t.desc()).limit(RELEVANCE_CANDIDATES)
+    return list((await session.scalars(newest_first)).all())
 
 
 async def ranked_matches(
@@ -270,17 +329,12 @@ async def ranked_matches(
     """
     model = source.model
     if is_postgresql(session):
-        query = _ts_query(words)
-        candidates = (
-            select(model.id.label("ref"))
-            .where(*where, _vector(source).op("@@")(query))
-            .order_by(source.time.desc())
-            .limit(RELEVANCE_CANDIDATES)
-            .subquery()
-        )
-        score: ColumnElement[Any] = -func.ts_rank(_vector(source), query)
-        lead = model.__table__.join(candidates, candidates.c.ref == model.id)
-        ranked = source.select_from(select(*source.columns(), score.label("score")), lead)
+        candidates = await _pg_candidates(session, source, words, where)
+        if not candidates:
+            return []
+        score: ColumnElement[Any] = -func.ts_rank(_vector(source), _ts_query(words))
+        ranked = source.select_from(select(*source.columns(), score.label("score")))
+        ranked = ranked.where(model.id.in_(candidates))
     else:
         newest_docs = (
             select(
@@ -298,8 +352,6 @@ async def ranked_matches(
         )
         ranked = source.select_from(select(*source.columns(), score.label("score")), lead)
         ranked = ranked.where(search_keys.c.source == source.search_key, *where)
-    if is_postgresql(session):
-        ranked = ranked.where(*where)
     if position is not None:
         ranked = ranked.where(after(score, model.ap_id, position, descending=False))
     ranked = ranked.order_by(score, model.ap_id).limit(limit + 1)

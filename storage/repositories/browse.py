@@ -422,7 +422,7 @@ class BrowseRepository:
                 m.latitude.is_not(None), bounding_box(point, radius, m.latitude, m.longitude)
             )
             if near:
-                located = or_(located, and_(m.latitude.is_(None), source.home.in_(list(near))))
+                located = or_(located, and_(_unplaced(m), source.home.in_(list(near))))
             query = source.select_from(select(*source.columns())).where(
                 *source.conditions, *bind(self.session, source, extra), located
             )
@@ -466,6 +466,19 @@ class BrowseRepository:
         return out
 
 
+def _unplaced(model: Any) -> ColumnElement[bool]:
+    """No place of its own, written so that no index on latitude serves it: the planner
+    should find these rows by their community (most rows have no place of their own)."""
+    unplaced: ColumnElement[bool] = (model.latitude + 0).is_(None)
+    return unplaced
+
+
+WALK_TIME_INDEX_KM = 25.0
+"""From this radius up, the place is checked on rows read newest first from the time
+index (a radius that wide holds a page soon), written so that no location index serves
+it: SQLite's planner would otherwise read every row in the box and sort them all."""
+
+
 def _number(position: Position) -> float:
     """A distance cursor's value (the service has checked that it is a number)."""
     sort = position.sort
@@ -494,11 +507,12 @@ def bind(
             out.append(source.home.in_(value))
         elif name == "within":
             point, radius, near = value
+            lat = m.latitude + 0 if radius >= WALK_TIME_INDEX_KM else m.latitude
             own = and_(
                 m.latitude.is_not(None),
-                bounding_box(point, radius, m.latitude, m.longitude),
+                bounding_box(point, radius, lat, m.longitude),
                 distance_km(session, point, m.latitude, m.longitude) <= radius,
             )
-            homes_near = and_(m.latitude.is_(None), source.home.in_(near)) if near else None
+            homes_near = and_(_unplaced(m), source.home.in_(near)) if near else None
             out.append(or_(own, homes_near) if homes_near is not None else own)
     return out
