@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import CTE, Select, Table
+from sqlalchemy import CTE, Select, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -98,3 +98,48 @@ def conflict_insert(session: AsyncSession, table: Table) -> postgresql.Insert | 
     columns (the inbox log's "which ids were new"), executemany, upserts.
     """
     return _insert(session, table)
+
+
+STALE_STATISTICS = 0.2
+"""Re-analyse a table when its row count moved this much since the planner last looked."""
+
+
+async def refresh_statistics(session: AsyncSession, table: str) -> bool:
+    """`ANALYZE table` when its planner statistics are missing or off by a fifth.
+
+    The browse queries lean on the planner choosing an index walk in time
+    order; after a large backfill or purge, stale statistics can make it
+    sort the whole mirror instead. PostgreSQL's autovacuum analyses too, on
+    its own schedule; SQLite never does. Returns whether it analysed.
+    """
+    count = int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+    if is_postgresql(session):
+        known = (
+            await session.execute(
+                text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": table}
+            )
+        ).scalar()
+    else:
+        has_stats = (
+            await session.execute(
+                text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'")
+            )
+        ).scalar()
+        stat = (
+            (
+                await session.execute(
+                    text("SELECT stat FROM sqlite_stat1 WHERE tbl = :t LIMIT 1"), {"t": table}
+                )
+            ).scalar()
+            if has_stats
+            else None
+        )
+        known = int(str(stat).split()[0]) if stat else None
+    if (
+        known is not None
+        and float(known) >= 0
+        and abs(count - float(known)) <= STALE_STATISTICS * max(count, 1000)
+    ):
+        return False
+    await session.execute(text(f"ANALYZE {table}"))
+    return True

@@ -234,6 +234,12 @@ class Listing(Base):
     )
 
 
+def _shown_at(context: Any) -> datetime:
+    """`published_at`, else `received_at`, else now, of the row being inserted."""
+    params = context.get_current_parameters()
+    return params.get("published_at") or params.get("received_at") or utcnow()
+
+
 class RemoteListing(Base):
     """The mirror: a listing another community shared with us, as we last heard of it."""
 
@@ -259,6 +265,9 @@ class RemoteListing(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     is_tombstoned: Mapped[bool] = mapped_column(Boolean, default=False)
     author_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    shown_at: Mapped[datetime] = mapped_column(default=_shown_at)
+    """When the listing is shown as posted (`published_at`, else `received_at`): the
+    newest-first sort key, stored so that an index can serve it."""
 
     origin_community: Mapped[Community] = relationship(lazy="joined")
     images: Mapped[list[ListingImage]] = relationship(
@@ -273,6 +282,8 @@ class RemoteListing(Base):
         Index("ix_remote_listings_audience_status", "audience", "status"),
         Index("ix_remote_listings_latitude_longitude", "latitude", "longitude"),
         Index("ix_remote_listings_published_at", "published_at"),
+        Index("ix_remote_listings_browse", "audience", "status", "shown_at"),
+        Index("ix_remote_listings_browse_category", "audience", "status", "category", "shown_at"),
         *_checks("remote_listings"),
     )
 

@@ -184,6 +184,42 @@ def view_of_remote(cached: RemoteListing) -> ListingView:
     )
 
 
+def view_of_row(
+    row: Mapping[str, Any], community: CommunityRef, viewer_community_id: int | None = None
+) -> ListingView:
+    """A listing read as plain columns (`storage.repositories.browse`), either table.
+
+    One of our own listings seen from another local community is as coarse as
+    what federates, as in `view_of_listing`.
+    """
+    location = _place(row["latitude"], row["longitude"])
+    precision = LocationPrecision.NEIGHBOURHOOD
+    if row["origin"] == Origin.LOCAL:
+        precision = precision_of(row.get("location_precision"))
+        if viewer_community_id not in (None, row["home_id"]):
+            location = shared_place(location, precision) if location is not None else None
+            if precision == LocationPrecision.EXACT:
+                precision = LocationPrecision.NEIGHBOURHOOD
+    return ListingView(
+        id=row["id"],
+        ap_id=row["ap_id"],
+        kind=Kind(row["kind"]),
+        title=row["title"],
+        description=row["description"],
+        category=row["category"],
+        status=ListingStatus(row["status"]),
+        visibility=Visibility(row["visibility"]),
+        location=location,
+        community=community,
+        origin=Origin(row["origin"]),
+        author_name=row["author_name"],
+        created_at=row["shown_at"],
+        updated_at=row["updated_at"],
+        images=tuple(image_view(image) for image in row.get("images", ())),
+        location_precision=precision,
+    )
+
+
 @dataclass(frozen=True)
 class ListingDetail:
     """A listing on its own page: where it is from the viewer, and what the viewer may do.

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.domain.geo import distance_km
 from node.domain.listings import (
+    CommunityRef,
     ListingChanges,
     ListingDetail,
     ListingDraft,
@@ -13,6 +14,7 @@ from node.domain.listings import (
     Place,
     view_of_listing,
     view_of_remote,
+    view_of_row,
 )
 from node.domain.places import kept_place
 from node.domain.urls import listing as listing_url
@@ -167,7 +169,12 @@ async def list_listings_for_member(
             include_public=include_public,
             include_partners=include_partners,
         )
-        views += [view_of_remote(x) for x in cached]
+        views += [
+            view_of_row(
+                f.row, CommunityRef(id=f.home.ap_id, handle=f.home.handle, name=f.home.name)
+            )
+            for f in cached
+        ]
     views.sort(key=lambda view: (view.created_at, view.ap_id), reverse=True)
     page = views[:limit]
     more = len(views) > limit

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, true
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Listing
 from storage.paging import Position, page_after
 from storage.repositories.images import ImageRepository
-from storage.search import terms, text_match
+from storage.search import terms, text_condition
 from storage.states import ListingStatus, Visibility
 
 
@@ -29,13 +30,14 @@ class ListingFilters:
 def words_match(
     session: AsyncSession, model: Any, source: str, q: str | None
 ) -> ColumnElement[bool]:
-    """The text-search condition for `q` on a listing table; true when `q` has no words."""
+    """The text-search condition for `q` on a listing table; true when `q` has no words.
+
+    `source` is what the search index calls the table ("local" or "remote").
+    """
     words = terms(q or "")
     if not words:
         return true()
-    newest = model.created_at if model is Listing else model.received_at
-    match = text_match(session, model.__table__, source, words, ranked=False, newest=newest)
-    return match.condition
+    return text_condition(session, SimpleNamespace(model=model, search_key=source), words)
 
 
 def _filtered(query: Select[Listing], filters: ListingFilters) -> Select[Listing]:

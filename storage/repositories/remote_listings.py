@@ -8,15 +8,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Community, CommunityPartnership, RemoteListing, utcnow
-from storage.paging import Position, page_after
+from storage.paging import Position
 from storage.repositories.actors import BlockRepository, host_is_blocked
+from storage.repositories.browse import Found, mirror_sources, newest
 from storage.repositories.images import ImageRepository
 from storage.repositories.listings import ListingFilters, words_match
-from storage.states import Audience, PartnershipState
+from storage.states import Audience, ListingStatus, PartnershipState
 
 
 class NotTheOrigin(Exception):
@@ -64,6 +65,8 @@ class RemoteListingRepository:
         if cached is None:
             cached = RemoteListing(ap_id=ap_id, origin_community_id=origin.id, **fields)
             cached.audience = audience
+            cached.received_at = now
+            cached.shown_at = cached.published_at or now
             self.session.add(cached)
         else:
             newer = fields.get("remote_updated_at")
@@ -74,6 +77,7 @@ class RemoteListingRepository:
             cached.audience = audience
             cached.is_tombstoned = False
             cached.updated_at = now
+            cached.shown_at = cached.published_at or cached.received_at
         await self.session.flush()
         return cached
 
@@ -188,25 +192,25 @@ class RemoteListingRepository:
         *,
         include_public: bool,
         include_partners: bool,
-    ) -> list[RemoteListing]:
+    ) -> list[Found]:
         """What local community `community_id` may show of the mirror, newest first, paged.
 
-        Blocked origins are left out in the query, before the limit.
+        One index walk per audience and status, merged; blocked origins are
+        left out in the query, before the limit.
         """
-        shown = self._shown_to(community_id, include_public, include_partners)
-        if shown is None:
-            return []
-        query = select(RemoteListing).where(shown)
-        blocked = await self._blocked_origins()
-        if blocked:
-            query = query.where(RemoteListing.origin_community_id.not_in(blocked))
+        statuses = [filters.status] if filters.status else list(ListingStatus)
+        sources = await mirror_sources(
+            self.session,
+            community_id,
+            public=include_public,
+            partners=include_partners,
+            statuses=statuses,
+        )
+        extra: list[tuple[str, Any]] = []
         if filters.kind:
-            query = query.where(RemoteListing.kind == filters.kind)
+            extra.append(("kind", filters.kind))
         if filters.category:
-            query = query.where(RemoteListing.category == filters.category)
-        if filters.status:
-            query = query.where(RemoteListing.status == filters.status)
-        query = query.where(words_match(self.session, RemoteListing, "remote", filters.q))
-        shown_at = func.coalesce(RemoteListing.published_at, RemoteListing.received_at)
-        page = page_after(query, shown_at, RemoteListing.ap_id, after, limit)
-        return list((await self.session.scalars(page)).all())
+            extra.append(("category", filters.category))
+        if filters.q:
+            extra.append(("where", words_match(self.session, RemoteListing, "remote", filters.q)))
+        return await newest(self.session, sources, extra, after, limit)
