@@ -9,6 +9,13 @@ baseline measured in the same run. The figures go to `bench-results.json`
   `--quick`) against the bare queries, on SQLite, and on PostgreSQL when a URL
   is given (`--postgres` or `COMMONS_BENCH_POSTGRES_URL`; that database is emptied).
 - `bench_jsonld`: the JSON-LD fast path against pyld.
+- `bench_inbox`: a real node's inbox under wrk against bare aiohttp (intake,
+  duplicates, handling), when `wrk` and `taskset` are installed.
+- `bench_fanout` and `bench_slow_peer`: the delivery worker against the bound
+  of signing and posting, and against one-at-a-time sending.
+
+With a PostgreSQL URL, the inbox and delivery benchmarks each run again in a
+throw-away database made beside it.
 
 The network simulation (`python -m tests.benchmarks.bench_discovery`) is run on
 its own: it measures rounds and requests, not time.
@@ -17,15 +24,18 @@ its own: it measures rounds and requests, not time.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path("bench-results.json")
+from tests.benchmarks.results import RESULTS, record_results
+from tests.benchmarks.throwaway import throwaway_database
 
 
 def _module(name: str, *args: str) -> None:
@@ -46,6 +56,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller data, under a minute")
     parser.add_argument("--postgres", default=os.environ.get("COMMONS_BENCH_POSTGRES_URL"))
     args = parser.parse_args()
+    RESULTS.unlink(missing_ok=True)  # each module adds its figures to a fresh file
     size = ["--listings", "20000", "--repeats", "30"] if args.quick else []
     results: dict[str, Any] = {}
     databases = [("sqlite", [])] + (
@@ -56,8 +67,27 @@ def main() -> None:
             _module("bench_browse", *size, *extra, "--json", out.name)
             _flatten(f"browse.{database}", json.loads(Path(out.name).read_text()), results)
     _module("bench_jsonld")
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    record_results(results, RESULTS)
+    quick = ["--quick"] if args.quick else []
+    if shutil.which("wrk") and shutil.which("taskset"):
+        _module("bench_inbox", *quick, "--database-url", args.postgres or "")
+    else:
+        print("== bench_inbox skipped: it needs wrk and taskset (apt-get install wrk)")
+    for name in ("bench_fanout", "bench_slow_peer"):
+        _module(name, *quick)
+        if args.postgres:
+            with_database(name, quick, args.postgres)
     print(f"wrote {RESULTS}")
+
+
+def with_database(name: str, quick: list[str], server_url: str) -> None:
+    """Run benchmark `name` on a throw-away PostgreSQL database beside `server_url`'s."""
+
+    async def run() -> None:
+        async with throwaway_database(server_url, name.removeprefix("bench_")) as url:
+            await asyncio.to_thread(_module, name, *quick, "--database-url", url)
+
+    asyncio.run(run())
 
 
 if __name__ == "__main__":
