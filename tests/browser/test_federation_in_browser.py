@@ -177,7 +177,13 @@ def test_the_notifications_page_is_accessible(tabs: tuple[Session, Session]) -> 
         session.sign_in(STEWARD)
         session.page.get_by_role("link", name=re.compile(r"^Notifications")).click()
         expect(session.page.get_by_role("heading", level=1)).to_have_text("Notifications")
-        expect(session.page.locator(".notification.is-unread")).to_have_count(1)
+        # The steward's own notification, and the community's beside it (a proposal).
+        own = session.page.locator("section", has=session.page.locator("#notifications-heading"))
+        community = session.page.locator(
+            "section", has=session.page.locator("#community-notifications-heading")
+        )
+        expect(own.locator(".notification.is-unread")).to_have_count(1)
+        expect(community.locator(".notification.is-unread")).to_have_count(1)
         session.shot("notifications")
         session.check_accessibility("notifications")
     fits_390(tabs[1])
