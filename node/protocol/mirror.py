@@ -43,10 +43,32 @@ def check_origin(note: Note, origin: Community) -> None:
 
 async def _check_not_anothers(session: AsyncSession, note: Note, origin: Community) -> None:
     """A listing under another community's actor id is that community's, even on one host."""
-    owners = await CommunityRepository(session).get_by_ap_ids(_path_prefixes(note.id))
-    others = [owner.ap_id for owner in owners if owner.id != origin.id]
-    if others:
-        raise NotMirrored(f"{note.id} belongs to {others[0]}, not {origin.ap_id}")
+    others = await _other_owners(session, [note], origin)
+    if note.id in others:
+        raise NotMirrored(f"{note.id} belongs to {others[note.id]}, not {origin.ap_id}")
+
+
+async def _other_owners(
+    session: AsyncSession, notes: list[Note], origin: Community
+) -> dict[str, str]:
+    """Note id -> the other community whose actor id is a prefix of it, for a whole
+    page in one query (a page's ids share a handful of prefixes)."""
+    prefixes = {note.id: _path_prefixes(note.id) for note in notes}
+    wanted = sorted({prefix for found in prefixes.values() for prefix in found})
+    communities = CommunityRepository(session)
+    owners: dict[str, int] = {}
+    for start in range(0, len(wanted), _PREFIX_CHUNK):
+        for owner in await communities.get_by_ap_ids(wanted[start : start + _PREFIX_CHUNK]):
+            owners[owner.ap_id] = owner.id
+    others = {}
+    for note_id, found in prefixes.items():
+        other = next((p for p in found if p in owners and owners[p] != origin.id), None)
+        if other is not None:
+            others[note_id] = other
+    return others
+
+
+_PREFIX_CHUNK = 500
 
 
 def _path_prefixes(url: str) -> list[str]:
@@ -165,19 +187,34 @@ ProgressReport = Callable[[SyncProgress], Awaitable[None]]
 async def _mirror_page(
     ctx: FederationContext, origin: Community, notes: list[Note], audience: str
 ) -> set[str]:
-    """One short transaction per page, so the inbox never waits long on the database."""
-    kept: set[str] = set()
+    """One short transaction per page, so the inbox never waits long on the database,
+    and a handful of statements per page whatever its size: ownership for the whole
+    page in one query, then `RemoteListingRepository.upsert_page`."""
+    candidates: list[Note] = []
+    for note in notes:
+        if audience_of(note) != audience:
+            continue
+        try:
+            check_origin(note, origin)
+        except NotMirrored as exc:
+            log.info("sync from %s skipped %s: %s", origin.ap_id, note.id, exc)
+            continue
+        candidates.append(note)
     async with ctx.sessions() as session:
-        for note in notes:
-            if audience_of(note) != audience:
+        others = await _other_owners(session, candidates, origin)
+        items = []
+        for note in candidates:
+            if note.id in others:
+                log.info(
+                    "sync from %s skipped %s: belongs to %s", origin.ap_id, note.id, others[note.id]
+                )
                 continue
-            try:
-                await mirror_note(session, note, origin, audience)
-                kept.add(note.id)
-            except NotMirrored as exc:
-                log.info("sync from %s skipped %s: %s", origin.ap_id, note.id, exc)
+            items.append((note.id, asdict(note_to_mirrored_fields(note))))
+        written = await RemoteListingRepository(session).upsert_page(origin, audience, items)
         await session.commit()
-    return kept
+    for ap_id, reason in written.refused.items():
+        log.info("sync from %s skipped %s: %s", origin.ap_id, ap_id, reason)
+    return written.kept
 
 
 async def _drop_unlisted(
@@ -186,12 +223,8 @@ async def _drop_unlisted(
     """The repair for a missed Delete or a listing made less visible."""
     async with ctx.sessions() as session:
         repo = RemoteListingRepository(session)
-        gone = [c.ap_id for c in await repo.list_from_origin(origin.id, audience)]
-        removed = 0
-        for ap_id in gone:
-            if ap_id not in kept:
-                await repo.remove(ap_id)
-                removed += 1
+        cached = await repo.ap_ids_from_origin(origin.id, audience)
+        removed = await repo.remove_many([ap_id for ap_id in cached if ap_id not in kept])
         await session.commit()
     return removed
 
