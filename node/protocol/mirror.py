@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ from federation.http_client import signed_get_json
 from federation.jsonld import normalize_embedded
 from federation.vocab import Note, VocabError, parse_note
 from node.domain import urls
-from node.domain.conversion import KINDS, note_to_mirrored_fields
+from node.domain.conversion import KINDS, MirroredFields, note_to_mirrored_fields
 from node.protocol.context import FederationContext
 from storage.models import Community, RemoteListing
 from storage.repositories import CommunityRepository
@@ -92,11 +92,21 @@ async def mirror_note(
     """
     check_origin(note, origin)
     await _check_not_anothers(session, note, origin)
-    fields = asdict(note_to_mirrored_fields(note))
+    values = _row_fields(note)
     try:
-        return await RemoteListingRepository(session).upsert(note.id, origin, audience, fields)
+        return await RemoteListingRepository(session).upsert(note.id, origin, audience, values)
     except NotTheOrigin as exc:
         raise NotMirrored(str(exc)) from exc
+
+
+_MIRRORED = tuple(field.name for field in fields(MirroredFields))
+
+
+def _row_fields(note: Note) -> dict[str, Any]:
+    """The cleaned fields as a row's values; a shallow copy (`asdict` deep-copies,
+    which cost a backfill as much as parsing the note)."""
+    mirrored = note_to_mirrored_fields(note)
+    return {name: getattr(mirrored, name) for name in _MIRRORED}
 
 
 def _note_from_item(item: Any, page: dict[str, Any]) -> Note | None:
@@ -209,7 +219,7 @@ async def _mirror_page(
                     "sync from %s skipped %s: belongs to %s", origin.ap_id, note.id, others[note.id]
                 )
                 continue
-            items.append((note.id, asdict(note_to_mirrored_fields(note))))
+            items.append((note.id, _row_fields(note)))
         written = await RemoteListingRepository(session).upsert_page(origin, audience, items)
         await session.commit()
     for ap_id, reason in written.refused.items():
