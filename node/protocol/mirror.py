@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -125,7 +126,7 @@ def _note_from_item(item: Any, page: dict[str, Any]) -> Note | None:
 
 async def _pages(
     ctx: FederationContext, url: str, viewer: Community, max_pages: int
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Yield the pages of an OrderedCollection one at a time, following `first` then `next`.
 
     Never more than `max_pages`, never a page twice (a `next` loop ends the
@@ -261,29 +262,43 @@ async def sync_collection(
 ) -> SyncProgress:
     """Stream a collection into the mirror page by page; drop what it no longer lists.
 
-    Only the ids seen so far are held in memory. Cached copies the collection
+    Only the ids seen so far, the page being written and the next one are held
+    in memory. Cached copies the collection
     no longer lists are dropped only after a complete walk: a walk cut short
     by a limit cannot tell "gone" from "not reached".
     """
     limits = limits or SyncLimits()
     progress = SyncProgress()
     kept: set[str] = set()
-    async for page in _pages(ctx, url, viewer, limits.max_pages):
-        items = page.get("orderedItems") or page.get("items") or []
-        items = items if isinstance(items, list) else []
-        batch = items[: limits.max_items - progress.items]
-        found = (_note_from_item(item, page) for item in batch)
-        kept |= await _mirror_page(ctx, origin, [n for n in found if n is not None], audience)
-        progress.pages += 1
-        progress.items += len(batch)
-        progress.bytes += len(orjson.dumps(page))
-        progress.kept = len(kept)
-        more = len(batch) < len(items) or page.get("next") is not None
-        progress.stopped_by = _limit_reached(progress, limits) if more else None
-        if report is not None:
-            await report(progress)
-        if progress.stopped_by is not None:
-            break
+    pages = _pages(ctx, url, viewer, limits.max_pages)
+    upcoming: asyncio.Task[dict[str, Any] | None] | None = asyncio.create_task(_next(pages))
+    try:
+        while upcoming is not None and (page := await upcoming) is not None:
+            upcoming = None
+            items = page.get("orderedItems") or page.get("items") or []
+            items = items if isinstance(items, list) else []
+            batch = items[: limits.max_items - progress.items]
+            progress.pages += 1
+            progress.items += len(batch)
+            progress.bytes += len(orjson.dumps(page))
+            more = len(batch) < len(items) or page.get("next") is not None
+            progress.stopped_by = _limit_reached(progress, limits) if more else None
+            if more and progress.stopped_by is None:
+                # The page the walk would fetch next anyway, fetched while this one is
+                # written: one page ahead at most, never past a limit.
+                upcoming = asyncio.create_task(_next(pages))
+            found = (_note_from_item(item, page) for item in batch)
+            kept |= await _mirror_page(ctx, origin, [n for n in found if n is not None], audience)
+            progress.kept = len(kept)
+            if report is not None:
+                await report(progress)
+            if progress.stopped_by is not None:
+                break
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+            await asyncio.wait([upcoming])
+        await pages.aclose()
     if progress.stopped_by is None:
         progress.removed = await _drop_unlisted(ctx, origin, audience, kept)
     log.info(
@@ -295,6 +310,10 @@ async def sync_collection(
         f", stopped by the {progress.stopped_by}" if progress.stopped_by else "",
     )
     return progress
+
+
+async def _next(pages: AsyncIterator[dict[str, Any]]) -> dict[str, Any] | None:
+    return await anext(pages, None)
 
 
 def audience_of(note: Note) -> str | None:

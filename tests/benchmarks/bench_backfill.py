@@ -177,9 +177,9 @@ def start_node(data: Path, base_url: str) -> subprocess.Popen[str]:
     return process
 
 
-def profile(pid: int) -> subprocess.Popen[bytes] | None:
-    """py-spy on the node during the first backfill, when BENCH_PROFILE names the
-    file to write (collapsed stacks; `pip install py-spy`)."""
+def profile(pid: int, run: str) -> subprocess.Popen[bytes] | None:
+    """py-spy on the node during a backfill, when BENCH_PROFILE names the files to
+    write (`<name>.first`, `<name>.again`: collapsed stacks; `pip install py-spy`)."""
     target = os.environ.get("BENCH_PROFILE")
     if not target:
         return None
@@ -194,11 +194,17 @@ def profile(pid: int) -> subprocess.Popen[bytes] | None:
             "--format",
             "raw",
             "--output",
-            target,
+            f"{target}.{run}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(60)
 
 
 def memory_mb(pid: int, field: str) -> float:
@@ -301,7 +307,7 @@ async def run_backfill(node_db: str, local_id: int, remote_id: int, deadline: fl
                 ).first()
             if state is None:
                 return time.monotonic() - start
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
         raise TimeoutError("the backfill did not finish")
     finally:
         await engine.dispose()
@@ -387,7 +393,7 @@ async def measure(database_url: str | None, listings: int, page_size: int) -> di
     with (node_dir / "config.toml").open("a") as config:
         config.write(
             f"backfill_max_items = {listings * 2}\nbackfill_max_pages = {pages * 2}\n"
-            f"backfill_max_bytes = {listings * 4096}\nworker_poll_seconds = 0.05\n"
+            f"backfill_max_bytes = {listings * 4096}\nworker_poll_seconds = 0.2\n"
         )
     partner_base = f"http://127.0.0.1:{partner_port}"
     local_id, remote_id = await add_partner(node_db, partner_base, "partner")
@@ -401,13 +407,13 @@ async def measure(database_url: str | None, listings: int, page_size: int) -> di
         # starts (loading the signing key, configuring the ORM) is not timed.
         await run_backfill(node_db, local_id, warmup_id, 600)
         figures["rss_before_mb"] = memory_mb(node.pid, "VmRSS")
-        profiler = profile(node.pid)
+        profiler = profile(node.pid, "first")
         first = await run_backfill(node_db, local_id, remote_id, 600)
-        if profiler is not None:
-            profiler.send_signal(signal.SIGINT)
-            profiler.wait(60)
+        stop_profiler(profiler)
         assert await mirrored(node_db) == listings + page_size, "not every listing was mirrored"
+        profiler = profile(node.pid, "again")
         again = await run_backfill(node_db, local_id, remote_id, 600)
+        stop_profiler(profiler)
         figures["rss_peak_mb"] = memory_mb(node.pid, "VmHWM")
     finally:
         node.terminate()
