@@ -15,7 +15,7 @@ from typing import Any
 
 from federation.contexts import default_context
 from federation.html_text import plain_text_to_html
-from federation.vocab import Place
+from federation.vocab import Attachment, Place
 
 FEDERATED_COORDINATE_DECIMALS = 2
 """Two decimals is about 1 km: exact coordinates never leave the node."""
@@ -44,6 +44,9 @@ def place_document(place: Place) -> dict[str, Any]:
     }
     if place.name:
         document["name"] = place.name
+    if place.radius is not None:
+        document["radius"] = place.radius
+        document["units"] = "m"
     return document
 
 
@@ -140,6 +143,7 @@ def build_note(
     location: Place | None = None,
     url: str | None = None,
     author_name: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> dict[str, Any]:
     """A listing as an AS2 Note. `summary` stays unset: Mastodon shows it as a
     content warning and would hide the listing behind it."""
@@ -168,6 +172,22 @@ def build_note(
         document["location"] = place_document(location)
     if url is not None:
         document["url"] = url
+    if attachments:
+        document["attachment"] = [image_document(image) for image in attachments]
+    return document
+
+
+def image_document(image: Attachment) -> dict[str, Any]:
+    """A photo as an AS2 `Image`: `name` is its alt text, as Mastodon reads it."""
+    document: dict[str, Any] = {"type": "Image", "url": image.url}
+    if image.media_type:
+        document["mediaType"] = image.media_type
+    if image.name:
+        document["name"] = image.name
+    if image.width:
+        document["width"] = image.width
+    if image.height:
+        document["height"] = image.height
     return document
 
 

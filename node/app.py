@@ -11,6 +11,7 @@ import node.api.community
 import node.api.discovery
 import node.api.exchanges
 import node.api.federation
+import node.api.images
 import node.api.jobs
 import node.api.listings
 import node.api.members

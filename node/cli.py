@@ -230,12 +230,18 @@ def _add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     demo = sub.add_parser(
         "demo",
         help="several federated nodes on loopback with sample data",
-        description="Start several sample communities on 127.0.0.1, each a full node with "
-        "its own database, already following each other (the first two are partners). "
-        "Prints the logins and writes them to DIR/demo.json; Ctrl+C stops them all.",
+        description="Start sample communities on 127.0.0.1, each a full node with its own "
+        "database: three neighbours and one far away, with members, listings and months of "
+        "exchanges, following each other (the first two are partners, the third has a "
+        "proposal waiting). Prints the logins and writes them to DIR/demo.json; the access "
+        "log and errors go to DIR/demo.log; Ctrl+C stops them all.",
     )
     demo.add_argument(
-        "--nodes", type=int, default=3, help="how many nodes to start, 1 to 5 (default: 3)"
+        "--nodes",
+        type=int,
+        default=3,
+        help="how many neighbouring communities to start, 1 to 3 (default: 3); the far "
+        "one always starts too, on the port after them",
     )
     demo.add_argument(
         "--base-port",
@@ -250,6 +256,15 @@ def _add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=Path("demo-data"),
         metavar="DIR",
         help="where the nodes keep their data; re-running reuses them (default: demo-data)",
+    )
+    demo.add_argument(
+        "--fresh", action="store_true", help="delete the demo's earlier nodes and start over"
+    )
+    demo.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="a fraction of the sample data, for quick tests (default: 1, all of it)",
     )
 
 
@@ -513,10 +528,12 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     try:
-        asyncio.run(run_demo(args.nodes, args.base_port, args.data))
+        asyncio.run(
+            run_demo(args.nodes, args.base_port, args.data, fresh=args.fresh, scale=args.scale)
+        )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            last = args.base_port + args.nodes - 1
+            last = args.base_port + args.nodes
             raise CliError(
                 f"a port from {args.base_port} to {last} is already in use (is a demo "
                 "already running?): stop it or choose other ports with --base-port"

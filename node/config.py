@@ -140,7 +140,16 @@ class NodeConfig(BaseModel):
     # How long a worker holds the deliveries it claimed: a worker that dies lets
     # them go to another after this. Far longer than a batch takes to send.
     delivery_lease_seconds: Annotated[int, BeforeValidator(_whole_number), Field(ge=5)] = 300
+    # How many deliveries one worker sends at once, and at most to one host: a
+    # slow or dead host holds that many and never holds up the others.
+    delivery_concurrency: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=1000)] = 64
+    delivery_per_host: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=256)] = 16
     key_grace_days: Positive = 7
+    # Where listing photos are kept (re-encoded, in a few sizes); relative to the
+    # data folder, which holds them in `media/` when this is unset.
+    media_dir: Path | None = None
+    # How many photos of one other community's listings this node keeps at most.
+    remote_images_per_source: Positive = 2000
 
     @field_validator("base_url")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -18,9 +19,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    inspect,
     true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, InstanceState, Mapped, mapped_column, relationship
 
 from storage.states import (
     Audience,
@@ -33,6 +35,7 @@ from storage.states import (
     JobState,
     Kind,
     ListingStatus,
+    LocationPrecision,
     PartnershipState,
     Role,
     Visibility,
@@ -57,7 +60,12 @@ def one_of(column: str, states: type[StrEnum]) -> CheckConstraint:
 
 STATE_COLUMNS: dict[str, dict[str, type[StrEnum]]] = {
     "members": {"role": Role},
-    "listings": {"kind": Kind, "status": ListingStatus, "visibility": Visibility},
+    "listings": {
+        "kind": Kind,
+        "status": ListingStatus,
+        "visibility": Visibility,
+        "location_precision": LocationPrecision,
+    },
     "remote_listings": {"kind": Kind, "status": ListingStatus, "audience": Audience},
     "follows": {"direction": FollowDirection, "state": FollowState},
     "inbox_log": {"state": InboxState},
@@ -68,7 +76,8 @@ STATE_COLUMNS: dict[str, dict[str, type[StrEnum]]] = {
     "invitations": {"role": Role},
 }
 """Every state column and the states it may hold; the models read this, and
-migrations 0008 (the tables before it) and 0010 (exchanges) freeze it."""
+migrations 0008 (the tables before it), 0010 (exchanges) and 0013 (listing places)
+freeze it."""
 
 
 def _checks(table: str) -> tuple[CheckConstraint, ...]:
@@ -200,11 +209,21 @@ class Listing(Base):
     is_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    location_precision: Mapped[str] = mapped_column(
+        String(16), default=LocationPrecision.EXACT, server_default="exact"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     community: Mapped[Community] = relationship(lazy="joined")
     author: Mapped[Member | None] = relationship(lazy="joined")
+    images: Mapped[list[ListingImage]] = relationship(
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ListingImage.position",
+        foreign_keys="ListingImage.listing_id",
+    )
 
     __table_args__ = (
         Index("ix_listings_is_public_status", "is_public", "status"),
@@ -213,6 +232,12 @@ class Listing(Base):
         Index("ix_listings_created_at", "created_at"),
         *_checks("listings"),
     )
+
+
+def _shown_at(context: Any) -> datetime:
+    """`published_at`, else `received_at`, else now, of the row being inserted."""
+    params = context.get_current_parameters()
+    return params.get("published_at") or params.get("received_at") or utcnow()
 
 
 class RemoteListing(Base):
@@ -240,13 +265,25 @@ class RemoteListing(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     is_tombstoned: Mapped[bool] = mapped_column(Boolean, default=False)
     author_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    shown_at: Mapped[datetime] = mapped_column(default=_shown_at)
+    """When the listing is shown as posted (`published_at`, else `received_at`): the
+    newest-first sort key, stored so that an index can serve it."""
 
     origin_community: Mapped[Community] = relationship(lazy="joined")
+    images: Mapped[list[ListingImage]] = relationship(
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ListingImage.position",
+        foreign_keys="ListingImage.remote_listing_id",
+    )
 
     __table_args__ = (
         Index("ix_remote_listings_audience_status", "audience", "status"),
         Index("ix_remote_listings_latitude_longitude", "latitude", "longitude"),
         Index("ix_remote_listings_published_at", "published_at"),
+        Index("ix_remote_listings_browse", "audience", "status", "shown_at"),
+        Index("ix_remote_listings_browse_category", "audience", "status", "category", "shown_at"),
         *_checks("remote_listings"),
     )
 
@@ -688,3 +725,41 @@ class RetiredKey(Base):
     public_key_pem: Mapped[str] = mapped_column(Text)
     retired_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class ListingImage(Base):
+    """A photo on a listing: one of ours (`listing_id`) or one a remote listing carries
+    (`remote_listing_id`); exactly one of the two is set.
+
+    `storage_key` names the re-encoded files in the media folder (random, so
+    their URLs cannot be guessed); it is None for a remote image not yet
+    fetched. `source_url` is where a remote image came from: it is fetched
+    by a job and never shown to members, whose browsers only load our copy.
+    """
+
+    __tablename__ = "listing_images"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    listing_id: Mapped[str | None] = mapped_column(
+        ForeignKey("listings.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    remote_listing_id: Mapped[str | None] = mapped_column(
+        ForeignKey("remote_listings.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str] = mapped_column(Text, default="")
+    storage_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    media_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def loaded_images(owner: Listing | RemoteListing) -> list[ListingImage]:
+    """A listing's images if they are loaded (always, for a listing read from the
+    database), else none: never a lazy load, which async sessions cannot do."""
+    state: InstanceState[Any] = inspect(owner)
+    loaded = state.attrs.images.loaded_value
+    return list(loaded) if isinstance(loaded, list) else []

@@ -42,19 +42,25 @@ def page_after(
     The extra row tells the caller whether there is a next page without a count.
     """
     if position is not None:
-        if descending:
-            query = query.where(
-                or_(
-                    sort_column < position.sort,
-                    and_(sort_column == position.sort, id_column < position.id),
-                )
-            )
-        else:
-            query = query.where(
-                or_(
-                    sort_column > position.sort,
-                    and_(sort_column == position.sort, id_column > position.id),
-                )
-            )
+        query = query.where(after(sort_column, id_column, position, descending=descending))
     order = (sort_column.desc(), id_column.desc()) if descending else (sort_column, id_column)
     return query.order_by(*order).limit(limit + 1)
+
+
+def after(
+    sort_column: Column, id_column: Column, position: Position, *, descending: bool = True
+) -> ColumnElement[bool]:
+    """Strictly after `position` in (sort, id) order.
+
+    The plain bound on the sort column comes first, so an index on it serves
+    the range instead of reading from the top past every row already shown.
+    """
+    if descending:
+        return and_(
+            sort_column <= position.sort,
+            or_(sort_column < position.sort, id_column < position.id),
+        )
+    return and_(
+        sort_column >= position.sort,
+        or_(sort_column > position.sort, id_column > position.id),
+    )

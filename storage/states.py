@@ -20,6 +20,16 @@ class Visibility(StrEnum):
     PUBLIC = "public"
 
 
+class LocationPrecision(StrEnum):
+    """How precisely a listing's point is shown: `exact` to its own community only
+    (other communities get it rounded to about 1 km), `neighbourhood` about 1 km and
+    `area` about 10 km for everyone."""
+
+    EXACT = "exact"
+    NEIGHBOURHOOD = "neighbourhood"
+    AREA = "area"
+
+
 class Audience(StrEnum):
     """Under which audience another community shared a listing with us."""
 

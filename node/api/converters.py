@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from node.api.schemas import (
     AuthorRef,
+    ImageOut,
     ListingCreate,
+    ListingLocation,
     ListingOut,
     ListingUpdate,
     Location,
@@ -13,9 +15,16 @@ from node.api.schemas import (
 from node.api.schemas import (
     CommunityRef as CommunityRefOut,
 )
-from node.domain.listings import CommunityRef, ListingChanges, ListingDraft, ListingView, Place
+from node.domain.listings import (
+    CommunityRef,
+    ImageView,
+    ListingChanges,
+    ListingDraft,
+    ListingView,
+    Place,
+)
 from storage.models import Community, CommunityPartnership
-from storage.states import Initiator, Kind, PartnershipState, Visibility
+from storage.states import Initiator, Kind, LocationPrecision, PartnershipState, Visibility
 
 
 def community_out(community: Community | CommunityRef) -> CommunityRefOut:
@@ -27,6 +36,10 @@ def _place(location: Location | None) -> Place | None:
     return Place(location.lat, location.lon) if location is not None else None
 
 
+def _precision(location: ListingLocation | None) -> LocationPrecision:
+    return LocationPrecision(location.precision) if location else LocationPrecision.EXACT
+
+
 def draft_from(body: ListingCreate) -> ListingDraft:
     return ListingDraft(
         kind=Kind(body.kind),
@@ -36,6 +49,7 @@ def draft_from(body: ListingCreate) -> ListingDraft:
         visibility=Visibility(body.visibility) if body.visibility else None,
         is_public=body.is_public,
         location=_place(body.location),
+        location_precision=_precision(body.location),
     )
 
 
@@ -44,11 +58,28 @@ def changes_from(body: ListingUpdate) -> ListingChanges:
     sent = body.model_dump(exclude_unset=True)
     if "location" in sent:
         sent["location"] = _place(body.location)
+        sent["location_precision"] = _precision(body.location)
     return ListingChanges(sent)
 
 
-def listing_out(view: ListingView) -> ListingOut:
+def image_out(image: ImageView, base_url: str) -> ImageOut | None:
+    """A fetched photo with absolute URLs on this node; None for one not fetched yet."""
+    if image.url is None or image.thumb_url is None or image.width is None:
+        return None
+    return ImageOut(
+        id=image.id,
+        url=base_url + image.url,
+        thumbnail_url=base_url + image.thumb_url,
+        width=image.width,
+        height=image.height or 0,
+        description=image.description,
+    )
+
+
+def listing_out(view: ListingView, base_url: str = "") -> ListingOut:
+    """`base_url` (this node's) makes photo URLs absolute."""
     location = view.location
+    images = [out for image in view.images if (out := image_out(image, base_url)) is not None]
     return ListingOut(
         id=view.id,
         ap_id=view.ap_id,
@@ -59,12 +90,17 @@ def listing_out(view: ListingView) -> ListingOut:
         status=view.status,
         visibility=view.visibility,
         is_public=view.is_public,
-        location=Location(lat=location.lat, lon=location.lon) if location else None,
+        location=(
+            ListingLocation(lat=location.lat, lon=location.lon, precision=view.location_precision)
+            if location
+            else None
+        ),
         community=community_out(view.community),
         origin=view.origin,
         author=AuthorRef(name=view.author_name) if view.author_name else None,
         created_at=view.created_at,
         updated_at=view.updated_at,
+        images=images,
     )
 
 

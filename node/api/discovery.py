@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from node.api.converters import community_out, listing_out
 from node.api.paging import decode_cursor, encode_cursor
 from node.api.router import api
-from node.api.routing import ApiCall
+from node.api.routing import ApiCall, base_url
 from node.api.schemas import (
     BrowseList,
     BrowseListing,
@@ -130,7 +130,9 @@ async def browse(call: ApiCall[None, BrowseQueryIn]) -> BrowseList:
         ),
     )
     out = [
-        BrowseListing(**listing_out(item.listing).model_dump(), distance_km=item.distance_km)
+        BrowseListing(
+            **listing_out(item.listing, base_url(call)).model_dump(), distance_km=item.distance_km
+        )
         for item in items
     ]
     return BrowseList(items=out, next=encode_cursor(after) if after else None)

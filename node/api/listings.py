@@ -5,7 +5,7 @@ from __future__ import annotations
 from node.api.converters import changes_from, draft_from, listing_out
 from node.api.paging import decode_cursor, encode_cursor
 from node.api.router import api
-from node.api.routing import ApiCall
+from node.api.routing import ApiCall, base_url
 from node.api.schemas import ListingCreate, ListingList, ListingOut, ListingQuery, ListingUpdate
 from node.domain.listings import view_of_listing
 from node.services import listings as service
@@ -24,7 +24,7 @@ from storage.repositories import ListingFilters
 )
 async def create_listing(call: ApiCall[ListingCreate, None]) -> ListingOut:
     listing = await service.create_listing(call.session, call.me, draft_from(call.body))
-    return listing_out(view_of_listing(listing))
+    return listing_out(view_of_listing(listing), base_url(call))
 
 
 @api.route(
@@ -38,7 +38,7 @@ async def create_listing(call: ApiCall[ListingCreate, None]) -> ListingOut:
 )
 async def list_listings(call: ApiCall[None, ListingQuery]) -> ListingList:
     q = call.query
-    filters = ListingFilters(kind=q.kind, category=q.category, status=q.status)
+    filters = ListingFilters(kind=q.kind, category=q.category, status=q.status, q=q.q)
     items, after = await service.list_listings_for_member(
         call.session,
         call.me,
@@ -49,7 +49,7 @@ async def list_listings(call: ApiCall[None, ListingQuery]) -> ListingList:
         limit=q.limit,
     )
     return ListingList(
-        items=[listing_out(item) for item in items],
+        items=[listing_out(item, base_url(call)) for item in items],
         next=encode_cursor(after) if after is not None else None,
     )
 
@@ -65,7 +65,7 @@ async def list_listings(call: ApiCall[None, ListingQuery]) -> ListingList:
 async def get_listing(call: ApiCall[None, None]) -> ListingOut:
     listing_id = call.request.match_info["id"]
     listing = await service.get_visible_listing(call.session, call.me, listing_id)
-    return listing_out(view_of_listing(listing))
+    return listing_out(view_of_listing(listing, call.me.community_id), base_url(call))
 
 
 @api.route(
@@ -81,7 +81,7 @@ async def update_listing(call: ApiCall[ListingUpdate, None]) -> ListingOut:
     listing = await service.update_listing(
         call.session, call.me, call.request.match_info["id"], changes_from(call.body)
     )
-    return listing_out(view_of_listing(listing))
+    return listing_out(view_of_listing(listing), base_url(call))
 
 
 @api.route(

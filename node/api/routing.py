@@ -45,6 +45,11 @@ class ApiCall(Generic[BodyT, QueryT]):
         return self.member
 
 
+def base_url(call: ApiCall[Any, Any]) -> str:
+    """This node's base URL, which makes the paths it mints (photos) absolute."""
+    return call.request.app[CONFIG].base_url
+
+
 Handler = Callable[[ApiCall[Any, Any]], Awaitable[BaseModel | None]]
 
 

@@ -16,7 +16,13 @@ from pydantic import (
     field_validator,
 )
 
-from storage.states import ExchangeStatus, Initiator, ListingStatus, PartnershipState
+from storage.states import (
+    ExchangeStatus,
+    Initiator,
+    ListingStatus,
+    LocationPrecision,
+    PartnershipState,
+)
 from storage.states import Kind as KindState
 from storage.states import Origin as OriginState
 from storage.states import Role as RoleState
@@ -42,6 +48,7 @@ Kind = Annotated[KindState, _state(KindState)]
 Status = Annotated[ListingStatus, _state(ListingStatus)]
 VisibilityField = Annotated[VisibilityState, _state(VisibilityState)]
 Origin = Annotated[OriginState, _state(OriginState)]
+PrecisionField = Annotated[LocationPrecision, _state(LocationPrecision)]
 
 
 class StrictModel(BaseModel):
@@ -72,6 +79,15 @@ def _lower(value: Any) -> Any:
 class Location(StrictModel):
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
     lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+
+
+class ListingLocation(Location):
+    precision: PrecisionField = Field(
+        default=LocationPrecision.EXACT,
+        description="`exact`: the point as given, for our own community (other communities "
+        "get it rounded to ~1 km); `neighbourhood` (~1 km) or `area` (~10 km): the point is "
+        "snapped to that grid before it is stored, for everyone.",
+    )
 
 
 class TokenRequest(StrictModel):
@@ -125,7 +141,7 @@ class ListingCreate(StrictModel):
     is_public: bool | None = Field(
         default=None, description="Alias: true means visibility `public`."
     )
-    location: Location | None = None
+    location: ListingLocation | None = None
 
     _lower_category = field_validator("category", mode="before")(_lower)
 
@@ -138,12 +154,13 @@ class ListingUpdate(StrictModel):
     status: Status | None = None
     visibility: VisibilityField | None = None
     is_public: bool | None = None
-    location: Location | None = None
+    location: ListingLocation | None = None
 
     _lower_category = field_validator("category", mode="before")(_lower)
 
 
 class ListingQuery(StrictModel):
+    q: str | None = Field(default=None, max_length=200, description="Words to look for.")
     kind: Kind | None = None
     category: str | None = Field(default=None, max_length=64)
     status: Status | None = None
@@ -166,6 +183,15 @@ class AuthorRef(BaseModel):
     name: str = Field(description="The display name the poster chose (else their username).")
 
 
+class ImageOut(BaseModel):
+    id: str
+    url: str = Field(description="The photo (up to 1280 px), served by this node.")
+    thumbnail_url: str = Field(description="The same photo, up to 320 px.")
+    width: int
+    height: int
+    description: str = Field(description="Alt text: what the photo shows, for who cannot see it.")
+
+
 class ListingOut(BaseModel):
     id: str
     ap_id: str
@@ -176,7 +202,10 @@ class ListingOut(BaseModel):
     status: Status
     visibility: VisibilityField
     is_public: bool
-    location: Location | None
+    location: ListingLocation | None = Field(
+        description="Another community's listing always has a coarse place "
+        "(its precision is given as `neighbourhood` or coarser)."
+    )
     community: CommunityRef
     origin: Origin
     author: AuthorRef | None = Field(
@@ -184,6 +213,10 @@ class ListingOut(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
+    images: list[ImageOut] = Field(
+        default_factory=list,
+        description="Its photos, served by this node (a remote listing's once fetched).",
+    )
 
 
 class ListingList(BaseModel):

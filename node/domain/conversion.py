@@ -13,10 +13,12 @@ from typing import Any
 
 from federation.builders import build_note
 from federation.html_text import html_to_plain_text
-from federation.vocab import PUBLIC, Note, Place
+from federation.vocab import PUBLIC, Attachment, Note, Place
 from node.domain import urls
+from node.domain.places import SHARED_RADIUS_M, precision_of, shared_place
+from node.domain.places import Place as DomainPlace
 from node.domain.visibility import leaves_node
-from storage.models import Community, Listing
+from storage.models import Community, Listing, loaded_images
 from storage.states import Kind, ListingStatus, Visibility, values
 
 KINDS = frozenset(values(Kind))
@@ -48,11 +50,6 @@ def listing_to_note(
     if not leaves_node(listing):
         raise NotShareable(f"listing {listing.id} is community-only")
     to, cc = audience(listing, community, partners or [])
-    location = (
-        Place(listing.latitude, listing.longitude)
-        if listing.latitude is not None and listing.longitude is not None
-        else None
-    )
     return build_note(
         note_id=listing.ap_id,
         attributed_to=community.ap_id,
@@ -66,10 +63,35 @@ def listing_to_note(
         category=listing.category or None,
         status=listing.status,
         visibility=listing.visibility,
-        location=location,
+        location=_federated_place(listing),
         url=listing.ap_id,
         author_name=_federated_author(listing),
+        attachments=_attachments(listing, community),
     )
+
+
+def _attachments(listing: Listing, community: Community) -> list[Attachment]:
+    """The listing's photos at their public address on this node (display size)."""
+    return [
+        Attachment(
+            url=urls.media(community.base_url, image.storage_key, "display"),
+            media_type=image.media_type,
+            name=image.description or None,
+            width=image.width,
+            height=image.height,
+        )
+        for image in loaded_images(listing)
+        if image.storage_key
+    ]
+
+
+def _federated_place(listing: Listing) -> Place | None:
+    """Only the coarse place leaves the node, however precisely the member gave it."""
+    if listing.latitude is None or listing.longitude is None:
+        return None
+    precision = precision_of(listing.location_precision)
+    shared = shared_place(DomainPlace(listing.latitude, listing.longitude), precision)
+    return Place(shared.lat, shared.lon, radius=SHARED_RADIUS_M[precision])
 
 
 def _federated_author(listing: Listing) -> str | None:

@@ -60,6 +60,14 @@ def exchange_message(actor: str, message_id: str) -> str:
     return f"{actor}/exchange-messages/{message_id}"
 
 
+MEDIA_PATH = "/media/"
+
+
+def media(base_url: str, key: str, size: str) -> str:
+    """A stored image in one size: the only address members' browsers load photos from."""
+    return f"{base_url}{MEDIA_PATH}{key}/{size}"
+
+
 def new_activity_id(actor: str) -> str:
     """A fresh, permanent id for an activity a community sends."""
     return f"{actor}/activities/{new_id()}"

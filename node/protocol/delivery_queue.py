@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from federation.delivery import DeliveryJob, host_backoff
+from federation.delivery import DeliveryJob, Settlement, Verdict, host_backoff
 from node.protocol.recipients import SendTimeCheck
-from storage.models import Community, Delivery, utcnow
+from storage.models import Community, utcnow
 from storage.repositories import DeliveryRepository
-from storage.repositories.deliveries import NOTHING, Carried
+from storage.repositories.deliveries import NOTHING, Carried, ClaimedDelivery, HostCaps
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _ignore(_outcome: str) -> None:
     """The default `observe`: nobody is counting."""
 
 
-def _job(delivery: Delivery, sender: Community) -> DeliveryJob | None:
+def _job(delivery: ClaimedDelivery, sender: Community) -> DeliveryJob | None:
     if not sender.key_id or not sender.private_key_pem:
         return None
     return DeliveryJob(
@@ -96,16 +96,24 @@ class SqlDeliveryQueue:
         self._rng = rng or random.Random()
         self._observe = observe or _ignore
 
-    async def claim(self, limit: int, lease: timedelta) -> list[DeliveryJob]:
+    async def claim(
+        self,
+        limit: int,
+        lease: timedelta,
+        *,
+        per_host: int | None = None,
+        room: Mapping[str, int] | None = None,
+    ) -> list[DeliveryJob]:
         """Lease due deliveries; one whose sender lost its keys can never be signed,
         so it is given up on here rather than claimed again forever. One whose
         audience no longer allows it is cancelled here, and never sent.
         """
+        caps = None if per_host is None else HostCaps(per_host, room or {})
         async with self._sessions() as session, session.begin():
             repo = DeliveryRepository(session)
             check = SendTimeCheck(session)
             jobs: list[DeliveryJob] = []
-            for delivery, sender in await repo.claim_due(self._clock(), limit, lease):
+            for delivery, sender in await repo.claim_due_rows(self._clock(), limit, lease, caps):
                 refusal = await check.refusal(delivery, sender)
                 if refusal is not None:
                     logger.info("delivery %s cancelled: %s", delivery.id, refusal)
@@ -120,13 +128,54 @@ class SqlDeliveryQueue:
                     jobs.append(job)
             return jobs
 
-    async def delivered(self, job: DeliveryJob, status: int) -> None:
+    async def record(self, settlements: Sequence[Settlement]) -> None:
+        """Record many outcomes in one transaction: the deliveries answered alike in
+        one statement, each host's health once, as if recorded one by one in order.
+        """
         now = self._clock()
         async with self._sessions() as session, session.begin():
             repo = DeliveryRepository(session)
-            await repo.mark_delivered(job.id, now, status)
-            await repo.record_host_success(job.host, now)
-        self._observe("delivered")
+            delivered: dict[int, list[int]] = {}
+            for settled in settlements:
+                if settled.verdict is Verdict.DELIVERED:
+                    assert settled.status is not None
+                    delivered.setdefault(settled.status, []).append(settled.job.id)
+                elif settled.verdict is Verdict.RETRY:
+                    assert settled.retry_at is not None
+                    await repo.mark_retry(
+                        settled.job.id, settled.retry_at, settled.status, settled.error
+                    )
+                else:
+                    await repo.mark_failed(settled.job.id, settled.status, settled.error)
+            for status, ids in delivered.items():
+                await repo.mark_delivered_many(ids, now, status)
+            await self._record_hosts(repo, settlements, now)
+        for settled in settlements:
+            self._observe(_OUTCOMES[settled.verdict])
+
+    async def _record_hosts(
+        self, repo: DeliveryRepository, settlements: Sequence[Settlement], now: datetime
+    ) -> None:
+        """Each host's health after these outcomes in order: a success resets it; a
+        failure after its last success backs it off (later ones fall in that backoff)."""
+        succeeded: set[str] = set()
+        failed: dict[str, Settlement] = {}
+        for settled in settlements:
+            host = settled.job.host
+            if settled.verdict is Verdict.DELIVERED:
+                succeeded.add(host)
+                failed.pop(host, None)
+            elif settled.host_failed:
+                failed.setdefault(host, settled)
+        await repo.record_hosts_success(succeeded, now)
+        for host in sorted(failed):
+            settled = failed[host]
+            await repo.record_host_failure(
+                host, now, settled.error, self._host_schedule(settled.host_wait)
+            )
+
+    async def delivered(self, job: DeliveryJob, status: int) -> None:
+        await self.record([Settlement(job, Verdict.DELIVERED, status, "")])
 
     async def retry(
         self,
@@ -138,14 +187,19 @@ class SqlDeliveryQueue:
         host_failed: bool = True,
         host_wait: timedelta | None = None,
     ) -> None:
-        async with self._sessions() as session, session.begin():
-            repo = DeliveryRepository(session)
-            await repo.mark_retry(job.id, at, status, error)
-            if host_failed:
-                await repo.record_host_failure(
-                    job.host, self._clock(), error, self._host_schedule(host_wait)
+        await self.record(
+            [
+                Settlement(
+                    job,
+                    Verdict.RETRY,
+                    status,
+                    error,
+                    retry_at=at,
+                    host_failed=host_failed,
+                    host_wait=host_wait,
                 )
-        self._observe("retry")
+            ]
+        )
 
     def _host_schedule(self, host_wait: timedelta | None) -> Callable[[int], timedelta]:
         """The host's own backoff, stretched to what the remote asked for, if more."""
@@ -153,10 +207,11 @@ class SqlDeliveryQueue:
         return lambda failures: max(host_backoff(failures, self._rng), floor)
 
     async def give_up(self, job: DeliveryJob, status: int | None, error: str) -> None:
-        async with self._sessions() as session, session.begin():
-            await DeliveryRepository(session).mark_failed(job.id, status, error)
-        self._observe("gave_up")
+        await self.record([Settlement(job, Verdict.GIVE_UP, status, error)])
 
     async def release(self, jobs: Sequence[DeliveryJob]) -> None:
         async with self._sessions() as session, session.begin():
             await DeliveryRepository(session).release([job.id for job in jobs])
+
+
+_OUTCOMES = {Verdict.DELIVERED: "delivered", Verdict.RETRY: "retry", Verdict.GIVE_UP: "gave_up"}

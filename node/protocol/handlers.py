@@ -143,7 +143,7 @@ async def on_create_or_update(ctx: FederationContext, activity: Activity) -> Non
         if not await _may_receive(session, origin, audience):
             raise Ignored(f"no community here follows or partners with {origin.ap_id}")
         try:
-            await mirror_note(session, note, origin, audience)
+            await mirror_note(session, note, origin, audience, ctx.config.remote_images_per_source)
         except NotMirrored as exc:
             raise Ignored(str(exc)) from exc
         await session.commit()

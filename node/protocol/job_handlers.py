@@ -4,9 +4,12 @@
   the mirror (after a follow is accepted, a partnership activates, and on
   every reconciliation round).
 - `reconcile`: the periodic repair: queue a backfill for every partner and
-  followed community, a refresh for every stale actor, and prune finished rows.
+  followed community, a refresh for every stale actor, prune finished rows,
+  and re-analyse the listing tables when their size moved by a fifth.
 - `refresh_actor`: fetch a remote actor document again (name, keys, counts).
 - `crawl_peer`, `refresh_directory`: learning the network (`node.protocol.crawl`).
+- `fetch_image`: fetch and store our copy of a mirrored listing's photo
+  (`node.protocol.remote_media`).
 
 Each is queued once per piece of work (`dedupe_key`), so a burst of Accepts
 or a reconciliation round during a running backfill adds nothing twice.
@@ -28,6 +31,8 @@ from node.protocol.crawl import REFRESH_ACTOR, crawl_handlers
 from node.protocol.jobs import JobFailed, JobHandler, JobRun, RetryJob, enqueue_job
 from node.protocol.mirror import SyncLimits, SyncProgress, backfill
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
+from node.protocol.remote_media import media_handlers, sweep_media
+from storage.dialect import refresh_statistics
 from storage.models import Community, utcnow
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
@@ -40,6 +45,8 @@ log = logging.getLogger(__name__)
 
 BACKFILL = "backfill"
 RECONCILE = "reconcile"
+BROWSED_TABLES = ("remote_listings", "listings")
+"""Tables whose planner statistics the reconcile job keeps fresh (browse depends on them)."""
 KEEP_FINISHED = timedelta(days=14)
 ACTOR_STALE_AFTER = timedelta(days=1)
 REPORT_EVERY_SECONDS = 1.0
@@ -179,10 +186,14 @@ def run_reconcile(ctx: FederationContext) -> JobHandler:
             deliveries, entries = await prune_finished(session, now - KEEP_FINISHED)
             jobs = await JobRepository(session).prune_finished(now - KEEP_FINISHED)
             await session.commit()
+            analysed = [t for t in BROWSED_TABLES if await refresh_statistics(session, t)]
+            await session.commit()
+        stray = await sweep_media(ctx)
         await run.report(
             backfills_queued=queued,
             actors_refreshed=len(refreshed),
-            pruned={"deliveries": deliveries, "inbox": entries, "jobs": jobs},
+            pruned={"deliveries": deliveries, "inbox": entries, "jobs": jobs, "media": stray},
+            analysed=analysed,
         )
 
     return handle
@@ -196,6 +207,7 @@ def job_handlers(app: web.Application) -> dict[str, JobHandler]:
         REFRESH_ACTOR: run_refresh_actor(ctx),
         RECONCILE: run_reconcile(ctx),
         **crawl_handlers(ctx),
+        **media_handlers(ctx),
     }
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.errors import FederationError
@@ -158,11 +159,26 @@ class JobWorker:
             )
 
     async def _run(self, run: JobRun) -> None:
+        """Run one job and record its outcome. When the outcome cannot be recorded (SQLite
+        locked by a long write, PostgreSQL gone for a moment), the worker carries on: the
+        job keeps its lease and simply runs again when the lease expires."""
+        try:
+            await self._run_and_record(run)
+        except OperationalError as exc:
+            log.warning(
+                "job %s (%s): outcome not recorded, it runs again after its lease: %s",
+                run.id,
+                run.kind,
+                exc.orig if exc.orig is not None else exc,
+            )
+
+    async def _run_and_record(self, run: JobRun) -> None:
         handler = self._handlers[run.kind]
         try:
             await handler(run)
         except asyncio.CancelledError:
-            await asyncio.shield(self._release(run))
+            with contextlib.suppress(OperationalError):
+                await asyncio.shield(self._release(run))
             raise
         except JobCancelled:
             log.info("job %s (%s) was cancelled while running", run.id, run.kind)

@@ -19,6 +19,7 @@ from federation.vocab import Note, VocabError, parse_note
 from node.domain import urls
 from node.domain.conversion import KINDS, MirroredFields, note_to_mirrored_fields
 from node.protocol.context import FederationContext
+from node.protocol.remote_media import sync_remote_images
 from storage.models import Community, RemoteListing
 from storage.repositories import CommunityRepository
 from storage.repositories.partnerships import PartnershipRepository
@@ -83,7 +84,11 @@ def _path_prefixes(url: str) -> list[str]:
 
 
 async def mirror_note(
-    session: AsyncSession, note: Note, origin: Community, audience: str
+    session: AsyncSession,
+    note: Note,
+    origin: Community,
+    audience: str,
+    per_source_images: int = 2000,
 ) -> RemoteListing:
     """Cache `note` as `origin` shared it; refused if `origin` does not own it.
 
@@ -95,9 +100,13 @@ async def mirror_note(
     await _check_not_anothers(session, note, origin)
     values = _row_fields(note)
     try:
-        return await RemoteListingRepository(session).upsert(note.id, origin, audience, values)
+        cached = await RemoteListingRepository(session).upsert(note.id, origin, audience, values)
     except NotTheOrigin as exc:
         raise NotMirrored(str(exc)) from exc
+    newer = values["remote_updated_at"]
+    if newer is None or cached.remote_updated_at is None or newer >= cached.remote_updated_at:
+        await sync_remote_images(session, cached, note.attachments, per_source_images)
+    return cached
 
 
 _MIRRORED = tuple(field.name for field in fields(MirroredFields))
@@ -214,6 +223,7 @@ async def _mirror_page(
     async with ctx.sessions() as session:
         others = await _other_owners(session, candidates, origin)
         items = []
+        page_notes: list[Note] = []
         for note in candidates:
             if note.id in others:
                 log.info(
@@ -221,11 +231,34 @@ async def _mirror_page(
                 )
                 continue
             items.append((note.id, _row_fields(note)))
+            page_notes.append(note)
         written = await RemoteListingRepository(session).upsert_page(origin, audience, items)
+        await _sync_page_images(
+            session,
+            {ap_id: page_notes[at] for ap_id, at in written.current.items()},
+            ctx.config.remote_images_per_source,
+        )
         await session.commit()
     for ap_id, reason in written.refused.items():
         log.info("sync from %s skipped %s: %s", origin.ap_id, ap_id, reason)
     return written.kept
+
+
+async def _sync_page_images(
+    session: AsyncSession, current: dict[str, Note], per_source: int
+) -> None:
+    """`mirror_note`'s photo rule for a page: every note not older than what is
+    cached (written or unchanged) brings its listing's photos up to date. The
+    rows come in one query; a note with no attachments whose listing has no
+    photos has nothing to do."""
+    if not current:
+        return
+    rows = await RemoteListingRepository(session).get_many(list(current))
+    for cached in rows:
+        note = current[cached.ap_id]
+        if not note.attachments and not cached.images:
+            continue
+        await sync_remote_images(session, cached, note.attachments, per_source)
 
 
 async def _drop_unlisted(

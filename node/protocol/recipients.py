@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.domain import urls
 from node.domain.visibility import QueuedRecipient, delivery_refusal
-from storage.models import Community, Delivery
+from storage.models import Community, Delivery, Listing
 from storage.repositories import BlockRepository, ListingRepository
 from storage.repositories.actors import host_is_blocked
-from storage.repositories.deliveries import inbox_host
+from storage.repositories.deliveries import ClaimedDelivery, inbox_host
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
 from storage.states import Visibility
@@ -39,11 +39,9 @@ NOBODY = Audience()
 
 async def follower_inboxes(session: AsyncSession, community: Community) -> frozenset[str]:
     """One inbox per remote server where it has a shared one."""
-    follows = await FollowRepository(session).followers(community.id)
+    follows = await FollowRepository(session).follower_inboxes(community.id)
     inboxes = (
-        urls.delivery_inbox(f.remote_inbox, f.remote_shared_inbox, fan_out=True)
-        for f in follows
-        if f.remote_inbox
+        urls.delivery_inbox(inbox, shared, fan_out=True) for inbox, shared in follows if inbox
     )
     return frozenset(inbox for inbox in inboxes if inbox)
 
@@ -73,27 +71,34 @@ async def audience_for(session: AsyncSession, community: Community, visibility: 
 class SendTimeCheck:
     """The audience check for one claim of due deliveries.
 
-    Each sender's audience and the block list are read once per claim, and
-    only if a claimed delivery carries a listing, so a batch costs a few
-    queries, not a few per delivery, and protocol messages cost none.
+    Each sender's audience, each listing and the block list are read once per
+    claim, and only if a claimed delivery carries a listing, so a fan-out of
+    one listing to hundreds of hosts costs a few queries, not a few per
+    delivery, and protocol messages cost none.
     """
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._blocked: frozenset[str] | None = None
         self._audiences: dict[int, Audience] = {}
+        self._listings: dict[str, Listing | None] = {}
 
-    async def refusal(self, delivery: Delivery, sender: Community) -> str | None:
+    async def refusal(self, delivery: Delivery | ClaimedDelivery, sender: Community) -> str | None:
         """Why `delivery` must not go out now, or None. Only a delivery that carries
         a listing is checked; tombstones and protocol messages always go out."""
         if delivery.listing_id is None:
             return None
-        listing = await ListingRepository(self._session).get(delivery.listing_id)
+        if delivery.listing_id not in self._listings:
+            found = await ListingRepository(self._session).get(delivery.listing_id)
+            self._listings[delivery.listing_id] = found
+        listing = self._listings[delivery.listing_id]
         if listing is not None and listing.community_id != sender.id:
             listing = None
         return delivery_refusal(listing, delivery.audience, await self._recipient(delivery, sender))
 
-    async def _recipient(self, delivery: Delivery, sender: Community) -> QueuedRecipient:
+    async def _recipient(
+        self, delivery: Delivery | ClaimedDelivery, sender: Community
+    ) -> QueuedRecipient:
         audience = self._audiences.get(sender.id)
         if audience is None:
             audience = await audience_for(self._session, sender, Visibility.PUBLIC)

@@ -8,6 +8,8 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from federation.jsonld import install_document_loader
+from node.appkeys import CONFIG
+from node.media.store import remove_orphans_after_commit
 from node.protocol.documents import setup_document_routes
 from node.protocol.handlers import inbox_handlers
 from node.protocol.inbox import inbox_processor_ctx, setup_inbox_routes
@@ -28,6 +30,7 @@ def wake_after_commit(app: web.Application, session: Session) -> None:
         wake_delivery(app)
     if session.info.pop(WAKE_JOBS, False):
         wake_jobs(app)
+    remove_orphans_after_commit(app[CONFIG], session)
 
 
 def setup_federation(app: web.Application, *, workers: bool = True) -> None:

@@ -79,6 +79,8 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
         allow_private=app[CONFIG].allow_private_addresses,
         limits=HttpLimits(),
         lease=timedelta(seconds=app[CONFIG].delivery_lease_seconds),
+        concurrency=app[CONFIG].delivery_concurrency,
+        per_host=app[CONFIG].delivery_per_host,
     )
     task = asyncio.create_task(
         worker.run_forever(app.get(WORKER_POLL_SECONDS, DELIVERY_POLL_SECONDS), wake),

@@ -15,11 +15,12 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.domain.listings import ListingView, Place, view_of_listing, view_of_remote
+from node.domain.listings import CommunityRef, ListingView, Place, view_of_row
 from node.errors import BadRequest, ValidationFailed
-from storage.models import Community, Listing
+from storage.models import Community
 from storage.paging import Position
 from storage.repositories import ListingRepository
+from storage.repositories.browse import Home
 from storage.repositories.discovery import (
     DISTANCE,
     NEWEST,
@@ -151,21 +152,19 @@ async def browse_listings(
         viewer_community.id, filters, query.after, query.limit
     )
     page = found[: query.limit]
-    items = [_item(f, point) for f in page]
+    items = [_item(f, point, viewer_community.id) for f in page]
     more = len(found) > query.limit
     return items, Position(page[-1].sort, page[-1].ap_id) if more and page else None
 
 
-def _item(found: Found, point: Point | None) -> BrowseItem:
-    row = found.row
-    if isinstance(row, Listing):
-        view, home = view_of_listing(row), row.community
-    else:
-        view, home = view_of_remote(row), row.origin_community
+def _item(found: Found, point: Point | None, viewer_id: int) -> BrowseItem:
+    home = found.home
+    community = CommunityRef(id=home.ap_id, handle=home.handle, name=home.name)
+    view = view_of_row(found.row, community, viewer_id)
     return BrowseItem(view, _distance(point, view.location, home))
 
 
-def _distance(point: Point | None, own: Place | None, home: Community) -> float | None:
+def _distance(point: Point | None, own: Place | None, home: Home) -> float | None:
     if point is None:
         return None
     if own is not None:

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.domain.geo import distance_km
 from node.domain.listings import (
+    CommunityRef,
     ListingChanges,
     ListingDetail,
     ListingDraft,
@@ -13,7 +14,9 @@ from node.domain.listings import (
     Place,
     view_of_listing,
     view_of_remote,
+    view_of_row,
 )
+from node.domain.places import kept_place
 from node.domain.urls import listing as listing_url
 from node.domain.visibility import Viewer, may_view, resolve_visibility
 from node.errors import Forbidden, NotFound, ValidationFailed
@@ -22,7 +25,7 @@ from storage.models import Community, Listing, Member, new_id, utcnow
 from storage.paging import Position
 from storage.repositories import ListingFilters, ListingRepository
 from storage.repositories.remote_listings import RemoteListingRepository
-from storage.states import ListingStatus, Visibility
+from storage.states import ListingStatus, LocationPrecision, Visibility
 
 
 def _visibility_or_422(visibility: str | None, is_public: bool | None) -> str:
@@ -33,7 +36,10 @@ def _visibility_or_422(visibility: str | None, is_public: bool | None) -> str:
         raise ValidationFailed(str(exc)) from exc
 
 
-async def create_listing(session: AsyncSession, member: Member, data: ListingDraft) -> Listing:
+async def create_listing(
+    session: AsyncSession, member: Member, data: ListingDraft, *, publish: bool = True
+) -> Listing:
+    """`publish=False` leaves the Create to the caller, who adds to the listing first."""
     visibility = _visibility_or_422(data.visibility, data.is_public)
     listing_id = new_id()
     now = utcnow()
@@ -49,16 +55,25 @@ async def create_listing(session: AsyncSession, member: Member, data: ListingDra
         status=ListingStatus.ACTIVE,
         visibility=visibility,
         is_public=visibility == Visibility.PUBLIC,
-        latitude=data.location.lat if data.location else None,
-        longitude=data.location.lon if data.location else None,
         created_at=now,
         updated_at=now,
+        images=[],
     )
+    _set_place(listing, data.location, data.location_precision)
     await ListingRepository(session).add(listing)
     listing.community = member.community
     listing.author = member
-    await publish_listing_change(session, listing, None, "create")
+    if publish:
+        await publish_listing_change(session, listing, None, "create")
     return listing
+
+
+def _set_place(listing: Listing, place: Place | None, precision: LocationPrecision) -> None:
+    """Keep the point only as precisely as the member chose."""
+    kept = kept_place(place, precision) if place is not None else None
+    listing.latitude = kept.lat if kept else None
+    listing.longitude = kept.lon if kept else None
+    listing.location_precision = precision if kept else LocationPrecision.EXACT
 
 
 async def get_visible_listing(session: AsyncSession, member: Member, listing_id: str) -> Listing:
@@ -86,9 +101,8 @@ async def update_listing(
         if changes.get(field) is not None:
             setattr(listing, field, changes.get(field))
     if changes.has("location"):
-        location = changes.get("location")
-        listing.latitude = location.lat if location else None
-        listing.longitude = location.lon if location else None
+        precision = changes.get("location_precision") or LocationPrecision.EXACT
+        _set_place(listing, changes.get("location"), LocationPrecision(precision))
     listing.updated_at = utcnow()
     await session.flush()
     await publish_listing_change(session, listing, previous, "update")
@@ -155,7 +169,12 @@ async def list_listings_for_member(
             include_public=include_public,
             include_partners=include_partners,
         )
-        views += [view_of_remote(x) for x in cached]
+        views += [
+            view_of_row(
+                f.row, CommunityRef(id=f.home.ap_id, handle=f.home.handle, name=f.home.name)
+            )
+            for f in cached
+        ]
     views.sort(key=lambda view: (view.created_at, view.ap_id), reverse=True)
     page = views[:limit]
     more = len(views) > limit
@@ -183,7 +202,11 @@ async def get_listing_detail(
     if listing is not None and may_view(listing, Viewer(local_community_id=member.community_id)):
         own = listing.author_id is not None and listing.author_id == member.id
         return _detail(
-            view_of_listing(listing), listing.community, member, own, may_edit(member, listing)
+            view_of_listing(listing, member.community_id),
+            listing.community,
+            member,
+            own,
+            may_edit(member, listing),
         )
     cached = await RemoteListingRepository(session).get_visible_to(member.community_id, listing_id)
     if cached is None:

@@ -1,7 +1,8 @@
-"""A member's own notifications: an exchange requested, answered, written in, ended.
+"""Notifications: a member's own (an exchange requested, answered, written in,
+ended) and, for stewards, the community's (partnership proposals and answers).
 
-Stewards' notifications (about partnerships) are the community's, not one
-member's, and stay on the steward dashboard; these are the member's alone.
+The community's belong to no one member: any steward reading them reads them
+for all, on the dashboard or on the Notifications page beside their own.
 """
 
 from __future__ import annotations
@@ -29,3 +30,22 @@ async def unread_for_member(session: AsyncSession, member: Member) -> int:
 
 async def mark_all_read(session: AsyncSession, member: Member) -> None:
     await NotificationRepository(session).mark_read_for_member(member.id)
+
+
+async def for_stewards(
+    session: AsyncSession, member: Member, limit: int
+) -> tuple[list[Notification], int]:
+    """The community's newest notifications and its unread count; none for a non-steward."""
+    if not member.is_steward:
+        return [], 0
+    repository = NotificationRepository(session)
+    rows = await repository.list_for_community(member.community_id, limit=limit)
+    return list(rows), await repository.unread_count(member.community_id)
+
+
+async def mark_all_read_with_community(session: AsyncSession, member: Member) -> None:
+    """The member's own read, and the community's too when a steward asks."""
+    repository = NotificationRepository(session)
+    await repository.mark_read_for_member(member.id)
+    if member.is_steward:
+        await repository.mark_read(member.community_id)

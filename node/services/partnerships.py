@@ -158,3 +158,9 @@ async def list_partnerships(
 async def partner_shared_count(session: AsyncSession, community: Community) -> int:
     """How many listings a new partner would see beyond the public ones."""
     return len(await ListingRepository(session).list_partners_only(community.id, "active"))
+
+
+async def active_partner_names(session: AsyncSession, community: Community) -> list[str]:
+    """Names of the communities a "partners" listing of `community` reaches today."""
+    active = await PartnershipRepository(session).get_active_for_community(community.id)
+    return sorted(partnership.remote_community.name for partnership in active)

@@ -11,6 +11,8 @@
  *   data-center-lat, data-center-lon, data-center-label   the point distances are measured from
  *   data-pick-lat, data-pick-lon, data-pick-status   ids of the inputs a click on the map fills,
  *                                                     and of a live region that says so
+ *   data-pick-choice    id of a radio button a click also selects ("at this point")
+ *   data-pick-done      what the live region adds after the point (default: search to use it)
  *
  * User text only ever reaches the page as DOM text, never as HTML.
  */
@@ -107,6 +109,8 @@
       return;
     }
     var status = byId(el.getAttribute("data-pick-status"));
+    var choice = byId(el.getAttribute("data-pick-choice"));
+    var done = el.getAttribute("data-pick-done") || "Search to use it.";
     var picked = null;
     el.classList.add("map--pickable");
     map.on("click", function (event) {
@@ -114,6 +118,9 @@
       var lon = L.Util.wrapNum(event.latlng.lng, [-180, 180], true).toFixed(4);
       latInput.value = lat;
       lonInput.value = lon;
+      if (choice) {
+        choice.checked = true;
+      }
       if (center) {
         map.removeLayer(center);
         center = null;
@@ -124,7 +131,7 @@
         picked = markCenter(map, event.latlng, "Chosen point");
       }
       if (status) {
-        status.textContent = "Point set to " + lat + ", " + lon + ". Search to use it.";
+        status.textContent = "Point set to " + lat + ", " + lon + ". " + done;
       }
     });
   }

@@ -9,17 +9,19 @@ without scripts and answers with a redirect back to the exchange.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from node.api.paging import decode_cursor, encode_cursor
 from node.domain.exchanges import Action, ExchangeView
-from node.errors import BadRequest
+from node.errors import BadRequest, Conflict, ValidationFailed
 from node.services import exchanges as service
 from node.services import notifications
 from node.services.exchanges import MessageView
-from node.web.guards import FormData, Page, member_page, redirect
+from node.web.guards import Page, member_page, redirect
+from node.web.listings_pages import render_listing_detail
 
 routes = web.RouteTableDef()
 ID = "{id:[0-9a-f]{32}}"
@@ -50,16 +52,16 @@ class RequestForm:
     quantity: int | None
 
     @classmethod
-    def from_post(cls, form: FormData) -> RequestForm:
+    def from_typed(cls, typed: Mapping[str, str]) -> RequestForm:
         return cls(
-            note=str(form.get("note", "")).strip(),
-            hours=_hours(form),
-            quantity=_quantity(form),
+            note=typed["note"],
+            hours=_hours(typed["hours"]),
+            quantity=_quantity(typed["quantity"]),
         )
 
 
-def _hours(form: FormData) -> float | None:
-    text = str(form.get("hours", "")).strip().replace(",", ".")
+def _hours(text: str) -> float | None:
+    text = text.replace(",", ".")
     if not text:
         return None
     try:
@@ -71,13 +73,18 @@ def _hours(form: FormData) -> float | None:
     return hours
 
 
-def _quantity(form: FormData) -> int | None:
-    text = str(form.get("quantity", "")).strip()
+def _quantity(text: str) -> int | None:
     if not text:
         return None
     if not text.isdecimal() or len(text) > 9:
         raise BadRequest("Quantity must be a whole number, like 2.")
     return int(text)
+
+
+def _sentence(message: str) -> str:
+    """The service words its refusals for the API; a page starts them with a capital."""
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith((".", "!", "?")) else message + "."
 
 
 @dataclass(frozen=True)
@@ -89,15 +96,22 @@ class ExchangeThread:
 @routes.post(f"/listings/{ID}/request", name="request_listing")
 @member_page
 async def request_listing(page: Page) -> web.StreamResponse:
-    asked = RequestForm.from_post(await page.form())
-    exchange = await service.request_exchange(
-        page.db,
-        page.member,
-        page.request.match_info["id"],
-        quantity=asked.quantity,
-        hours=asked.hours,
-        note=asked.note,
-    )
+    """A refused request (bad amounts, a closed listing) is shown on the listing's page,
+    with what was typed; the service refuses before it writes anything."""
+    form = await page.form()
+    typed = {name: str(form.get(name, "")).strip() for name in ("note", "hours", "quantity")}
+    try:
+        asked = RequestForm.from_typed(typed)
+        exchange = await service.request_exchange(
+            page.db,
+            page.member,
+            page.request.match_info["id"],
+            quantity=asked.quantity,
+            hours=asked.hours,
+            note=asked.note,
+        )
+    except (BadRequest, ValidationFailed, Conflict) as exc:
+        return await render_listing_detail(page, typed, _sentence(exc.message), exc.status)
     await page.db.commit()
     verb = "request for" if exchange.listing_kind == "offer" else "offer to help with"
     message = f"Your {verb} “{exchange.listing_title}” is sent."
@@ -149,18 +163,28 @@ async def post_message(page: Page) -> web.StreamResponse:
     return redirect(page.request, f"/exchanges#exchange-{exchange_id}", ("success", "Sent."))
 
 
+STEWARD_NOTIFICATIONS = 20
+"""How many of the community's notifications a steward sees beside their own."""
+
+
 @routes.get("/notifications", name="notifications")
 @member_page
 async def my_notifications(page: Page) -> web.StreamResponse:
-    """The member's own notifications; opening an exchange marks its ones read."""
+    """The member's own notifications and, for a steward, the community's newest;
+    opening an exchange marks its ones read."""
     rows, after = await notifications.page_for_member(
         page.db, page.member, decode_cursor(page.request.query.get("cursor")), PAGE_SIZE
     )
     next_url = f"/notifications?cursor={encode_cursor(after)}" if after is not None else None
+    community_rows, community_unread = await notifications.for_stewards(
+        page.db, page.member, STEWARD_NOTIFICATIONS
+    )
     return page.render(
         "exchanges/notifications.html",
         notifications=rows,
         unread=await notifications.unread_for_member(page.db, page.member),
+        community_notifications=community_rows,
+        community_unread=community_unread,
         next_url=next_url,
         paged="cursor" in page.request.query,
     )
@@ -169,6 +193,6 @@ async def my_notifications(page: Page) -> web.StreamResponse:
 @routes.post("/notifications/read", name="read_my_notifications")
 @member_page
 async def read_my_notifications(page: Page) -> web.StreamResponse:
-    await notifications.mark_all_read(page.db, page.member)
+    await notifications.mark_all_read_with_community(page.db, page.member)
     await page.db.commit()
     return redirect(page.request, "/notifications", ("info", "Notifications marked read."))

@@ -19,12 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.appkeys import SESSIONS
 from node.errors import ApiError, BadRequest
+from node.media.uploads import read_multipart
 from node.web.flash import set_flash
 from node.web.sessions import WebSession, csrf_matches, load_session
 from node.web.templating import render
 from storage.models import Member
 
 FormData = MultiDictProxy[Any]
+PHOTO_LIMIT = web.RequestKey("photo_limit", int)
+PARSED_FORM = web.RequestKey("parsed_form", MultiDictProxy)
 
 _ERROR_TITLES = {
     400: "Not understood",
@@ -49,7 +52,22 @@ class Page:
         return self.session.member
 
     async def form(self) -> FormData:
-        """The posted form; a body that cannot be decoded is the sender's mistake (400)."""
+        """The posted form; a body that cannot be decoded is the sender's mistake (400).
+
+        On a page that takes photos (`accepts_photos`) a multipart form is read
+        by our own reader, whose limit is the photo's rather than the app's.
+        """
+        if PARSED_FORM in self.request:
+            parsed: FormData = self.request[PARSED_FORM]
+            return parsed
+        limit = self.request.get(PHOTO_LIMIT)
+        if limit and self.request.content_type == "multipart/form-data":
+            fields = await read_multipart(
+                self.request, max_file_bytes=limit, max_files=1, keep_form=True
+            )
+            form: FormData = MultiDictProxy(fields)
+            self.request[PARSED_FORM] = form
+            return form
         try:
             return await self.request.post()
         except (ValueError, LookupError) as exc:  # bad UTF-8, an unknown charset
@@ -95,6 +113,20 @@ async def _run(handler: PageHandler, page: Page) -> web.StreamResponse:
         response = error_page(page, exc.status, _ERROR_TITLES.get(exc.status, "Error"), exc.message)
         await page.db.rollback()
         return response
+
+
+def accepts_photos(max_bytes: int) -> Callable[[Handler], Handler]:
+    """Outside `member_page`: this page's multipart form may carry a photo of `max_bytes`."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            request[PHOTO_LIMIT] = max_bytes
+            return await handler(request)
+
+        return wrapped
+
+    return decorate
 
 
 def public_page(handler: PageHandler) -> Handler:

@@ -4,14 +4,15 @@ Validation is the API's (`ListingCreate`/`ListingUpdate`); this module only
 reads form fields, keeps what the member typed for re-display, and words the
 errors for people rather than programs.
 
-Who can see a listing is one checkbox, "Make visible to other communities",
-and, when it is ticked, a choice between every community and partners only:
+Who can see a listing is one choice of three (`visibility`): only our
+community, our partner communities too, or everyone. A new listing starts at
+the least open choice that still shares: `partners` when the community has an
+active partnership, otherwise `community` (with no partner, `partners` would
+reach nobody more, and `public` is a choice a member should make on purpose).
 
-| checkbox  | audience  | visibility |
-|-----------|-----------|------------|
-| unticked  | (ignored) | community  |
-| ticked    | public    | public     |
-| ticked    | partners  | partners   |
+Where it is (`place`): the community's own place (no location of its own),
+or a point picked on the map or typed in, kept as precisely as the member
+chooses (`precision`, see `node.domain.places`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,18 @@ from pydantic import BaseModel, ValidationError
 
 from node.api.schemas import ListingCreate, ListingUpdate
 from storage.models import Listing
+from storage.states import LocationPrecision, Visibility
 
-AUDIENCES = ("public", "partners")
 KINDS = ("offer", "need")
+VISIBILITIES = tuple(Visibility)
+PRECISIONS = tuple(LocationPrecision)
+PLACES = ("community", "point")
+DEFAULT_PRECISION = LocationPrecision.NEIGHBOURHOOD
+
+
+def default_visibility(has_partners: bool) -> str:
+    """The least open choice that still shares beyond the member's own listing page."""
+    return Visibility.PARTNERS if has_partners else Visibility.COMMUNITY
 
 
 @dataclass
@@ -35,27 +45,33 @@ class ListingForm:
     title: str = ""
     description: str = ""
     category: str = ""
+    visibility: str = Visibility.COMMUNITY
+    place: str = "community"
     latitude: str = ""
     longitude: str = ""
-    share: bool = False
-    audience: str = "public"
+    precision: str = DEFAULT_PRECISION
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def blank(cls, kind: str | None) -> ListingForm:
-        return cls(kind=kind if kind in KINDS else "offer")
+    def blank(cls, kind: str | None, *, has_partners: bool) -> ListingForm:
+        return cls(
+            kind=kind if kind in KINDS else "offer",
+            visibility=default_visibility(has_partners),
+        )
 
     @classmethod
     def from_listing(cls, listing: Listing) -> ListingForm:
+        located = listing.latitude is not None and listing.longitude is not None
         return cls(
             kind=listing.kind,
             title=listing.title,
             description=listing.description,
             category=listing.category,
+            visibility=listing.visibility,
+            place="point" if located else "community",
             latitude=_coordinate_text(listing.latitude),
             longitude=_coordinate_text(listing.longitude),
-            share=listing.visibility != "community",
-            audience="partners" if listing.visibility == "partners" else "public",
+            precision=listing.location_precision if located else DEFAULT_PRECISION,
         )
 
     @classmethod
@@ -64,16 +80,23 @@ class ListingForm:
             value = form.get(name, "")
             return value.replace("\r\n", "\n") if isinstance(value, str) else ""
 
+        latitude, longitude = text("latitude").strip(), text("longitude").strip()
+        typed_point = bool(latitude or longitude)
         return cls(
             kind=text("kind"),
             title=text("title"),
             description=text("description"),
             category=text("category"),
-            latitude=text("latitude").strip(),
-            longitude=text("longitude").strip(),
-            share=form.get("share") == "yes",
-            audience=text("audience") or "public",
+            visibility=text("visibility") or _legacy_visibility(form),
+            place=text("place") or ("point" if typed_point else "community"),
+            latitude=latitude,
+            longitude=longitude,
+            precision=text("precision") or DEFAULT_PRECISION,
         )
+
+    @property
+    def has_point(self) -> bool:
+        return self.place == "point"
 
     def to_create(self) -> ListingCreate | None:
         result = self._validated(ListingCreate)
@@ -101,25 +124,44 @@ class ListingForm:
         return None if self.errors else validated
 
     def _visibility(self) -> str:
-        if not self.share:
-            return "community"
-        if self.audience not in AUDIENCES:
-            self.errors["visibility"] = "Choose who else can see this listing."
-            return "community"
-        return self.audience
+        if self.visibility not in VISIBILITIES:
+            self.errors["visibility"] = "Choose who can see this listing."
+            return Visibility.COMMUNITY
+        return self.visibility
 
-    def _location(self) -> dict[str, float] | None:
+    def _location(self) -> dict[str, Any] | None:
+        if self.place not in PLACES:
+            self.errors["location"] = "Choose where this is."
+            return None
+        if self.place == "community":
+            return None
+        if self.precision not in PRECISIONS:
+            self.errors["precision"] = "Choose how precisely to show the place."
+            return None
         if not self.latitude and not self.longitude:
+            self.errors["location"] = (
+                "Pick a point on the map, or type its latitude and longitude below."
+            )
             return None
         try:
-            return {"lat": float(self.latitude), "lon": float(self.longitude)}
+            lat, lon = float(self.latitude), float(self.longitude)
         except ValueError:
-            self.errors["location"] = "Give both latitude and longitude as numbers, or neither."
+            self.errors["location"] = "Give both latitude and longitude as numbers."
             return None
+        return {"lat": lat, "lon": lon, "precision": self.precision}
+
+
+def _legacy_visibility(form: Mapping[str, Any]) -> str:
+    """The form before the three-way choice: a "share" box, then public or partners."""
+    if form.get("share") != "yes":
+        return Visibility.COMMUNITY
+    audience = form.get("audience")
+    return audience if isinstance(audience, str) and audience else Visibility.PUBLIC
 
 
 def _coordinate_text(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
+    """Every digit that was stored (`:g` would cut an exact point to six digits)."""
+    return "" if value is None else f"{value:.7f}".rstrip("0").rstrip(".")
 
 
 def _message(error: Mapping[str, Any]) -> str:

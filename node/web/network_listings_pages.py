@@ -1,34 +1,23 @@
-"""The listing list widened beyond the community: "+ Partners" and "+ Public network".
+"""The old "listings with partners / the public network" page, now `/network`.
 
-`/listings` shows our own community's listings; this page shows the same list
-with what partners share (and, one step wider, public listings from the rest
-of the network) mixed in, newest first, using the same template and filters.
-Which mirrored listings a member may see is decided by
-`list_listings_for_member`, the function behind the API's `include_partners`
-and `include_public`, so the page and the API cannot disagree.
+`/network` (discovery) lists, searches and pages everything a member may see
+across the network; this address stays only so that old links and bookmarks
+land there, with the filters they carried.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from aiohttp import web
-
-from node.web.guards import Page, member_page
-from node.web.listings_pages import render_listing_index
+from yarl import URL
 
 routes = web.RouteTableDef()
-Scope = Literal["partners", "public"]
-
-
-def _scope(page: Page) -> Scope:
-    return "public" if page.request.query.get("scope") == "public" else "partners"
+KEPT = ("q", "kind", "category")
 
 
 @routes.get("/listings/network", name="network_listings")
-@member_page
-async def network_listings(page: Page) -> web.StreamResponse:
-    scope = _scope(page)
-    return await render_listing_index(
-        page, include_partners=True, include_public=scope == "public", scope=scope
-    )
+async def network_listings(request: web.Request) -> web.StreamResponse:
+    """301 to `/network`: "+ Partners" becomes the partner filter, "+ Public" no filter."""
+    query = {name: request.query[name] for name in KEPT if request.query.get(name)}
+    if request.query.get("scope") != "public":
+        query["origin"] = "partner"
+    raise web.HTTPMovedPermanently(location=str(URL("/network").with_query(query)))

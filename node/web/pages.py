@@ -15,9 +15,11 @@ from node.web import (
     federation_pages,
     flow_pages,
     listings_pages,
+    media_files,
     network_listings_pages,
     partnership_pages,
     people_pages,
+    photo_pages,
     steward_pages,
 )
 from node.web.nav_alerts import setup_nav_alerts
@@ -36,6 +38,8 @@ ROUTE_TABLES = (
     federation_pages.routes,
     account_pages.routes,
     discovery_pages.routes,
+    media_files.routes,
+    photo_pages.routes,
 )
 
 

@@ -15,7 +15,7 @@ listing became less visible or was deleted, the host was blocked) is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,9 +23,12 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Row,
     Select,
+    case,
     exists,
     func,
+    literal,
     or_,
     select,
     update,
@@ -57,6 +60,26 @@ class Carried:
 
 
 NOTHING = Carried()
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A leased delivery's values, as the worker needs them (see `claim_due_rows`)."""
+
+    id: int
+    activity_id: str
+    sender_community_id: int
+    target_inbox: str
+    host: str
+    body: str
+    attempts: int
+    next_attempt_at: datetime
+    listing_id: str | None
+    audience: str | None
+    recipient_actor: str | None
+
+
+_CLAIMED_COLUMNS = tuple(getattr(Delivery, name) for name in ClaimedDelivery.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -114,6 +137,53 @@ def _due(now: datetime, limit: int, blocked_hosts: set[str]) -> Select[int]:
     if blocked_hosts:
         query = query.where(Delivery.host.not_in(blocked_hosts))
     return query.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+
+
+@dataclass(frozen=True)
+class HostCaps:
+    """How many deliveries one claim may take per host: `per_host` for a host
+    this worker holds nothing for, `room[host]` for one it already holds some
+    of (0 skips the host). Keeps one busy host from filling a whole claim."""
+
+    per_host: int
+    room: Mapping[str, int]
+
+
+def _due_fairly(now: datetime, limit: int, blocked_hosts: set[str], caps: HostCaps) -> Select[int]:
+    """Ids of due deliveries, at most each host's cap of them, taken round-robin:
+    every host's longest-waiting first, then every host's second, and so on.
+
+    The ranking is a subquery under `IN`, so on PostgreSQL the outer select may
+    still lock its rows with `SKIP LOCKED` (not allowed beside a window function).
+    """
+    full = {host for host, room in caps.room.items() if room <= 0}
+    rank = (
+        func.row_number()
+        .over(partition_by=Delivery.host, order_by=(Delivery.next_attempt_at, Delivery.id))
+        .label("rank")
+    )
+    ranked_query = select(Delivery.id, Delivery.host, Delivery.next_attempt_at, rank).where(
+        Delivery.state == QUEUED,
+        Delivery.next_attempt_at <= now,
+        _unleased(now),
+        ~_host_backing_off(now),
+    )
+    if blocked_hosts | full:
+        ranked_query = ranked_query.where(Delivery.host.not_in(blocked_hosts | full))
+    ranked = ranked_query.subquery("ranked")
+    partial = {host: room for host, room in caps.room.items() if 0 < room < caps.per_host}
+    cap: ColumnElement[int] = (
+        case(partial, value=ranked.c.host, else_=caps.per_host)
+        if partial
+        else literal(caps.per_host)
+    )
+    picked = (
+        select(ranked.c.id)
+        .where(ranked.c.rank <= cap)
+        .order_by(ranked.c.rank, ranked.c.next_attempt_at, ranked.c.id)
+        .limit(limit)
+    )
+    return select(Delivery.id).where(Delivery.id.in_(picked))
 
 
 def _rowcount(result: Any) -> int:
@@ -187,38 +257,71 @@ class DeliveryRepository:
         return {host for host in hosts if host_is_blocked(blocked, host)}
 
     async def claim_due(
-        self, now: datetime, limit: int, lease: timedelta
+        self, now: datetime, limit: int, lease: timedelta, caps: HostCaps | None = None
     ) -> list[tuple[Delivery, Community]]:
-        """Lease up to `limit` due deliveries, oldest due first, with their senders.
+        """Lease up to `limit` due deliveries, oldest due first, with their senders;
+        with `caps`, at most that many per host, spread over hosts round-robin.
 
         One `WITH due AS (SELECT ...) UPDATE ... FROM due` both picks and
         leases the rows, re-checking the lease as it writes, so two workers
         never hold the same row. Due deliveries to a blocked host are
         cancelled on the way.
         """
+        claimed = await self._lease_due(now, limit, lease, caps, (Delivery.id,))
+        if not claimed:
+            return []
+        rows = await self.session.execute(
+            select(Delivery, Community)
+            .join(Community, Community.id == Delivery.sender_community_id)
+            .where(Delivery.id.in_([row.id for row in claimed]))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .execution_options(populate_existing=True)
+        )
+        return [(delivery, community) for delivery, community in rows]
+
+    async def claim_due_rows(
+        self, now: datetime, limit: int, lease: timedelta, caps: HostCaps | None = None
+    ) -> list[tuple[ClaimedDelivery, Community]]:
+        """`claim_due` for the worker: the leased rows come back from the claiming
+        `UPDATE ... RETURNING` as plain values, not loaded again as ORM objects,
+        which for a fan-out to hundreds of hosts was most of a claim's cost."""
+        claimed = await self._lease_due(now, limit, lease, caps, _CLAIMED_COLUMNS)
+        if not claimed:
+            return []
+        sender_ids = {row.sender_community_id for row in claimed}
+        senders = {
+            community.id: community
+            for community in await self.session.scalars(
+                select(Community).where(Community.id.in_(sender_ids))
+            )
+        }
+        deliveries = sorted(
+            (ClaimedDelivery(**row._mapping) for row in claimed),
+            key=lambda d: (d.next_attempt_at, d.id),
+        )
+        return [(d, senders[d.sender_community_id]) for d in deliveries]
+
+    async def _lease_due(
+        self,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        caps: HostCaps | None,
+        columns: Sequence[Any],
+    ) -> Sequence[Row[Any]]:
         blocked = await self._blocked_due_hosts(now)
         if blocked:
             await self._cancel_where(Delivery.host.in_(blocked), "host is blocked")
-        due = _due(now, limit, blocked)
+        due = _due(now, limit, blocked) if caps is None else _due_fairly(now, limit, blocked, caps)
         picked = dialect.claimable(self.session, due, of=Delivery, name="due")
         claim = (
             update(Delivery)
             .where(Delivery.id == picked.c.id, Delivery.state == QUEUED, _unleased(now))
             .values(locked_until=now + lease)
-            .returning(Delivery.id)
+            .returning(*columns)
             .execution_options(synchronize_session=False)
         )
-        ids = list((await self.session.execute(claim)).scalars())
-        if not ids:
-            return []
-        rows = await self.session.execute(
-            select(Delivery, Community)
-            .join(Community, Community.id == Delivery.sender_community_id)
-            .where(Delivery.id.in_(ids))
-            .order_by(Delivery.next_attempt_at, Delivery.id)
-            .execution_options(populate_existing=True)
-        )
-        return [(delivery, community) for delivery, community in rows]
+        return (await self.session.execute(claim)).all()
 
     async def _finish(self, delivery_id: int, **values: Any) -> bool:
         """End a lease with an outcome. A row no longer queued (another worker
@@ -236,6 +339,27 @@ class DeliveryRepository:
         return await self._finish(
             delivery_id, state=DELIVERED, delivered_at=now, last_status=status, last_error=None
         )
+
+    async def mark_delivered_many(
+        self, delivery_ids: Sequence[int], now: datetime, status: int
+    ) -> int:
+        """`mark_delivered` for many rows answered with the same status, in one statement."""
+        if not delivery_ids:
+            return 0
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(list(delivery_ids)), Delivery.state == QUEUED)
+            .values(
+                attempts=Delivery.attempts + 1,
+                locked_until=None,
+                state=DELIVERED,
+                delivered_at=now,
+                last_status=status,
+                last_error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
 
     async def mark_retry(
         self, delivery_id: int, at: datetime, status: int | None, error: str
@@ -343,6 +467,26 @@ class DeliveryRepository:
         peer.backoff_until = None
         peer.last_success_at = now
         await self.session.flush()
+
+    async def record_hosts_success(self, hosts: Iterable[str], now: datetime) -> None:
+        """`record_host_success` for many hosts in one upsert, in a fixed order so
+        that two workers recording overlapping hosts at once cannot deadlock."""
+        rows = [
+            {"host": host, "consecutive_failures": 0, "backoff_until": None, "last_success_at": now}
+            for host in sorted(set(hosts))
+        ]
+        if not rows:
+            return
+        insert = dialect.conflict_insert(self.session, PeerHost.__table__)  # type: ignore[arg-type]
+        upsert = insert.on_conflict_do_update(
+            index_elements=["host"],
+            set_={
+                "consecutive_failures": 0,
+                "backoff_until": None,
+                "last_success_at": insert.excluded.last_success_at,
+            },
+        )
+        await self.session.execute(upsert, rows)  # executemany: one cached statement
 
     async def record_clock_skew(self, host: str, skew_seconds: float, now: datetime) -> None:
         """What the `Date` of a verified signed request from `host` said, against our clock."""

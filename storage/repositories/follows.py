@@ -76,6 +76,20 @@ class FollowRepository:
         )
         return result.scalars().all()
 
+    async def follower_inboxes(
+        self, local_community_id: int
+    ) -> Sequence[tuple[str | None, str | None]]:
+        """(inbox, shared inbox) of each active follower: only the two columns,
+        since a fan-out reads them for every follower, at publishing and at send time."""
+        result = await self.session.execute(
+            select(Follow.remote_inbox, Follow.remote_shared_inbox).where(
+                Follow.direction == "in",
+                Follow.local_community_id == local_community_id,
+                Follow.state == FollowState.ACTIVE,
+            )
+        )
+        return [(inbox, shared) for inbox, shared in result]
+
     async def following(self, remote_actor: str) -> Sequence[Follow]:
         """Our communities' follows of one remote actor (any state)."""
         result = await self.session.execute(

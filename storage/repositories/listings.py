@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Listing
 from storage.paging import Position, page_after
+from storage.repositories.images import ImageRepository
+from storage.search import terms, text_condition
 from storage.states import ListingStatus, Visibility
 
 
@@ -18,6 +22,22 @@ class ListingFilters:
     status: str | None = None
     limit: int = 200
     offset: int = 0
+    q: str | None = None
+    """Words every listing shown must contain (title, description or category)."""
+    author_id: int | None = None
+
+
+def words_match(
+    session: AsyncSession, model: Any, source: str, q: str | None
+) -> ColumnElement[bool]:
+    """The text-search condition for `q` on a listing table; true when `q` has no words.
+
+    `source` is what the search index calls the table ("local" or "remote").
+    """
+    words = terms(q or "")
+    if not words:
+        return true()
+    return text_condition(session, SimpleNamespace(model=model, search_key=source), words)
 
 
 def _filtered(query: Select[Listing], filters: ListingFilters) -> Select[Listing]:
@@ -27,6 +47,8 @@ def _filtered(query: Select[Listing], filters: ListingFilters) -> Select[Listing
         query = query.where(Listing.category == filters.category)
     if filters.status:
         query = query.where(Listing.status == filters.status)
+    if filters.author_id is not None:
+        query = query.where(Listing.author_id == filters.author_id)
     return query
 
 
@@ -64,6 +86,7 @@ class ListingRepository:
         return list(result.unique().scalars().all())
 
     async def delete(self, listing: Listing) -> None:
+        await ImageRepository(self.session).forget_listing(listing.id)
         await self.session.delete(listing)
         await self.session.flush()
 
@@ -79,6 +102,7 @@ class ListingRepository:
     ) -> Sequence[Listing]:
         """Newest first by (created_at, ap_id), keyset-paged: up to `limit + 1` rows."""
         query = _filtered(select(Listing).where(Listing.community_id == community_id), filters)
+        query = query.where(words_match(self.session, Listing, "local", filters.q))
         page = page_after(query, Listing.created_at, Listing.ap_id, after, limit)
         return (await self.session.scalars(page)).all()
 

@@ -25,11 +25,18 @@ class KnownPeerRepository:
         return result.scalar_one_or_none()
 
     async def upsert(self, base_url: str, added_by_community_id: int | None) -> KnownPeer:
+        """The node's row, added if new; safe when a crawl records the same node at once
+        (the demo's nodes, learning each other, raced so into a unique-key error)."""
+        row = {
+            "base_url": base_url,
+            "added_by_community_id": added_by_community_id,
+            "created_at": utcnow(),
+        }
+        await insert_ignoring_conflicts(
+            self.session, KnownPeer, [row], conflict_columns=["base_url"]
+        )
         peer = await self.get(base_url)
-        if peer is None:
-            peer = KnownPeer(base_url=base_url, added_by_community_id=added_by_community_id)
-            self.session.add(peer)
-            await self.session.flush()
+        assert peer is not None
         return peer
 
     async def add_learned(self, base_url: str, depth: int, learned_from: str) -> bool:

@@ -9,14 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Community, CommunityPartnership, RemoteListing, new_id, utcnow
-from storage.paging import Position, page_after
+from storage.paging import Position
 from storage.repositories.actors import BlockRepository, host_is_blocked
-from storage.repositories.listings import ListingFilters
-from storage.states import Audience, PartnershipState
+from storage.repositories.browse import Found, mirror_sources, newest
+from storage.repositories.images import ImageRepository
+from storage.repositories.listings import ListingFilters, words_match
+from storage.states import Audience, ListingStatus, PartnershipState
 
 
 class NotTheOrigin(Exception):
@@ -51,9 +53,12 @@ def _is_older(fields: dict[str, Any], than: datetime | None) -> bool:
 @dataclass
 class PageWrite:
     """What `upsert_page` did with a page: which ids are now cached from the origin
-    (new, changed, or already as new), and which it refused and why."""
+    (new, changed, or already as new), which it refused and why, and which items
+    were not older than the cached version (written or unchanged: their photos
+    are to be brought up to date), as id -> the item's position in the page."""
 
     kept: set[str] = field(default_factory=set)
+    current: dict[str, int] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     inserted: int = 0
     updated: int = 0
@@ -80,6 +85,19 @@ class RemoteListingRepository:
         )
         return result.scalar_one_or_none()
 
+    async def get_many(self, ap_ids: Sequence[str]) -> list[RemoteListing]:
+        """The cached listings among `ap_ids` with their photos, as stored now (rows
+        written by `upsert_page` replace any stale copy this session holds)."""
+        rows: list[RemoteListing] = []
+        for chunk in _chunks(ap_ids):
+            result = await self.session.scalars(
+                select(RemoteListing)
+                .where(RemoteListing.ap_id.in_(chunk))
+                .execution_options(populate_existing=True)
+            )
+            rows.extend(result.all())
+        return rows
+
     async def upsert(
         self, ap_id: str, origin: Community, audience: str, fields: dict[str, Any]
     ) -> RemoteListing:
@@ -97,6 +115,8 @@ class RemoteListingRepository:
         if cached is None:
             cached = RemoteListing(ap_id=ap_id, origin_community_id=origin.id, **fields)
             cached.audience = audience
+            cached.received_at = now
+            cached.shown_at = cached.published_at or now
             self.session.add(cached)
         else:
             if _is_older(fields, cached.remote_updated_at):
@@ -106,6 +126,7 @@ class RemoteListingRepository:
             cached.audience = audience
             cached.is_tombstoned = False
             cached.updated_at = now
+            cached.shown_at = cached.published_at or cached.received_at
         await self.session.flush()
         return cached
 
@@ -125,7 +146,7 @@ class RemoteListingRepository:
         stamps = {ap_id: row["remote_updated_at"] for ap_id, row in cached.items()}
         latest: dict[str, dict[str, Any]] = {}
         done = PageWrite()
-        for ap_id, raw in items:
+        for position, (ap_id, raw) in enumerate(items):
             row = cached.get(ap_id)
             if row is not None and row["origin_community_id"] != origin.id:
                 done.refused[ap_id] = (
@@ -138,10 +159,12 @@ class RemoteListingRepository:
                 continue
             stamps[ap_id] = fields.get("remote_updated_at")
             latest[ap_id] = fields
+            done.current[ap_id] = position
         inserts, updates = [], []
         for ap_id, fields in latest.items():
             row = cached.get(ap_id)
             if row is None:
+                shown = fields.get("published_at") or now
                 inserts.append(
                     {
                         "id": new_id(),
@@ -152,9 +175,12 @@ class RemoteListingRepository:
                         "updated_at": now,
                         "is_tombstoned": False,
                         **fields,
+                        "shown_at": shown,
                     }
                 )
-            elif not _unchanged(row, audience, fields):
+                continue
+            fields = {**fields, "shown_at": fields.get("published_at") or row["received_at"]}
+            if not _unchanged(row, audience, fields):
                 changed = {"audience": audience, "is_tombstoned": False, "updated_at": now}
                 updates.append({"b_id": row["id"], **fields, **changed})
         if inserts:
@@ -191,7 +217,9 @@ class RemoteListingRepository:
 
     async def remove_many(self, ap_ids: Sequence[str]) -> int:
         removed = 0
+        images = ImageRepository(self.session)
         for chunk in _chunks(ap_ids):
+            await images.forget_remote(RemoteListing.ap_id.in_(chunk))
             result = await self.session.execute(
                 delete(RemoteListing).where(RemoteListing.ap_id.in_(chunk))
             )
@@ -199,12 +227,17 @@ class RemoteListingRepository:
         return removed
 
     async def remove(self, ap_id: str) -> bool:
+        await ImageRepository(self.session).forget_remote(RemoteListing.ap_id == ap_id)
         result = await self.session.execute(
             delete(RemoteListing).where(RemoteListing.ap_id == ap_id)
         )
         return bool(getattr(result, "rowcount", 0))
 
     async def remove_from_origin(self, origin_community_id: int, audience: str) -> int:
+        await ImageRepository(self.session).forget_remote(
+            (RemoteListing.origin_community_id == origin_community_id)
+            & (RemoteListing.audience == audience)
+        )
         result = await self.session.execute(
             delete(RemoteListing).where(
                 RemoteListing.origin_community_id == origin_community_id,
@@ -304,24 +337,25 @@ class RemoteListingRepository:
         *,
         include_public: bool,
         include_partners: bool,
-    ) -> list[RemoteListing]:
+    ) -> list[Found]:
         """What local community `community_id` may show of the mirror, newest first, paged.
 
-        Blocked origins are left out in the query, before the limit.
+        One index walk per audience and status, merged; blocked origins are
+        left out in the query, before the limit.
         """
-        shown = self._shown_to(community_id, include_public, include_partners)
-        if shown is None:
-            return []
-        query = select(RemoteListing).where(shown)
-        blocked = await self._blocked_origins()
-        if blocked:
-            query = query.where(RemoteListing.origin_community_id.not_in(blocked))
+        statuses = [filters.status] if filters.status else list(ListingStatus)
+        sources = await mirror_sources(
+            self.session,
+            community_id,
+            public=include_public,
+            partners=include_partners,
+            statuses=statuses,
+        )
+        extra: list[tuple[str, Any]] = []
         if filters.kind:
-            query = query.where(RemoteListing.kind == filters.kind)
+            extra.append(("kind", filters.kind))
         if filters.category:
-            query = query.where(RemoteListing.category == filters.category)
-        if filters.status:
-            query = query.where(RemoteListing.status == filters.status)
-        shown_at = func.coalesce(RemoteListing.published_at, RemoteListing.received_at)
-        page = page_after(query, shown_at, RemoteListing.ap_id, after, limit)
-        return list((await self.session.scalars(page)).all())
+            extra.append(("category", filters.category))
+        if filters.q:
+            extra.append(("where", words_match(self.session, RemoteListing, "remote", filters.q)))
+        return await newest(self.session, sources, extra, after, limit)

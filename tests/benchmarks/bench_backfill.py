@@ -1,13 +1,16 @@
 """Backfill: a partner's listings mirrored by a real node's job, against the bare work.
 
-Run on demand: `python -m tests.benchmarks.bench_backfill [--quick] [--database-url URL]`.
+Run on demand: `python -m tests.benchmarks.bench_backfill [--quick] [--database-url URL]`
+(SQLite, or the empty PostgreSQL database at URL), or as part of the suite,
+`python -m tests.benchmarks [--quick] [--postgres URL]`, which runs it on SQLite
+and on a throw-away PostgreSQL database beside URL's.
 
 What it does, on a two-core machine:
 - a fake partner in its own process (core 1) serves `--listings` partner-only
   listings as a paged collection, `--page-size` to a page, every page
   rendered before anything is timed;
-- a real `commons-node serve` (core 0; SQLite in a temporary folder, and a
-  throw-away PostgreSQL database next to `--database-url`) holds an active
+- a real `commons-node serve` (core 0; SQLite in a temporary folder, or the
+  PostgreSQL database `--database-url`) holds an active
   partnership with it; after a one-page warm-up from another partner (what
   a node does once after it starts is not timed), the benchmark queues the
   backfill job and times it from the node taking it to done, twice: a first
@@ -44,7 +47,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 
 from federation.builders import build_note
 from federation.contexts import default_context
@@ -218,28 +221,6 @@ def memory_mb(pid: int, field: str) -> float:
     return 0.0
 
 
-async def prepare_database(database_url: str | None, data: Path) -> tuple[str, str | None]:
-    """The node's database URL and, for PostgreSQL, the throw-away database to drop."""
-    if database_url is None:
-        return f"sqlite:///{data}/node.db", None
-    name = f"bench_backfill_{os.getpid()}"
-    admin = create_engine(database_url)
-    async with admin.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        await conn.execute(text(f"CREATE DATABASE {name}"))
-    await admin.dispose()
-    return database_url.rsplit("/", 1)[0] + "/" + name, name
-
-
-async def drop_database(database_url: str, name: str) -> None:
-    admin = create_engine(database_url)
-    async with admin.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    await admin.dispose()
-
-
 async def add_partner(node_db: str, partner_base: str, slug: str) -> tuple[int, int]:
     """The partner's community row and an active partnership with ours."""
     engine = create_engine(node_db)
@@ -364,10 +345,12 @@ def page_rows(pages: list[Any], remote_id: int) -> list[list[dict[str, Any]]]:
                     "received_at": now,
                     "updated_at": now,
                     "is_tombstoned": False,
-                    **note_to_mirrored_fields(note).__dict__,
+                    **fields,
+                    "shown_at": fields["published_at"] or now,
                 }
                 for note in notes
                 if note is not None
+                for fields in (note_to_mirrored_fields(note).__dict__,)
             ]
         )
     return rows
@@ -401,7 +384,7 @@ async def measure(
 ) -> dict[str, float]:
     data = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
     node_dir = data / "node"
-    node_db, throwaway = await prepare_database(database_url, data)
+    node_db = database_url or f"sqlite:///{data}/node.db"
     port, partner_port = free_port(), free_port()
     base_url = init_node(
         node_dir, slug="bench", name="Bench", port=port, extra=["--database-url", node_db]
@@ -455,8 +438,6 @@ async def measure(
         node.wait(30)
         partner.terminate()
         partner.join(10)
-        if throwaway is not None and database_url is not None:
-            await drop_database(database_url, throwaway)
         shutil.rmtree(data, ignore_errors=True)
     first, again, fetch_seconds, convert_seconds, insert_seconds = (
         statistics.median(times[key]) for key in ("first", "again", "fetch", "rows", "insert")
@@ -505,20 +486,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--rounds", type=int, help="alternations of node and baselines (medians)")
     parser.add_argument(
-        "--database-url",
-        default=os.environ.get("COMMONS_TEST_POSTGRES_URL"),
-        help="a PostgreSQL server URL to measure on as well (a throw-away database is made)",
+        "--database-url", default=None, help="an empty PostgreSQL database (else SQLite)"
     )
     args = parser.parse_args(argv)
     listings = args.listings or (2_000 if args.quick else 10_000)
     rounds = args.rounds or (1 if args.quick else 3)
-    databases: list[tuple[str, str | None]] = [("sqlite", None)]
-    if args.database_url:
-        databases.append(("postgresql", args.database_url))
-    for name, url in databases:
-        figures = asyncio.run(measure(url, listings, args.page_size, rounds))
-        report(name, figures)
-        record_results({f"backfill.{name}.{key}": value for key, value in figures.items()})
+    name = "postgresql" if args.database_url else "sqlite"
+    figures = asyncio.run(measure(args.database_url or None, listings, args.page_size, rounds))
+    report(name, figures)
+    record_results({f"backfill.{name}.{key}": value for key, value in figures.items()})
 
 
 if __name__ == "__main__":

@@ -360,7 +360,9 @@ async def opt_out_rounds(net: Network, log: Callable[[str], None]) -> int | None
 def _one_signer_cache_per_server() -> None:
     """A real server signs with its own few keys, which the signer cache keeps parsed;
     here one process signs for every server, so give it room for all of their keys."""
-    signatures._signer = lru_cache(maxsize=4096)(signatures._signer.__wrapped__)
+    signatures.load_private_key = lru_cache(maxsize=4096)(  # type: ignore[assignment]
+        signatures.load_private_key.__wrapped__
+    )
 
 
 async def simulate(args: argparse.Namespace, root: Path) -> dict[str, Any]:

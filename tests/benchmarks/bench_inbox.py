@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from federation.contexts import default_context
 from federation.keys import generate_key_pair
@@ -48,6 +48,7 @@ from federation.signatures import sign_request
 from storage.engine import create_engine
 from storage.models import Community, Follow, InboxEntry, RemoteListing
 from tests.benchmarks.results import record_results
+from tests.benchmarks.throwaway import throwaway_database
 from tests.support.inprocess import serving
 from tests.support.processes import free_port, init_node, wait_until_up
 
@@ -286,28 +287,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-async def prepare_database(database_url: str | None, data: Path) -> tuple[str, str | None]:
-    """The node's database URL and, for PostgreSQL, the throw-away database to drop."""
-    if database_url is None:
-        return f"sqlite:///{data}/node.db", None
-    name = f"bench_inbox_{os.getpid()}"
-    admin = create_engine(database_url)
-    async with admin.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        await conn.execute(text(f"CREATE DATABASE {name}"))
-    await admin.dispose()
-    return database_url.rsplit("/", 1)[0] + "/" + name, name
-
-
-async def drop_database(database_url: str, name: str) -> None:
-    admin = create_engine(database_url)
-    async with admin.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    await admin.dispose()
-
-
 async def follow_remotes(node_db: str, remote: Remote) -> None:
     engine = create_engine(node_db)
     async with engine.begin() as conn:
@@ -373,12 +352,20 @@ async def warm_up(remote: Remote, inbox: str) -> None:
 
 
 async def measure(database_url: str | None, activities: int, rounds: int) -> dict[str, float]:
+    """SQLite in a temporary folder, or a throw-away database beside `database_url`'s."""
+    if database_url is None:
+        return await _measure(None, activities, rounds)
+    async with throwaway_database(database_url, "inbox") as url:
+        return await _measure(url, activities, rounds)
+
+
+async def _measure(database_url: str | None, activities: int, rounds: int) -> dict[str, float]:
     data = Path(tempfile.mkdtemp(prefix="bench-inbox-"))
     node_dir = data / "node"
     port = free_port()
     private_key, public_key = generate_key_pair()
     remote = Remote(f"http://127.0.0.1:{free_port()}", private_key, public_key)
-    node_db, throwaway = await prepare_database(database_url, data)
+    node_db = database_url or f"sqlite:///{data}/node.db"
     base_url = init_node(
         node_dir,
         slug="bench",
@@ -431,8 +418,6 @@ async def measure(database_url: str | None, activities: int, rounds: int) -> dic
                     results.setdefault(name, []).append(value)
     finally:
         stop(node)
-        if throwaway is not None and database_url is not None:
-            await drop_database(database_url, throwaway)
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(data, ignore_errors=True)
     figures = {name: statistics.median(values) for name, values in results.items()}

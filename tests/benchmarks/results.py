@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results.json"
 
 
-def record_results(figures: dict[str, float], path: Path = RESULTS) -> None:
-    """Merge `figures` into the results file, rounding for the eye."""
+def record_results(figures: dict[str, Any], path: Path = RESULTS) -> None:
+    """Merge `figures` into the results file, rounding numbers for the eye."""
     current = json.loads(path.read_text()) if path.exists() else {}
-    current.update({name: round(value, 4) for name, value in figures.items()})
+    current.update(
+        {
+            name: round(value, 4) if isinstance(value, float) else value
+            for name, value in figures.items()
+        }
+    )
     path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")

@@ -187,7 +187,9 @@ def test_pages_of_a_new_community_are_accessible(
     check(
         tabs, "listings-empty-with-welcome", sign_in_as(MEMBER),
         lambda s: expect(s.page.get_by_role("status")).to_contain_text("Welcome"),
-        lambda s: expect(s.page.get_by_role("heading", name="No listings yet")).to_be_visible(),
+        lambda s: expect(
+            s.page.get_by_role("heading", name="No open listings yet")
+        ).to_be_visible(),
     )  # fmt: skip
     check(tabs, "forbidden", status_is(403, "/steward"), heading("Not allowed"))
     check(tabs, "listing-not-found", status_is(404, f"/listings/{NO_SUCH_ID}"))
@@ -216,22 +218,28 @@ def test_listing_pages_are_accessible(
     tabs: tuple[Session, Session], seeded: dict[str, str]
 ) -> None:
     check(tabs, "listings", sign_in_as(STEWARD), visit("/listings"), heading("Listings"))
-    check(tabs, "listings-partners", visit("/listings/network?scope=partners"))
+    check(tabs, "my-listings", visit("/listings/mine?closed=yes"))
     check(
-        tabs, "listings-public", visit("/listings/network?scope=public"),
-        lambda s: expect(s.page.locator(".badge--from-public").first).to_be_visible(),
-        lambda s: expect(s.page.locator(".badge--from-partner").first).to_be_visible(),
+        tabs, "network-listings", visit("/network"),
+        lambda s: expect(s.page.locator(".origin--public").first).to_be_visible(),
+        lambda s: expect(s.page.locator(".origin--partner").first).to_be_visible(),
     )  # fmt: skip
     check(tabs, "listings-filtered-empty", visit("/listings?category=nothing-like-this"))
     check(tabs, "new-offer", visit("/listings/new?kind=offer"))
     check(
-        tabs, "new-offer-shared",
-        lambda s: s.page.get_by_label("Make visible to other communities").check(),
-        lambda s: expect(s.page.get_by_label("Every community on the network")).to_be_visible(),
+        tabs, "new-offer-everyone",
+        # This community has a partner: sharing with partners is where a listing starts.
+        lambda s: expect(
+            s.page.get_by_role("radio", name=re.compile("^Partner communities"))
+        ).to_be_checked(),
+        lambda s: s.page.get_by_role("radio", name=re.compile("^Everyone")).check(),
     )  # fmt: skip
     check(
         tabs, "new-need-errors", visit("/listings/new?kind=need"),
-        fill("Title", "   "), fill("Latitude", "somewhere"), press("Post need"),
+        fill("Title", "   "),
+        lambda s: s.page.get_by_role("radio", name=re.compile("^At a point I choose")).check(),
+        lambda s: s.page.get_by_text("Coordinates", exact=True).click(),
+        fill("Latitude", "somewhere"), press("Post need"),
         lambda s: expect(s.page.get_by_role("alert")).to_contain_text("Nothing was saved yet."),
     )  # fmt: skip
     for key in ("public", "partners", "community", "closed"):

@@ -101,7 +101,7 @@ def test_a_member_requests_a_remote_listing_and_both_sides_complete_it(
         sign_in_as(birch, MEMBER)
 
         def mirrored() -> bool:
-            birch.goto("/listings/network?scope=public")
+            birch.goto("/network")
             return birch.page.get_by_role("link", name=TITLE).count() > 0
 
         eventually(mirrored, "B mirrors A's public listing")
@@ -109,7 +109,12 @@ def test_a_member_requests_a_remote_listing_and_both_sides_complete_it(
         page = birch.page
         expect(page.get_by_role("heading", level=1)).to_have_text(TITLE)
         expect(page.locator(".facts")).to_contain_text("Alder Commons")
-        expect(page.locator(".facts .badge--from-public")).to_have_text("From: Public network")
+        expect(page.locator(".listing-detail .origin--public")).to_have_text(
+            "From the public network"
+        )
+        expect(page.locator(".listing-detail .badge--public")).to_have_text(
+            "Who can see it: Everyone"
+        )
         look(birch, birch_phone, "exchange-remote-listing-detail")
 
         page.get_by_label("Note").fill("Could we use it on Saturday morning?")

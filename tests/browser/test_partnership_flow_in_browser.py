@@ -163,7 +163,8 @@ def partner_card_is_marked(member: Session, title: str, partner: Node) -> None:
     page = member.page
     card = page.locator("article.listing-card").filter(has_text=title)
     expect(card).to_have_class(re.compile(r"listing-card--from-partner"))
-    expect(card.locator(".badge--from-partner")).to_have_text("From: Partner")
+    expect(card.locator(".origin--partner")).to_have_text("From a partner")
+    expect(card.locator(".badge--partners")).to_have_text("Who can see it: Partner communities")
     expect(card.locator(".listing-card__origin")).to_have_text(partner.name)
     link = card.get_by_role("link", name=title)
     expect(link).to_have_attribute("href", re.compile(r"^/listings/[0-9a-f]{32}$"))
@@ -190,7 +191,7 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
         tab(chromium, b.base_url, "phone", PHONE) as birch_phone,
     ):
         sign_in_as(birch, MEMBER)
-        post_by_form(birch, TITLES["b_partners"], "Only our partner communities")
+        post_by_form(birch, TITLES["b_partners"], "Partner communities")
         post_by_form(birch, TITLES["b_community"], None)
 
         sign_in_as(alder, STEWARD)
@@ -206,11 +207,11 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
         ):
             sign_in_as(session, MEMBER)
             eventually(
-                shows(session, "/listings/network?scope=partners", "article", title),
+                shows(session, "/network?origin=partner", "article", title),
                 f"a member of {partner.name}'s partner sees {title!r}",
             )
             partner_card_is_marked(session, title, partner)
-            session.page.get_by_role("link", name="+ Public network").click()
+            session.goto("/network")
             expect(session.page.locator("article").filter(has_text=title)).to_have_count(1)
         expect(alder.page.locator("article").filter(has_text=TITLES["b_community"])).to_have_count(
             0
@@ -238,7 +239,7 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
 
         sign_in_as(alder, MEMBER)
         for session, title in ((alder, TITLES["b_partners"]), (birch, TITLES["a_partners"])):
-            listed = shows(session, "/listings/network?scope=public", "article", title)
+            listed = shows(session, "/network", "article", title)
             eventually(lambda listed=listed: not listed(), f"{title!r} is gone again")
         assert TITLES["b_partners"] not in cached_titles(a)
         assert TITLES["a_partners"] not in cached_titles(b)
@@ -253,8 +254,7 @@ def post_by_form(session: Session, title: str, audience: str | None) -> None:
     page.get_by_role("link", name="New offer", exact=True).click()
     page.get_by_label("Title", exact=True).fill(title)
     if audience:
-        page.get_by_label("Make visible to other communities").check()
-        page.get_by_label(audience).check()
+        page.get_by_role("radio", name=re.compile("^" + audience)).check()
     page.get_by_role("button", name="Post offer").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(title)
 

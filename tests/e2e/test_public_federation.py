@@ -54,7 +54,7 @@ async def test_public_listing_reaches_a_peer_and_private_ones_never_do(
     ladder = await eventually(mirrored)
     assert ladder["community"]["name"] == "Birch Commons"
     assert ladder["visibility"] == "public"
-    assert ladder["location"] == {"lat": 51.5, "lon": -0.1}
+    assert ladder["location"] == {"lat": 51.5, "lon": -0.1, "precision": "neighbourhood"}
     assert await alice.titles() == set()
 
     created_later = await post(bob, "Public wheelbarrow", is_public=True)

@@ -58,8 +58,9 @@ LEASE_SECONDS = 20
 under a live worker would let the other send its deliveries too."""
 PASSWORD = "steward-password"
 # The killed worker can have had at most its concurrent POSTs in flight, plus
-# answers it had not yet recorded: never more than one claimed batch.
-IN_FLIGHT_BOUND = DeliveryWorker.__init__.__kwdefaults__["batch_size"]
+# answers it had not yet recorded: never more than the leases a worker holds,
+# by default twice its concurrency.
+IN_FLIGHT_BOUND = 2 * DeliveryWorker.__init__.__kwdefaults__["concurrency"]
 
 
 @dataclass

@@ -326,6 +326,18 @@ async def test_our_signature_is_accepted_by_httpsig(key_pair: tuple[str, str]) -
     assert verifier.verify()
 
 
+def test_our_signature_is_byte_for_byte_what_httpsig_writes(key_pair: tuple[str, str]) -> None:
+    body = b'{"type": "Create"}'
+    ours = sign_request("POST", INBOX_URL + "?a=1", {"Date": SPEC_DATE}, body, KEY_ID, key_pair[0])
+    covered = ["(request-target)", "host", "date", "digest"]
+    signer = httpsig.HeaderSigner(
+        KEY_ID, key_pair[0], algorithm="rsa-sha256", headers=covered, sign_header="signature"
+    )
+    unsigned = {key: ours[key] for key in ("Host", "Date", "Digest")}
+    theirs = signer.sign(unsigned, method="POST", path="/inbox?a=1")
+    assert ours["Signature"] == theirs["signature"]
+
+
 async def test_httpsig_signature_is_accepted_by_our_verifier(key_pair: tuple[str, str]) -> None:
     body = b'{"type": "Create"}'
     covered = ["(request-target)", "host", "date", "digest"]

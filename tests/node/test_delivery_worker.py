@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from federation.delivery import DeliveryJob, DeliveryWorker
+from federation.delivery import DeliveryJob, DeliveryWorker, Settlement
 from federation.http_client import HttpLimits, create_client_session
 from federation.keys import generate_key_pair
 from federation.signatures import PublicKeyRecord, SignatureInfo, verify_request
@@ -71,6 +71,8 @@ class FakeInbox:
     accepted: list[bytes] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    wanted: int = 1
+    enough: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
 
     def url(self, path: str = "/inbox") -> str:
@@ -94,6 +96,8 @@ class FakeInbox:
         )
         self.received.append(Received(request.path, body, info))
         self.arrived.set()
+        if len(self.received) >= self.wanted:
+            self.enough.set()
         if self.answer == "hold":
             await self.release.wait()
             return web.Response(status=503)
@@ -440,16 +444,16 @@ class SignallingQueue(SqlDeliveryQueue):
         self.recorded = asyncio.Event()
         self.failing_claims = failing_claims
 
-    async def claim(self, limit: int, lease: timedelta) -> list[DeliveryJob]:
+    async def claim(self, limit: int, lease: timedelta, **caps: Any) -> list[DeliveryJob]:
         if self.failing_claims:
             self.failing_claims -= 1
             raise ConnectionResetError("database went away")
-        jobs = await super().claim(limit, lease)
+        jobs = await super().claim(limit, lease, **caps)
         self.claimed.set()
         return jobs
 
-    async def delivered(self, job: DeliveryJob, status: int) -> None:
-        await super().delivered(job, status)
+    async def record(self, settlements: Sequence[Settlement]) -> None:
+        await super().record(settlements)
         self.recorded.set()
 
 
@@ -493,8 +497,8 @@ class SlowClaimQueue(SqlDeliveryQueue):
         self.leased = asyncio.Event()
         self.finish = asyncio.Event()
 
-    async def claim(self, limit: int, lease: timedelta) -> list[DeliveryJob]:
-        jobs = await super().claim(limit, lease)
+    async def claim(self, limit: int, lease: timedelta, **caps: Any) -> list[DeliveryJob]:
+        jobs = await super().claim(limit, lease, **caps)
         self.leased.set()
         await self.finish.wait()
         return jobs
@@ -569,6 +573,62 @@ async def test_worker_survives_a_failing_round(
             await task
     assert len(inbox.accepted) == 1
     assert "database went away" in caplog.text
+
+
+async def test_a_host_that_never_answers_holds_its_own_slots_and_no_others(
+    sessions: Sessions,
+    sender: Community,
+    http: aiohttp.ClientSession,
+    clock: Clock,
+    new_inbox: Any,
+) -> None:
+    stuck, fast = await new_inbox(), await new_inbox()
+    stuck.answer = "hold"
+    fast.wanted = 12
+    await enqueue(sessions, sender, [stuck.url(f"/inbox/{n}") for n in range(20)], n=1)
+    for n in range(2, 14):  # queued after all of the stuck host's, and more than one claim
+        await enqueue(sessions, sender, [fast.url()], n=n)
+    worker = make_worker(sessions, http, clock, concurrency=4, per_host=2)
+    task = asyncio.create_task(worker.run_forever(poll_interval=60))
+    try:
+        await asyncio.wait_for(fast.enough.wait(), EVENT_TIMEOUT)
+        assert len(stuck.received) == 2  # its limit, though 20 are due
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(fast.accepted) == 12
+    states = [(d.host, d.state, d.attempts) for d in await deliveries(sessions)]
+    assert states.count((host_of(stuck), "queued", 0)) == 20  # released, nothing lost
+    assert states.count((host_of(fast), "delivered", 1)) == 12
+
+
+async def test_one_round_takes_a_few_of_each_host_not_the_oldest_of_one(
+    sessions: Sessions, sender: Community, http: aiohttp.ClientSession, clock: Clock, new_inbox: Any
+) -> None:
+    busy, quiet = await new_inbox(), await new_inbox()
+    await enqueue(sessions, sender, [busy.url(f"/inbox/{n}") for n in range(30)], n=1)
+    await enqueue(sessions, sender, [quiet.url()], n=2)
+    worker = make_worker(sessions, http, clock, concurrency=4, per_host=2)
+
+    assert await worker.run_once() == 5  # 4 of the busy host (2 sending, 2 waiting), 1 quiet
+    assert len(quiet.accepted) == 1
+    assert len(busy.accepted) == 4
+
+
+async def test_a_failing_host_gives_back_what_waits_for_it(
+    sessions: Sessions, sender: Community, http: aiohttp.ClientSession, clock: Clock, new_inbox: Any
+) -> None:
+    failing = await new_inbox()
+    failing.answer = 500
+    await enqueue(sessions, sender, [failing.url(f"/inbox/{n}") for n in range(10)])
+    worker = make_worker(sessions, http, clock, concurrency=4, per_host=2)
+
+    assert await worker.run_once() == 2
+    attempts = sorted((d.attempts, d.locked_until) for d in await deliveries(sessions))
+    assert attempts == [(0, None)] * 8 + [(1, None)] * 2
+    assert len(failing.received) == 2
+    assert (await peer(sessions, host_of(failing))).consecutive_failures == 1
 
 
 async def test_app_worker_delivers_on_wake_and_stops_with_the_app(

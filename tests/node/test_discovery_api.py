@@ -8,7 +8,7 @@ partner listings only of active partners, never anything of a blocked domain.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -79,6 +79,7 @@ async def _cached(
     description: str = "",
     location: tuple[float, float] | None = None,
     age_minutes: int = 0,
+    published: datetime | None = None,
 ) -> None:
     async with node.client.app[SESSIONS]() as db:
         db.add(
@@ -92,7 +93,7 @@ async def _cached(
                 category=category,
                 latitude=location[0] if location else None,
                 longitude=location[1] if location else None,
-                published_at=utcnow() - timedelta(minutes=age_minutes),
+                published_at=published or utcnow() - timedelta(minutes=age_minutes),
             )
         )
         await db.commit()
@@ -220,6 +221,22 @@ async def test_browse_filters_alone_and_combined(node: NodeHandle) -> None:
     # Operators and quotes are words here, not syntax.
     assert await _titles(node, me, 'q="drill" OR NOT*') == []
     assert set(await _titles(node, me, "q=drill%20press%22")) == {"Birch drill press"}
+
+
+async def test_listings_posted_at_the_same_moment_page_exactly_once_with_or_without_words(
+    node: NodeHandle,
+) -> None:
+    me = await node.login("ada")
+    birch = await _remote(node, "birch")
+    moment = utcnow().replace(microsecond=250_000)
+    titles = [f"Tent {n}" for n in range(7)]
+    for title in titles:  # one instant, as a whole-second `published` from a peer gives
+        await _cached(node, birch, title, published=moment)
+    await _cached(node, birch, "Tent older", published=moment - timedelta(milliseconds=1))
+    await _cached(node, birch, "Tent newer", published=moment + timedelta(milliseconds=1))
+    expected = ["Tent newer", *sorted(titles, reverse=True), "Tent older"]  # ties: by id
+    assert await _titles(node, me, "q=tent") == expected
+    assert await _titles(node, me, "") == expected
 
 
 async def test_browse_by_distance_uses_the_community_place_when_a_listing_has_none(

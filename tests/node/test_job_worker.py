@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.errors import FetchError
@@ -172,3 +174,28 @@ async def test_a_job_cut_off_by_shutdown_runs_again_without_losing_an_attempt(
         await task
     job = await the_job(sessions)
     assert job.state == "queued" and job.attempts == 0 and job.locked_until is None
+
+
+async def test_a_locked_database_when_recording_an_outcome_leaves_the_job_to_run_again(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    runs: list[int] = []
+
+    async def handler(run: JobRun) -> None:
+        runs.append(1)
+
+    async def locked(*args: object, **kwargs: object) -> None:
+        raise OperationalError("UPDATE jobs", {}, sqlite3.OperationalError("database is locked"))
+
+    await queue(sessions, clock)
+    with monkeypatch.context() as patched:
+        patched.setattr(JobRepository, "mark_done", locked)
+        assert await worker(sessions, handler, clock).run_once() == 1  # the worker lives on
+    leased = await the_job(sessions)
+    assert leased.state == "queued" and leased.locked_until is not None
+
+    clock.now += timedelta(minutes=10)  # past the lease
+    assert await worker(sessions, handler, clock).run_once() == 1
+    assert runs == [1, 1]
+    assert (await the_job(sessions)).state == "done"

@@ -24,6 +24,7 @@ LISTING_KEYS = {
     "origin",
     "created_at",
     "updated_at",
+    "images",
 }
 
 
@@ -173,7 +174,7 @@ async def test_author_edits_any_field_including_visibility(node: NodeHandle) -> 
     edited = await resp.json()
     assert edited["title"] == "Hammer drill"
     assert (edited["visibility"], edited["is_public"]) == ("public", True)
-    assert edited["location"] == {"lat": 51.5, "lon": -0.1}
+    assert edited["location"] == {"lat": 51.5, "lon": -0.1, "precision": "exact"}
     assert edited["updated_at"] >= listing["updated_at"]
     resp = await node.client.patch(
         f"/api/v1/listings/{listing['id']}", json={"is_public": False}, headers=headers
@@ -244,3 +245,34 @@ async def test_unknown_api_path_is_json_404(node: NodeHandle) -> None:
     resp = await node.client.put("/api/v1/listings")
     assert resp.status == 405
     assert (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_a_place_is_kept_only_as_precisely_as_asked(node: NodeHandle) -> None:
+    headers = await node.login("ada")
+    point = {"lat": 51.507215, "lon": -0.127586}
+    resp = await node.client.post(
+        "/api/v1/listings",
+        json={"kind": "offer", "title": "Canoe", "location": {**point, "precision": "area"}},
+        headers=headers,
+    )
+    assert resp.status == 201
+    created = await resp.json()
+    assert created["location"] == {"lat": 51.5, "lon": -0.1, "precision": "area"}
+    resp = await node.client.patch(
+        f"/api/v1/listings/{created['id']}",
+        json={"location": {**point, "precision": "neighbourhood"}},
+        headers=headers,
+    )
+    assert (await resp.json())["location"] == {
+        "lat": 51.51,
+        "lon": -0.13,
+        "precision": "neighbourhood",
+    }
+    resp = await node.client.patch(
+        f"/api/v1/listings/{created['id']}",
+        json={"location": {**point, "precision": "street"}},
+        headers=headers,
+    )
+    assert resp.status == 422
+    got = await node.client.get(f"/api/v1/listings/{created['id']}", headers=headers)
+    assert (await got.json())["location"]["precision"] == "neighbourhood"

@@ -4,8 +4,10 @@ A page mixing new, changed, unchanged, older, future-stamped, deleted-then-liste
 repeated and not-ours items is mirrored twice from the same starting cache: once
 one item at a time through `mirror_note` (how an inbox delivery is kept), once
 as a page (how a backfill keeps it). Both caches must end up the same, and say
-what a member would see: the newest version, each listing with its own origin.
-On SQLite and PostgreSQL.
+what a member would see: the newest version, each listing with its own origin,
+shown as posted when it was published, and the photos the newest version
+carries (even when nothing else about the listing changed). On SQLite and
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.builders import build_note
-from federation.vocab import PUBLIC, Note, parse_note
+from federation.vocab import PUBLIC, Attachment, Note, parse_note
 from node.protocol.mirror import NotMirrored, _mirror_page, audience_of, mirror_note
 from storage.engine import create_engine, create_session_factory
 from storage.models import Community, RemoteListing
@@ -70,6 +72,7 @@ def note(
     updated: datetime | None = None,
     to: str = PUBLIC,
     visibility: str = "public",
+    photos: tuple[str, ...] = (),
 ) -> Note:
     return parse_note(
         build_note(
@@ -83,6 +86,10 @@ def note(
             updated=updated,
             kind="offer",
             visibility=visibility,
+            attachments=[
+                Attachment(f"{HOST}/media/{name}", "image/jpeg", name, None, None)
+                for name in photos
+            ],
         )
     )
 
@@ -99,6 +106,7 @@ async def starting_cache(sessions: Sessions, garden: Community, mallory: Communi
                     note("/c/garden/listings/older", "Saw, sharpened", updated=T2),
                     note("/c/garden/listings/unchanged", "Tent", updated=T1),
                     note("/c/garden/listings/deleted", "Kettle", updated=T1),
+                    note("/c/garden/listings/photo-gone", "Chair", updated=T1, photos=("c",)),
                 ],
             ),
             (mallory, [note("/notes/mallorys", "Mallory's drill", by=MALLORY, updated=T1)]),
@@ -116,12 +124,15 @@ async def starting_cache(sessions: Sessions, garden: Community, mallory: Communi
 PAGE = [
     note("/c/garden/listings/new", "Pump"),
     note("/c/garden/listings/changed", "Ladder, taller", updated=T2),
-    note("/c/garden/listings/older", "Saw", updated=T1),
+    note("/c/garden/listings/older", "Saw", updated=T1, photos=("saw",)),
     note("/c/garden/listings/unchanged", "Tent", updated=T1),
     note("/c/garden/listings/deleted", "Kettle", updated=T1),
+    note("/c/garden/listings/new-photo", "Lamp", photos=("lamp", "shade")),
+    note("/c/garden/listings/photo-gone", "Chair", updated=T1),
+    note("/c/garden/listings/changed", "Ladder, taller", updated=T2, photos=("ladder",)),
     note("/c/garden/listings/future", "Bike", updated=FAR_FUTURE),
     note("/c/garden/listings/twice", "Rake, newer", updated=T2),
-    note("/c/garden/listings/twice", "Rake, older", updated=T1),
+    note("/c/garden/listings/twice", "Rake, older", updated=T1, photos=("rake",)),
     note("/notes/mallorys", "Drill, hijacked", updated=FAR_FUTURE),
     note("/c/mallory/listings/squatted", "Under mallory's id"),
     note("/c/garden/listings/not-attributed", "Someone else's", by=MALLORY),
@@ -154,10 +165,16 @@ async def cache(sessions: Sessions) -> dict[str, tuple[Any, ...]]:
                 row.origin_community.slug,
                 row.audience,
                 row.is_tombstoned,
+                tuple(image.source_url.removeprefix(HOST) for image in row.images),
+                row.shown_at == (row.published_at or row.received_at),
                 row.remote_updated_at,
             )
             for row in rows
         }
+
+
+def context(sessions: Sessions) -> Any:
+    return SimpleNamespace(sessions=sessions, config=SimpleNamespace(remote_images_per_source=2000))
 
 
 async def test_a_page_is_mirrored_as_its_items_would_be_one_by_one(sessions: Sessions) -> None:
@@ -167,7 +184,7 @@ async def test_a_page_is_mirrored_as_its_items_would_be_one_by_one(sessions: Ses
     singly = await cache(sessions)
 
     await starting_cache(sessions, garden, mallory)
-    ctx: Any = SimpleNamespace(sessions=sessions)
+    ctx = context(sessions)
     kept = await _mirror_page(ctx, garden, PAGE, "public")
     paged = await cache(sessions)
 
@@ -175,13 +192,15 @@ async def test_a_page_is_mirrored_as_its_items_would_be_one_by_one(sessions: Ses
     assert paged.keys() == singly.keys()
     for ap_id, row in paged.items():
         # The clamped future stamp is "now" at the time of each run.
-        same = row[:4] == singly[ap_id][:4]
+        same = row[:-1] == singly[ap_id][:-1]
         assert same and (ap_id.endswith("/future") or row == singly[ap_id]), ap_id
 
     titles = {ap_id: (row[0], row[1]) for ap_id, row in paged.items()}
     assert titles == {
         "/c/garden/listings/new": ("Pump", "garden"),
         "/c/garden/listings/changed": ("Ladder, taller", "garden"),
+        "/c/garden/listings/new-photo": ("Lamp", "garden"),
+        "/c/garden/listings/photo-gone": ("Chair", "garden"),
         "/c/garden/listings/older": ("Saw, sharpened", "garden"),
         "/c/garden/listings/unchanged": ("Tent", "garden"),
         "/c/garden/listings/deleted": ("Kettle", "garden"),
@@ -190,7 +209,13 @@ async def test_a_page_is_mirrored_as_its_items_would_be_one_by_one(sessions: Ses
         "/notes/mallorys": ("Mallory's drill", "mallory"),
     }
     assert not paged["/c/garden/listings/deleted"][3]  # listed again: shown again
-    future = paged["/c/garden/listings/future"][4]
+    photos = {ap_id: row[4] for ap_id, row in paged.items() if row[4]}
+    assert photos == {
+        "/c/garden/listings/new-photo": ("/media/lamp", "/media/shade"),
+        "/c/garden/listings/changed": ("/media/ladder",),
+    }
+    assert all(row[5] for row in paged.values())  # shown as posted
+    future = paged["/c/garden/listings/future"][-1]
     assert future is not None and future <= datetime.now(UTC)
     assert {ap_id.removeprefix(HOST) for ap_id in kept} == set(titles) - {"/notes/mallorys"}
 
@@ -198,7 +223,7 @@ async def test_a_page_is_mirrored_as_its_items_would_be_one_by_one(sessions: Ses
 async def test_a_later_backfill_of_an_unchanged_page_writes_nothing(sessions: Sessions) -> None:
     garden, mallory = await communities(sessions)
     await starting_cache(sessions, garden, mallory)
-    ctx: Any = SimpleNamespace(sessions=sessions)
+    ctx = context(sessions)
     steady = [document for document in PAGE if document.updated != FAR_FUTURE]
     await _mirror_page(ctx, garden, steady, "public")
     before = await cache(sessions), await written_at(sessions)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.engine import create_engine, create_session_factory, is_sqlite
 from storage.models import Community, Delivery, PeerHost
 from storage.repositories import BlockRepository, CommunityRepository, DeliveryRepository
-from storage.repositories.deliveries import inbox_host
+from storage.repositories.deliveries import HostCaps, inbox_host
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -303,3 +303,45 @@ async def test_postgres_claim_skips_rows_locked_by_an_open_claim(
     assert len(mine) == 4
     assert len(theirs) == 2
     assert not {d.target_inbox for d, _ in mine} & set(theirs)
+
+
+async def fair_claim(
+    sessions: Sessions, limit: int, per_host: int, room: dict[str, int] | None = None
+) -> list[str]:
+    async with sessions() as session, session.begin():
+        caps = HostCaps(per_host, room or {})
+        claimed = await DeliveryRepository(session).claim_due_rows(T0, limit, LEASE, caps)
+        return [delivery.target_inbox for delivery, _ in claimed]
+
+
+async def test_a_capped_claim_takes_hosts_in_turn_and_no_more_than_each_has_room_for(
+    sessions: Sessions, sender: Community
+) -> None:
+    busy = [f"http://busy.test/inbox/{n}" for n in range(10)]
+    await enqueue(sessions, sender, busy, at=T0 - timedelta(hours=1))  # the oldest by far
+    await enqueue(sessions, sender, ["http://new.test/inbox"], "a2", at=T0)
+    await enqueue(sessions, sender, ["http://full.test/inbox"], "a3", at=T0)
+
+    # Round-robin: each host's oldest, then the next of those that have more.
+    taken = await fair_claim(sessions, limit=4, per_host=3, room={"full.test": 0})
+    assert sorted(taken) == sorted([*busy[:3], "http://new.test/inbox"])
+    held = {"busy.test": 1, "full.test": 0}
+    assert await fair_claim(sessions, limit=10, per_host=3, room=held) == busy[3:4]
+    taken = await fair_claim(sessions, limit=10, per_host=3)
+    assert sorted(taken) == sorted([*busy[4:7], "http://full.test/inbox"])
+
+
+async def test_claimed_rows_carry_what_a_worker_sends(
+    sessions: Sessions, sender: Community
+) -> None:
+    await enqueue(sessions, sender, ["http://far.test/inbox"], at=T0)
+    async with sessions() as session, session.begin():
+        repo = DeliveryRepository(session)
+        [(delivery, community)] = await repo.claim_due_rows(T0, 10, LEASE, HostCaps(2, {}))
+    assert (delivery.target_inbox, delivery.host, delivery.body) == (
+        "http://far.test/inbox",
+        "far.test",
+        "{}",
+    )
+    assert (delivery.attempts, community.ap_id) == (0, sender.ap_id)
+    assert (await rows(sessions))["http://far.test/inbox"].locked_until == T0 + LEASE

@@ -12,7 +12,7 @@ from storage.states import values
 
 MIGRATION_STATES = {
     "members": {"role"},
-    "listings": {"kind", "status", "visibility"},
+    "listings": {"kind", "status", "visibility", "location_precision"},
     "remote_listings": {"kind", "status", "audience"},
     "follows": {"direction", "state"},
     "inbox_log": {"state"},

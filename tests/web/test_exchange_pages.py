@@ -126,6 +126,35 @@ async def test_bad_amounts_are_refused_and_create_nothing(browser: Browser) -> N
     assert await exchanges_in_db(browser) == []
 
 
+async def test_a_refused_request_is_shown_on_the_listing_with_what_was_typed(
+    browser: Browser,
+) -> None:
+    await browser.become("max")
+    listing_id = await posted_id(browser)
+    await browser.become("olga")
+    form = {"note": "Could I borrow it <soon>?", "hours": "lots", "quantity": "2"}
+    response = await browser.submit(
+        f"/listings/{listing_id}/request", form, form_page=f"/listings/{listing_id}"
+    )
+    html = await response.text()
+    assert response.status == 400
+    assert "<h1>Cordless drill</h1>" in html  # the listing's own page, not an error page
+    assert "Hours must be a number, like 1.5. Nothing was sent." in html
+    assert "Could I borrow it &lt;soon&gt;?</textarea>" in html
+    assert 'value="lots"' in html and 'value="2"' in html
+    assert 'aria-describedby="request-error"' in html
+    assert await exchanges_in_db(browser) == []
+
+    await browser.become("max")
+    await browser.submit(f"/listings/{listing_id}/close", {})
+    await browser.become("olga")
+    response = await browser.submit(
+        f"/listings/{listing_id}/request", {"note": "Still?"}, form_page="/listings"
+    )
+    assert response.status == 409
+    assert "This listing is closed. Nothing was sent." in await response.text()
+
+
 async def test_a_request_for_a_listing_the_member_may_not_see_is_not_found(
     browser: Browser,
 ) -> None:

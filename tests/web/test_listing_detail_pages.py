@@ -30,6 +30,13 @@ def fact(html: str, name: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
 
 
+def sharing(html: str) -> str:
+    """The detail page's sharing line as read aloud: who can see it, then where it is from."""
+    match = re.search(r'<div class="badges">(.*?)</div>', html, re.S)
+    assert match, "no badges"
+    return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
+
+
 async def place_community(
     browser: Browser, community: Community | None, at: tuple[float, float]
 ) -> None:
@@ -54,7 +61,8 @@ async def test_a_public_listing_of_another_community_has_a_page(browser: Browser
     assert "<h1>Their public piano</h1>" in html
     assert "Mirrored from elsewhere." in html
     assert fact(html, "Category") == "tools"
-    assert fact(html, "Community") == f"Faraway Guild {stranger.handle} From: Public network"
+    assert fact(html, "Community") == f"Faraway Guild {stranger.handle}"
+    assert sharing(html) == "Offer Who can see it: Everyone From the public network"
     assert fact(html, "Posted by") == "a member of Faraway Guild"
     assert "A public listing of Faraway Guild, another community on the network." in html
     assert "/edit" not in html and "Close listing" not in html
@@ -69,7 +77,7 @@ async def test_a_partner_listing_has_a_page_only_while_the_partnership_is_active
     await browser.become("max")
 
     html = await html_of(browser, f"/listings/{listing_id}")
-    assert fact(html, "Community").endswith("From: Partner")
+    assert sharing(html).endswith("Who can see it: Partner communities From a partner")
     assert "Hillside Commons shares this listing with its partner communities" in html
 
     async with browser.client.app[SESSIONS]() as db:
@@ -127,11 +135,14 @@ async def test_the_page_says_how_far_away_the_listing_is(browser: Browser) -> No
 async def test_our_own_listing_shows_its_poster_and_its_own_place(browser: Browser) -> None:
     await place_community(browser, None, LONDON)
     await browser.become("max")
-    listing_id = await posted_id(browser, latitude="51.5200", longitude="-0.1000")
+    listing_id = await posted_id(
+        browser, place="point", latitude="51.5200", longitude="-0.1000", precision="exact"
+    )
     html = await html_of(browser, f"/listings/{listing_id}")
     assert fact(html, "Posted by") == "max"
-    assert fact(html, "Community") == "Riverside Tool Library From: Our community"
-    assert fact(html, "Location") == "51.5200, -0.1000"
+    assert fact(html, "Community") == "Riverside Tool Library"
+    assert sharing(html) == "Offer Who can see it: Only our community From our community"
+    assert fact(html, "Location") == "51.5200, -0.1000 (exact; about 1 km for other communities)"
     assert fact(html, "Distance") == "2.4 km from Riverside Tool Library"
 
 

@@ -151,8 +151,7 @@ async def html_of(browser: Browser, path: str, status: int = 200) -> str:
 
 async def post_listing(browser: Browser, title: str, visibility: str) -> None:
     data = {"kind": "offer", "title": title, "description": "Local.", "category": "tools"}
-    if visibility != "community":
-        data |= {"share": "yes", "audience": visibility}
+    data["visibility"] = visibility
     response = await browser.submit("/listings/new", data, form_page="/listings/new")
     assert response.status == 303, await response.text()
 
@@ -332,7 +331,7 @@ async def test_dissolving_ends_sharing_and_removes_partner_listings(browser: Bro
     partnership_id = await add_partnership(browser, remote, "active")
     await add_remote_listing(browser, remote, "Their cargo bike", "partners")
     await browser.become("max")
-    html = await html_of(browser, "/listings/network?scope=partners")
+    html = await html_of(browser, "/network?origin=partner")
     assert "Their cargo bike" in html
 
     await browser.become("stella")
@@ -341,7 +340,7 @@ async def test_dissolving_ends_sharing_and_removes_partner_listings(browser: Bro
     response = await browser.submit(path, {}, form_page=path)
     assert response.status == 303
     assert await state_of(browser, partnership_id) == "dissolved"
-    assert "Their cargo bike" not in await html_of(browser, "/listings/network?scope=public")
+    assert "Their cargo bike" not in await html_of(browser, "/network")
 
 
 async def test_withdrawing_our_proposal(browser: Browser) -> None:
@@ -372,20 +371,22 @@ async def test_partner_listings_are_marked_and_link_to_their_detail_page(browser
         '<a class="scope-switch__option" href="/listings" aria-current="page">Our community' in own
     )
 
-    with_partners = await html_of(browser, "/listings/network?scope=partners")
-    assert "Our own drill" in with_partners and "Their public piano" not in with_partners
-    card = with_partners.split("Their cargo bike")[0].rsplit("<article", 1)[1]
-    assert "listing-card--from-partner" in card
-    assert '<span class="visually-hidden">From: </span>Partner' in card
-    assert f'<a href="/listings/{partner_listing}">Their cargo bike</a>' in with_partners
-    after = with_partners.split("Their cargo bike")[1].split("</article>")[0]
-    assert "Hillside Commons" in after
+    partners_only = await html_of(browser, "/network?origin=partner")
+    assert "Their cargo bike" in partners_only
+    assert "Our own drill" not in partners_only and "Their public piano" not in partners_only
+    card = partners_only.split("Their cargo bike")[1].split("</article>")[0]
+    assert "From a partner" in card and "Hillside Commons" in card
+    before = partners_only.split("Their cargo bike")[0].rsplit("<article", 1)[1]
+    assert "listing-card--from-partner" in before
+    assert "Who can see it: </span>Partner communities" in before
+    assert f'<a href="/listings/{partner_listing}">Their cargo bike</a>' in partners_only
 
-    everything = await html_of(browser, "/listings/network?scope=public&kind=offer")
+    everything = await html_of(browser, "/network?kind=offer")
     assert "Their public piano" in everything and "Their cargo bike" in everything
-    assert "Public network" in everything.split("Their public piano")[0].rsplit("<article", 1)[1]
+    assert "Our own drill" in everything
+    piano = everything.split("Their public piano")[1].split("</article>")[0]
+    assert "From the public network" in piano
     assert f'href="/listings/{public_listing}"' in everything
-    assert '<input type="hidden" name="scope" value="public">' in everything
 
 
 # ---------- the public community page ----------
@@ -604,3 +605,21 @@ async def test_dashboard_shows_background_work_its_progress_and_its_failures(
     assert "140 listings from 3 pages" in running
     assert "from Goneville Pantry" in failed and "Failed" in failed
     assert "gave up after 8 attempts: connection refused" in failed
+
+
+async def test_a_steward_reads_the_communitys_notifications_beside_their_own(
+    browser: Browser,
+) -> None:
+    await add_partnership(browser, await add_remote(browser), "pending")
+    await browser.become("stella")
+    html = await html_of(browser, "/notifications")
+    section = html.split('id="community-notifications-heading"')[1].split("</section>")[0]
+    assert "Hillside Commons (hillside@" in section and "New: " in section
+    assert 'href="/steward#partnerships-heading"' in section
+    response = await browser.submit("/notifications/read", {}, form_page="/notifications")
+    assert response.status == 303
+    assert nav_count(await html_of(browser, "/steward")) == 0, "the community's are read too"
+    assert "New: " not in (await html_of(browser, "/notifications")).split("</h1>")[1]
+
+    await browser.become("max")
+    assert "community-notifications-heading" not in await html_of(browser, "/notifications")
