@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -16,7 +17,7 @@ from federation.http_client import signed_get_json
 from federation.jsonld import normalize_embedded
 from federation.vocab import Note, VocabError, parse_note
 from node.domain import urls
-from node.domain.conversion import KINDS, note_to_mirrored_fields
+from node.domain.conversion import KINDS, MirroredFields, note_to_mirrored_fields
 from node.protocol.context import FederationContext
 from node.protocol.remote_media import sync_remote_images
 from storage.models import Community, RemoteListing
@@ -44,10 +45,32 @@ def check_origin(note: Note, origin: Community) -> None:
 
 async def _check_not_anothers(session: AsyncSession, note: Note, origin: Community) -> None:
     """A listing under another community's actor id is that community's, even on one host."""
-    owners = await CommunityRepository(session).get_by_ap_ids(_path_prefixes(note.id))
-    others = [owner.ap_id for owner in owners if owner.id != origin.id]
-    if others:
-        raise NotMirrored(f"{note.id} belongs to {others[0]}, not {origin.ap_id}")
+    others = await _other_owners(session, [note], origin)
+    if note.id in others:
+        raise NotMirrored(f"{note.id} belongs to {others[note.id]}, not {origin.ap_id}")
+
+
+async def _other_owners(
+    session: AsyncSession, notes: list[Note], origin: Community
+) -> dict[str, str]:
+    """Note id -> the other community whose actor id is a prefix of it, for a whole
+    page in one query (a page's ids share a handful of prefixes)."""
+    prefixes = {note.id: _path_prefixes(note.id) for note in notes}
+    wanted = sorted({prefix for found in prefixes.values() for prefix in found})
+    communities = CommunityRepository(session)
+    owners: dict[str, int] = {}
+    for start in range(0, len(wanted), _PREFIX_CHUNK):
+        for owner in await communities.get_by_ap_ids(wanted[start : start + _PREFIX_CHUNK]):
+            owners[owner.ap_id] = owner.id
+    others = {}
+    for note_id, found in prefixes.items():
+        other = next((p for p in found if p in owners and owners[p] != origin.id), None)
+        if other is not None:
+            others[note_id] = other
+    return others
+
+
+_PREFIX_CHUNK = 500
 
 
 def _path_prefixes(url: str) -> list[str]:
@@ -75,17 +98,25 @@ async def mirror_note(
     """
     check_origin(note, origin)
     await _check_not_anothers(session, note, origin)
-    mirrored = note_to_mirrored_fields(note)
+    values = _row_fields(note)
     try:
-        cached = await RemoteListingRepository(session).upsert(
-            note.id, origin, audience, asdict(mirrored)
-        )
+        cached = await RemoteListingRepository(session).upsert(note.id, origin, audience, values)
     except NotTheOrigin as exc:
         raise NotMirrored(str(exc)) from exc
-    newer = mirrored.remote_updated_at
+    newer = values["remote_updated_at"]
     if newer is None or cached.remote_updated_at is None or newer >= cached.remote_updated_at:
         await sync_remote_images(session, cached, note.attachments, per_source_images)
     return cached
+
+
+_MIRRORED = tuple(field.name for field in fields(MirroredFields))
+
+
+def _row_fields(note: Note) -> dict[str, Any]:
+    """The cleaned fields as a row's values; a shallow copy (`asdict` deep-copies,
+    which cost a backfill as much as parsing the note)."""
+    mirrored = note_to_mirrored_fields(note)
+    return {name: getattr(mirrored, name) for name in _MIRRORED}
 
 
 def _note_from_item(item: Any, page: dict[str, Any]) -> Note | None:
@@ -104,7 +135,7 @@ def _note_from_item(item: Any, page: dict[str, Any]) -> Note | None:
 
 async def _pages(
     ctx: FederationContext, url: str, viewer: Community, max_pages: int
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Yield the pages of an OrderedCollection one at a time, following `first` then `next`.
 
     Never more than `max_pages`, never a page twice (a `next` loop ends the
@@ -176,21 +207,58 @@ ProgressReport = Callable[[SyncProgress], Awaitable[None]]
 async def _mirror_page(
     ctx: FederationContext, origin: Community, notes: list[Note], audience: str
 ) -> set[str]:
-    """One short transaction per page, so the inbox never waits long on the database."""
-    kept: set[str] = set()
+    """One short transaction per page, so the inbox never waits long on the database,
+    and a handful of statements per page whatever its size: ownership for the whole
+    page in one query, then `RemoteListingRepository.upsert_page`."""
+    candidates: list[Note] = []
+    for note in notes:
+        if audience_of(note) != audience:
+            continue
+        try:
+            check_origin(note, origin)
+        except NotMirrored as exc:
+            log.info("sync from %s skipped %s: %s", origin.ap_id, note.id, exc)
+            continue
+        candidates.append(note)
     async with ctx.sessions() as session:
-        for note in notes:
-            if audience_of(note) != audience:
-                continue
-            try:
-                await mirror_note(
-                    session, note, origin, audience, ctx.config.remote_images_per_source
+        others = await _other_owners(session, candidates, origin)
+        items = []
+        page_notes: list[Note] = []
+        for note in candidates:
+            if note.id in others:
+                log.info(
+                    "sync from %s skipped %s: belongs to %s", origin.ap_id, note.id, others[note.id]
                 )
-                kept.add(note.id)
-            except NotMirrored as exc:
-                log.info("sync from %s skipped %s: %s", origin.ap_id, note.id, exc)
+                continue
+            items.append((note.id, _row_fields(note)))
+            page_notes.append(note)
+        written = await RemoteListingRepository(session).upsert_page(origin, audience, items)
+        await _sync_page_images(
+            session,
+            {ap_id: page_notes[at] for ap_id, at in written.current.items()},
+            ctx.config.remote_images_per_source,
+        )
         await session.commit()
-    return kept
+    for ap_id, reason in written.refused.items():
+        log.info("sync from %s skipped %s: %s", origin.ap_id, ap_id, reason)
+    return written.kept
+
+
+async def _sync_page_images(
+    session: AsyncSession, current: dict[str, Note], per_source: int
+) -> None:
+    """`mirror_note`'s photo rule for a page: every note not older than what is
+    cached (written or unchanged) brings its listing's photos up to date. The
+    rows come in one query; a note with no attachments whose listing has no
+    photos has nothing to do."""
+    if not current:
+        return
+    rows = await RemoteListingRepository(session).get_many(list(current))
+    for cached in rows:
+        note = current[cached.ap_id]
+        if not note.attachments and not cached.images:
+            continue
+        await sync_remote_images(session, cached, note.attachments, per_source)
 
 
 async def _drop_unlisted(
@@ -199,12 +267,8 @@ async def _drop_unlisted(
     """The repair for a missed Delete or a listing made less visible."""
     async with ctx.sessions() as session:
         repo = RemoteListingRepository(session)
-        gone = [c.ap_id for c in await repo.list_from_origin(origin.id, audience)]
-        removed = 0
-        for ap_id in gone:
-            if ap_id not in kept:
-                await repo.remove(ap_id)
-                removed += 1
+        cached = await repo.ap_ids_from_origin(origin.id, audience)
+        removed = await repo.remove_many([ap_id for ap_id in cached if ap_id not in kept])
         await session.commit()
     return removed
 
@@ -231,29 +295,43 @@ async def sync_collection(
 ) -> SyncProgress:
     """Stream a collection into the mirror page by page; drop what it no longer lists.
 
-    Only the ids seen so far are held in memory. Cached copies the collection
+    Only the ids seen so far, the page being written and the next one are held
+    in memory. Cached copies the collection
     no longer lists are dropped only after a complete walk: a walk cut short
     by a limit cannot tell "gone" from "not reached".
     """
     limits = limits or SyncLimits()
     progress = SyncProgress()
     kept: set[str] = set()
-    async for page in _pages(ctx, url, viewer, limits.max_pages):
-        items = page.get("orderedItems") or page.get("items") or []
-        items = items if isinstance(items, list) else []
-        batch = items[: limits.max_items - progress.items]
-        found = (_note_from_item(item, page) for item in batch)
-        kept |= await _mirror_page(ctx, origin, [n for n in found if n is not None], audience)
-        progress.pages += 1
-        progress.items += len(batch)
-        progress.bytes += len(orjson.dumps(page))
-        progress.kept = len(kept)
-        more = len(batch) < len(items) or page.get("next") is not None
-        progress.stopped_by = _limit_reached(progress, limits) if more else None
-        if report is not None:
-            await report(progress)
-        if progress.stopped_by is not None:
-            break
+    pages = _pages(ctx, url, viewer, limits.max_pages)
+    upcoming: asyncio.Task[dict[str, Any] | None] | None = asyncio.create_task(_next(pages))
+    try:
+        while upcoming is not None and (page := await upcoming) is not None:
+            upcoming = None
+            items = page.get("orderedItems") or page.get("items") or []
+            items = items if isinstance(items, list) else []
+            batch = items[: limits.max_items - progress.items]
+            progress.pages += 1
+            progress.items += len(batch)
+            progress.bytes += len(orjson.dumps(page))
+            more = len(batch) < len(items) or page.get("next") is not None
+            progress.stopped_by = _limit_reached(progress, limits) if more else None
+            if more and progress.stopped_by is None:
+                # The page the walk would fetch next anyway, fetched while this one is
+                # written: one page ahead at most, never past a limit.
+                upcoming = asyncio.create_task(_next(pages))
+            found = (_note_from_item(item, page) for item in batch)
+            kept |= await _mirror_page(ctx, origin, [n for n in found if n is not None], audience)
+            progress.kept = len(kept)
+            if report is not None:
+                await report(progress)
+            if progress.stopped_by is not None:
+                break
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+            await asyncio.wait([upcoming])
+        await pages.aclose()
     if progress.stopped_by is None:
         progress.removed = await _drop_unlisted(ctx, origin, audience, kept)
     log.info(
@@ -265,6 +343,10 @@ async def sync_collection(
         f", stopped by the {progress.stopped_by}" if progress.stopped_by else "",
     )
     return progress
+
+
+async def _next(pages: AsyncIterator[dict[str, Any]]) -> dict[str, Any] | None:
+    return await anext(pages, None)
 
 
 def audience_of(note: Note) -> str | None:

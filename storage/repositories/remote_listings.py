@@ -4,14 +4,15 @@ used to freeze it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Community, CommunityPartnership, RemoteListing, utcnow
+from storage.models import Community, CommunityPartnership, RemoteListing, new_id, utcnow
 from storage.paging import Position
 from storage.repositories.actors import BlockRepository, host_is_blocked
 from storage.repositories.browse import Found, mirror_sources, newest
@@ -34,6 +35,42 @@ def _clamped(fields: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 _STAMPS = frozenset({"published_at", "remote_updated_at"})
+_CHUNK = 500
+"""Ids per `IN (...)` list: far below SQLite's and asyncpg's bound-parameter limits."""
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _is_older(fields: dict[str, Any], than: datetime | None) -> bool:
+    """The one rule for versions: an older `updated` never replaces a newer one."""
+    newer = fields.get("remote_updated_at")
+    return bool(than and newer and newer < than)
+
+
+@dataclass
+class PageWrite:
+    """What `upsert_page` did with a page: which ids are now cached from the origin
+    (new, changed, or already as new), which it refused and why, and which items
+    were not older than the cached version (written or unchanged: their photos
+    are to be brought up to date), as id -> the item's position in the page."""
+
+    kept: set[str] = field(default_factory=set)
+    current: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    inserted: int = 0
+    updated: int = 0
+
+
+_TABLE = cast(Table, RemoteListing.__table__)
+
+
+def _unchanged(row: dict[str, Any], audience: str, fields: dict[str, Any]) -> bool:
+    if row["audience"] != audience or row["is_tombstoned"]:
+        return False
+    return all(row.get(key) == value for key, value in fields.items())
 
 
 class RemoteListingRepository:
@@ -47,6 +84,19 @@ class RemoteListingRepository:
             select(RemoteListing).where(RemoteListing.ap_id == ap_id)
         )
         return result.scalar_one_or_none()
+
+    async def get_many(self, ap_ids: Sequence[str]) -> list[RemoteListing]:
+        """The cached listings among `ap_ids` with their photos, as stored now (rows
+        written by `upsert_page` replace any stale copy this session holds)."""
+        rows: list[RemoteListing] = []
+        for chunk in _chunks(ap_ids):
+            result = await self.session.scalars(
+                select(RemoteListing)
+                .where(RemoteListing.ap_id.in_(chunk))
+                .execution_options(populate_existing=True)
+            )
+            rows.extend(result.all())
+        return rows
 
     async def upsert(
         self, ap_id: str, origin: Community, audience: str, fields: dict[str, Any]
@@ -69,8 +119,7 @@ class RemoteListingRepository:
             cached.shown_at = cached.published_at or now
             self.session.add(cached)
         else:
-            newer = fields.get("remote_updated_at")
-            if cached.remote_updated_at and newer and newer < cached.remote_updated_at:
+            if _is_older(fields, cached.remote_updated_at):
                 return cached
             for key, value in fields.items():
                 setattr(cached, key, value)
@@ -80,6 +129,102 @@ class RemoteListingRepository:
             cached.shown_at = cached.published_at or cached.received_at
         await self.session.flush()
         return cached
+
+    async def upsert_page(
+        self, origin: Community, audience: str, items: Sequence[tuple[str, dict[str, Any]]]
+    ) -> PageWrite:
+        """`upsert` for a page of (ap_id, fields) at once, by the same rules, in a
+        few statements: one read of the rows already cached, one bulk insert of
+        the new ones, one executemany update of the changed ones.
+
+        Items apply in order, as if upserted one by one. A row that would not
+        change (same fields and audience, not tombstoned) is not written.
+        """
+        now = utcnow()
+        table = _TABLE
+        cached = await self._cached_rows(list(dict.fromkeys(ap_id for ap_id, _ in items)))
+        stamps = {ap_id: row["remote_updated_at"] for ap_id, row in cached.items()}
+        latest: dict[str, dict[str, Any]] = {}
+        done = PageWrite()
+        for position, (ap_id, raw) in enumerate(items):
+            row = cached.get(ap_id)
+            if row is not None and row["origin_community_id"] != origin.id:
+                done.refused[ap_id] = (
+                    f"{ap_id} was received from another community than {origin.ap_id}"
+                )
+                continue
+            done.kept.add(ap_id)
+            fields = _clamped(raw, now)
+            if _is_older(fields, stamps.get(ap_id)):
+                continue
+            stamps[ap_id] = fields.get("remote_updated_at")
+            latest[ap_id] = fields
+            done.current[ap_id] = position
+        inserts, updates = [], []
+        for ap_id, fields in latest.items():
+            row = cached.get(ap_id)
+            if row is None:
+                shown = fields.get("published_at") or now
+                inserts.append(
+                    {
+                        "id": new_id(),
+                        "ap_id": ap_id,
+                        "origin_community_id": origin.id,
+                        "audience": audience,
+                        "received_at": now,
+                        "updated_at": now,
+                        "is_tombstoned": False,
+                        **fields,
+                        "shown_at": shown,
+                    }
+                )
+                continue
+            fields = {**fields, "shown_at": fields.get("published_at") or row["received_at"]}
+            if not _unchanged(row, audience, fields):
+                changed = {"audience": audience, "is_tombstoned": False, "updated_at": now}
+                updates.append({"b_id": row["id"], **fields, **changed})
+        if inserts:
+            await self.session.execute(insert(table), inserts)
+        if updates:
+            await self.session.execute(
+                update(table).where(
+                    table.c.id == bindparam("b_id"), table.c.origin_community_id == origin.id
+                ),
+                updates,
+            )
+        done.inserted, done.updated = len(inserts), len(updates)
+        return done
+
+    async def _cached_rows(self, ap_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The cached rows among `ap_ids`, as plain mappings (no ORM objects to track)."""
+        rows: dict[str, dict[str, Any]] = {}
+        columns = _TABLE.c
+        for chunk in _chunks(ap_ids):
+            result = await self.session.execute(select(*columns).where(columns.ap_id.in_(chunk)))
+            rows.update((row.ap_id, dict(row._mapping)) for row in result)
+        return rows
+
+    async def ap_ids_from_origin(self, origin_community_id: int, audience: str) -> list[str]:
+        """Just the ids, so a complete sync can find what its source stopped listing
+        without loading every cached row."""
+        result = await self.session.scalars(
+            select(RemoteListing.ap_id).where(
+                RemoteListing.origin_community_id == origin_community_id,
+                RemoteListing.audience == audience,
+            )
+        )
+        return list(result.all())
+
+    async def remove_many(self, ap_ids: Sequence[str]) -> int:
+        removed = 0
+        images = ImageRepository(self.session)
+        for chunk in _chunks(ap_ids):
+            await images.forget_remote(RemoteListing.ap_id.in_(chunk))
+            result = await self.session.execute(
+                delete(RemoteListing).where(RemoteListing.ap_id.in_(chunk))
+            )
+            removed += int(getattr(result, "rowcount", 0))
+        return removed
 
     async def remove(self, ap_id: str) -> bool:
         await ImageRepository(self.session).forget_remote(RemoteListing.ap_id == ap_id)

@@ -13,9 +13,11 @@ baseline measured in the same run. The figures go to `bench-results.json`
   duplicates, handling), when `wrk` and `taskset` are installed.
 - `bench_fanout` and `bench_slow_peer`: the delivery worker against the bound
   of signing and posting, and against one-at-a-time sending.
+- `bench_backfill`: a real node's backfill job mirroring a partner's paged
+  listings against fetching, converting and bare-inserting the same rows.
 
-With a PostgreSQL URL, the inbox and delivery benchmarks each run again in a
-throw-away database made beside it.
+With a PostgreSQL URL, the inbox, delivery and backfill benchmarks each run
+again in a throw-away database made beside it.
 
 The network simulation (`python -m tests.benchmarks.bench_discovery`) is run on
 its own: it measures rounds and requests, not time.
@@ -73,7 +75,7 @@ def main() -> None:
         _module("bench_inbox", *quick, "--database-url", args.postgres or "")
     else:
         print("== bench_inbox skipped: it needs wrk and taskset (apt-get install wrk)")
-    for name in ("bench_fanout", "bench_slow_peer"):
+    for name in ("bench_fanout", "bench_slow_peer", "bench_backfill"):
         _module(name, *quick)
         if args.postgres:
             with_database(name, quick, args.postgres)

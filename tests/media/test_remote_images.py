@@ -22,6 +22,7 @@ from node.protocol.jobs import JobFailed, JobRun
 from node.protocol.mirror import mirror_note
 from node.protocol.remote_media import FETCH_IMAGE, run_fetch_image
 from storage.models import Community, Job, ListingImage
+from storage.repositories.remote_listings import RemoteListingRepository
 from tests.conftest import NodeHandle, create_node_community
 from tests.support.images import has_metadata, phone_photo
 from tests.support.inprocess import serving
@@ -197,3 +198,33 @@ def _raw(base: str, attachments: list[Any]) -> dict[str, Any]:
         "visibility": "public",
         "attachment": attachments,
     }
+
+
+async def test_a_listing_its_source_stopped_listing_goes_with_its_photo_files(
+    node: NodeHandle, origin: tuple[str, list[str]]
+) -> None:
+    """A complete sync drops what the source no longer lists (`remove_many`, in chunks):
+    the photos' files go too, not only the rows."""
+    base, _served = origin
+    app = node.client.app
+    ctx = FederationContext(sessions=app[SESSIONS], http=app[HTTP], config=app[CONFIG])
+    listed = note(base, [image(f"{base}/media/good")], "2026-01-01T00:00:00Z")
+    async with ctx.sessions() as session:
+        far = Community(
+            ap_id=f"{base}/c/far", slug="far", host=base.split("//")[1], name="Far", base_url=base
+        )
+        session.add(far)
+        await session.flush()
+        await mirror_note(session, listed, far, "public")
+        await session.commit()
+        [row] = list((await session.execute(select(ListingImage))).scalars())
+    await run_fetch_image(ctx)(
+        JobRun(id="j", kind=FETCH_IMAGE, payload={"image_id": row.id}, attempts=1)
+    )
+    assert len(list(media_root(node.config).iterdir())) == 2
+
+    async with ctx.sessions() as session:
+        assert await RemoteListingRepository(session).remove_many([listed.id]) == 1
+        await session.commit()
+        assert list((await session.execute(select(ListingImage))).scalars()) == []
+    assert list(media_root(node.config).iterdir()) == []
