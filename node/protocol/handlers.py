@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.errors import FetchError
@@ -190,6 +191,10 @@ def inbox_handlers(app: web.Application) -> dict[str, Handler]:
                 await handler(FederationContext.from_app(app), inbound.activity)
             except (ActorUnavailable, FetchError) as exc:
                 raise Retry(str(exc)) from exc
+            except IntegrityError as exc:
+                # Another writer stored the same object first (a partner's listing
+                # arriving while a backfill mirrors it): a later attempt reads theirs.
+                raise Retry(f"stored meanwhile by another writer: {exc.orig}") from exc
 
         return handle
 
