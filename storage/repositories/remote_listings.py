@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialect import insert_ignoring_conflicts
 from storage.models import Community, CommunityPartnership, RemoteListing, new_id, utcnow
 from storage.paging import Position
 from storage.repositories.actors import BlockRepository, host_is_blocked
@@ -183,8 +184,11 @@ class RemoteListingRepository:
             if not _unchanged(row, audience, fields):
                 changed = {"audience": audience, "is_tombstoned": False, "updated_at": now}
                 updates.append({"b_id": row["id"], **fields, **changed})
-        if inserts:
-            await self.session.execute(insert(table), inserts)
+        # A listing stored meanwhile by the inbox (its Create arriving during the
+        # walk) is left as the inbox wrote it, not a unique-key error for the job.
+        done.inserted = await insert_ignoring_conflicts(
+            self.session, RemoteListing, inserts, conflict_columns=["ap_id"]
+        )
         if updates:
             await self.session.execute(
                 update(table).where(
@@ -192,7 +196,7 @@ class RemoteListingRepository:
                 ),
                 updates,
             )
-        done.inserted, done.updated = len(inserts), len(updates)
+        done.updated = len(updates)
         return done
 
     async def _cached_rows(self, ap_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -237,3 +237,26 @@ async def test_purging_an_origin_removes_only_its_listings_of_that_audience(
 
     assert await visible(sessions, ["partners"]) == ["Bikes partners"]
     assert await visible(sessions, ["public"]) == ["Garden public"]
+
+
+async def test_a_page_write_leaves_a_listing_stored_meanwhile_as_it_was(
+    sessions: Sessions, garden: Community, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The inbox mirrors a listing while a backfill walks the same collection: the
+    # page write read the cache before the inbox's row was committed.
+    ap_id = await mirror(sessions, garden, 1, title="From the inbox")
+
+    async def cache_read_too_early(self: RemoteListingRepository, ap_ids: Any) -> dict[str, Any]:
+        return {}
+
+    monkeypatch.setattr(RemoteListingRepository, "_cached_rows", cache_read_too_early)
+    items = [
+        (ap_id, fields("From the backfill")),
+        ("https://garden.example/listings/2", fields("New")),
+    ]
+    async with sessions() as session, session.begin():
+        written = await RemoteListingRepository(session).upsert_page(garden, "public", items)
+    assert written.inserted == 1
+    first, second = await cached(sessions, ap_id), await cached(sessions, items[1][0])
+    assert first is not None and first.title == "From the inbox"
+    assert second is not None and second.title == "New"
