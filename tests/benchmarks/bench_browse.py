@@ -244,7 +244,7 @@ async def _fill(sessions: Any, listings: int, communities: int, rng: random.Rand
 def _index_in_bulk(connection: Any) -> None:
     """What the search triggers would have done row by row, in two statements (SQLite),
     as migration 0013 indexes existing rows; then the triggers again."""
-    migration = importlib.import_module("storage.migrations.versions.0013_browse_indexes")
+    migration = importlib.import_module("storage.migrations.versions.0016_browse_indexes")
     base = migration._base("shown_at")
     connection.exec_driver_sql(
         "INSERT INTO listing_search_keys (id, source, ref)"
