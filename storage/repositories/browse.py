@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -127,10 +127,15 @@ class Source:
     time: Any
     home: Any
     conditions: tuple[ColumnElement[bool], ...]
-    shape: tuple[Any, ...] = ()
+    shape: tuple[Any, ...] | None = ()
     """What the SQL of `conditions` depends on; their values are named parameters
-    (`params`), so that a statement made once for a shape serves every request."""
+    (`params`), so that a statement made once for a shape serves every request.
+    None when a condition carries its own values (not to be reused)."""
     params: dict[str, Any] = field(default_factory=dict)
+
+    def with_condition(self, condition: ColumnElement[bool]) -> Source:
+        """This source with one more condition, made for this request only."""
+        return replace(self, conditions=(*self.conditions, condition), shape=None)
 
     def columns(self) -> list[Any]:
         """The same columns, named and typed alike, for both tables (so that several
@@ -213,13 +218,16 @@ def _row(source: Source, values: Any) -> dict[str, Any]:
     return row
 
 
+_PARTNERED = select(CommunityPartnership.remote_community_id).where(
+    CommunityPartnership.local_community_id == bindparam("community_id"),
+    CommunityPartnership.state == PartnershipState.ACTIVE,
+)
+
+
 async def partnered_ids(session: AsyncSession, community_id: int) -> list[int]:
-    rows = await session.scalars(
-        select(CommunityPartnership.remote_community_id).where(
-            CommunityPartnership.local_community_id == community_id,
-            CommunityPartnership.state == PartnershipState.ACTIVE,
-        )
-    )
+    """The viewer's active partners, read on every page (never cached: a partnership
+    that ends must hide its listings from the next page on)."""
+    rows = await session.scalars(_PARTNERED, {"community_id": community_id})
     return list(rows.all())
 
 
@@ -296,6 +304,28 @@ def local_source(viewer_id: int, partnered: list[int]) -> Source:
     )
 
 
+def own_source(community_id: int, status: str | None, author_id: int | None) -> Source:
+    """A local community's own listings, as its members list them: every visibility."""
+    conditions = [Listing.community_id == bindparam("own", community_id)]
+    params: dict[str, Any] = {"own": community_id}
+    if status:
+        conditions.append(Listing.status == bindparam("own_status", status))
+        params["own_status"] = status
+    if author_id is not None:
+        conditions.append(Listing.author_id == bindparam("own_author", author_id))
+        params["own_author"] = author_id
+    return Source(
+        Origin.LOCAL,
+        Listing,
+        "local",
+        Listing.created_at,
+        Listing.community_id,
+        tuple(conditions),
+        ("own", bool(status), author_id is not None),
+        params,
+    )
+
+
 def _expanding(name: str, values: list[Any]) -> Any:
     """A named parameter that stands for a list (`IN (...)`)."""
     return bindparam(name, values, expanding=True)
@@ -345,7 +375,7 @@ def _newest_shape(
 ) -> tuple[Any, ...] | None:
     """What `_newest_statement` depends on, or None when a filter is a ready-made
     condition (its values are in it: not to be reused for another request)."""
-    if any(name == "where" for name, _ in extra):
+    if any(name == "where" for name, _ in extra) or any(s.shape is None for s in sources):
         return None
     return (
         session.get_bind().dialect.name,
