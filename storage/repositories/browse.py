@@ -34,6 +34,8 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    false,
+    func,
     literal_column,
     null,
     or_,
@@ -677,7 +679,8 @@ def _unplaced(model: Any) -> ColumnElement[bool]:
 WALK_TIME_INDEX_KM = 25.0
 """From this radius up, the place is checked on rows read newest first from the time
 index (a radius that wide holds a page soon), written so that no location index serves
-it: SQLite's planner would otherwise read every row in the box and sort them all."""
+it and no planner takes it for a rare condition: both would otherwise read every row in
+the box and sort them all."""
 
 
 def _number(position: Position) -> float:
@@ -731,9 +734,14 @@ def _within(
         distance_from(session, centre, m.latitude, m.longitude)
         <= bindparam("radius", radius, type_=Float),
     )
-    if not near:
-        return own
-    return or_(own, and_(_unplaced(m), source.home.in_(_expanding("near", near))))
+    condition = own
+    if near:
+        condition = or_(own, and_(_unplaced(m), source.home.in_(_expanding("near", near))))
+    if radius >= WALK_TIME_INDEX_KM:
+        # Opaque to the planners (NULL is no match either way): PostgreSQL otherwise takes
+        # the box for a few rows and reads and sorts every row in it.
+        return func.coalesce(condition, false())
+    return condition
 
 
 def _within_params(point: Point, radius: float, near: list[int]) -> dict[str, Any]:
