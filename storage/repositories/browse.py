@@ -56,6 +56,7 @@ from storage.paging import Position
 from storage.repositories.block_cache import blocked_community_ids
 from storage.search import (
     NO_DISTANCE_KM,
+    Box,
     Point,
     bounding_box,
     box_condition,
@@ -564,12 +565,9 @@ class BrowseRepository:
 
     async def _near_communities(self, point: Point, radius_km: float) -> dict[int, float]:
         """Communities within `radius_km` of `point`, with their distance."""
-        lat, lon = Community.latitude, Community.longitude
-        rows = await self.session.execute(
-            select(Community.id, lat, lon).where(
-                lat.is_not(None), lon.is_not(None), bounding_box(point, radius_km, lat, lon)
-            )
-        )
+        box = box_of(point, radius_km)
+        bounds = {"box_s": box.south, "box_n": box.north, "box_w": box.west, "box_e": box.east}
+        rows = await self.session.execute(_near_statement(box), bounds)
         near = {}
         for community_id, c_lat, c_lon in rows:
             if c_lat is None or c_lon is None:
@@ -667,6 +665,23 @@ class BrowseRepository:
             query = query.order_by(m.ap_id).limit(limit + 1)
             out += [(_row(source, r), NO_DISTANCE_KM) for r in await self.session.execute(query)]
         return out
+
+
+_NEAR: dict[tuple[bool, bool], Any] = {}
+
+
+def _near_statement(box: Box) -> Any:
+    """Communities in a box like `box`, its bounds named parameters: made once per shape."""
+    shape = (box.west is None, box.wraps)
+    statement = _NEAR.get(shape)
+    if statement is None:
+        lat, lon = Community.latitude, Community.longitude
+        bounds = [bindparam(name, type_=Float) for name in ("box_s", "box_n", "box_w", "box_e")]
+        statement = select(Community.id, lat, lon).where(
+            lat.is_not(None), lon.is_not(None), box_condition(box, lat, lon, bounds)
+        )
+        _NEAR[shape] = statement
+    return statement
 
 
 def _unplaced(model: Any) -> ColumnElement[bool]:
