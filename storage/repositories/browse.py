@@ -58,7 +58,6 @@ from storage.search import (
     NO_DISTANCE_KM,
     Box,
     Point,
-    bounding_box,
     box_condition,
     box_of,
     distance_from,
@@ -406,6 +405,11 @@ def _newest_statement(
                 bindparam("limit", type_=Integer)
             )
         )
+    return _union(walks)
+
+
+def _union(walks: Sequence[Select[Any]]) -> Any:
+    """One statement for several sources' queries (see `read_walks`)."""
     if len(walks) == 1:
         return walks[0]
     return union_all(
@@ -414,6 +418,18 @@ def _newest_statement(
             for i, walk in enumerate(walks)
         )
     )
+
+
+def _circle_params(box: Box, near: list[int]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "circle_s": box.south,
+        "circle_n": box.north,
+        "circle_w": box.west,
+        "circle_e": box.east,
+    }
+    if near:
+        values["circle_near"] = near
+    return values
 
 
 async def read_walks(
@@ -614,30 +630,64 @@ class BrowseRepository:
         radius: float,
         position: Position | None,
     ) -> list[tuple[dict[str, Any], float]]:
-        """Every visible row within `radius` of `point` after `position`, with its distance."""
+        """Every visible row within `radius` of `point` after `position`, with its distance.
+
+        One statement for every source, made once per shape (as in `newest`) unless
+        words make it this request's own."""
         near = await self._near_communities(point, radius)
+        box = box_of(point, radius)
+        shape = _newest_shape(self.session, sources, extra, None)
+        if shape is not None and not words:
+            shape = ("circle", *shape, box.west is None, box.wraps, bool(near))
+            statement = _STATEMENTS.get(shape)
+        else:
+            shape, statement = None, None
+        if statement is None:
+            statement = self._circle_statement(sources, extra, words, box, list(near))
+            if shape is not None and len(_STATEMENTS) < MAX_STATEMENTS:
+                _STATEMENTS[shape] = statement
+        params: dict[str, Any] = {**filter_params(extra), **_circle_params(box, list(near))}
+        for source in sources:
+            params.update(source.params)
         out: list[tuple[dict[str, Any], float]] = []
+        for row in await read_walks(self.session, sources, statement, params):
+            if row["latitude"] is not None:
+                d = haversine_km(point, Point(row["latitude"], row["longitude"]))
+            else:
+                d = near[row["home_id"]]
+            if d <= radius and _after_ascending(d, row["ap_id"], position):
+                out.append((row, d))
+        return out
+
+    def _circle_statement(
+        self,
+        sources: Sequence[Source],
+        extra: Sequence[Any],
+        words: list[str],
+        box: Box,
+        near: list[int],
+    ) -> Any:
+        values = _circle_params(box, near)
+        bounds = [
+            bindparam(name, values[name], type_=Float)
+            for name in ("circle_s", "circle_n", "circle_w", "circle_e")
+        ]
+        walks = []
         for source in sources:
             m = source.model
             located: ColumnElement[bool] = and_(
-                m.latitude.is_not(None), bounding_box(point, radius, m.latitude, m.longitude)
+                m.latitude.is_not(None), box_condition(box, m.latitude, m.longitude, bounds)
             )
             if near:
-                located = or_(located, and_(_unplaced(m), source.home.in_(list(near))))
+                homes = source.home.in_(_expanding("circle_near", near))
+                located = or_(located, and_(_unplaced(m), homes))
             query = source.select_from(select(*source.columns())).where(
                 *source.conditions, *bind(self.session, source, extra), located
             )
             if words:
                 query = query.where(text_condition(self.session, source, words))
-            for values in (await self.session.execute(query)).all():
-                row = _row(source, values)
-                if row["latitude"] is not None:
-                    d = haversine_km(point, Point(row["latitude"], row["longitude"]))
-                else:
-                    d = near[row["home_id"]]
-                if d <= radius and _after_ascending(d, row["ap_id"], position):
-                    out.append((row, d))
-        return out
+            walks.append(query)
+        return _union(walks)
 
     async def _unlocated(
         self,
