@@ -367,9 +367,10 @@ async def newest(
         params.update(source.params)
     if position is not None:
         params.update(after_sort=position.sort, after_id=position.id)
-    rows = await read_walks(session, sources, statement, params)
-    rows.sort(key=lambda r: (r["shown_at"], r["ap_id"]), reverse=True)
-    return await _found(session, rows[: limit + 1], lambda r: r["shown_at"])
+    read = await read_walks(session, sources, statement, params)
+    read.sort(key=lambda pair: (pair[1].shown_at, pair[1].ap_id), reverse=True)
+    rows = [_row(source, values) for source, values in read[: limit + 1]]
+    return await _found(session, rows, lambda r: r["shown_at"])
 
 
 def _newest_shape(
@@ -434,16 +435,18 @@ def _circle_params(box: Box, near: list[int]) -> dict[str, Any]:
 
 async def read_walks(
     session: AsyncSession, sources: Sequence[Source], statement: Any, params: dict[str, Any]
-) -> list[dict[str, Any]]:
+) -> list[tuple[Source, Any]]:
     """The rows of `_newest_statement`: one source's walk, or a UNION ALL of them
     (each kept whole, its own order and limit, as a subquery) whose rows say which
-    walk they came from. One round trip either way."""
+    walk they came from; each with its source. One round trip either way. Rows
+    stay as read (`_row` makes them a page's values) until the page is chosen:
+    most are not on it."""
     if not sources:
         return []
     result = (await session.execute(statement, params)).all()
     if len(sources) == 1:
-        return [_row(sources[0], r) for r in result]
-    return [_row(sources[int(r.walk)], r) for r in result]
+        return [(sources[0], r) for r in result]
+    return [(sources[int(r.walk)], r) for r in result]
 
 
 async def _found(session: AsyncSession, rows: list[dict[str, Any]], key: Any) -> list[Found]:
@@ -615,11 +618,10 @@ class BrowseRepository:
             radius = min(limit_km, radius * 3)
         if len(rows) <= limit and filters.radius_km is None:
             rows += await self._unlocated(sources, extra, words, position, limit)
-        rows.sort(key=lambda pair: (pair[1], pair[0]["ap_id"]))
-        distances = {id(r): d for r, d in rows}
-        return await _found(
-            self.session, [r for r, _ in rows[: limit + 1]], lambda r: distances[id(r)]
-        )
+        rows.sort(key=lambda found: (found[2], found[1].ap_id))
+        page = [(_row(source, values), d) for source, values, d in rows[: limit + 1]]
+        distances = {id(row): d for row, d in page}
+        return await _found(self.session, [row for row, _ in page], lambda r: distances[id(r)])
 
     async def _circle(
         self,
@@ -629,7 +631,7 @@ class BrowseRepository:
         point: Point,
         radius: float,
         position: Position | None,
-    ) -> list[tuple[dict[str, Any], float]]:
+    ) -> list[tuple[Source, Any, float]]:
         """Every visible row within `radius` of `point` after `position`, with its distance.
 
         One statement for every source, made once per shape (as in `newest`) unless
@@ -649,14 +651,14 @@ class BrowseRepository:
         params: dict[str, Any] = {**filter_params(extra), **_circle_params(box, list(near))}
         for source in sources:
             params.update(source.params)
-        out: list[tuple[dict[str, Any], float]] = []
-        for row in await read_walks(self.session, sources, statement, params):
-            if row["latitude"] is not None:
-                d = haversine_km(point, Point(row["latitude"], row["longitude"]))
+        out: list[tuple[Source, Any, float]] = []
+        for source, row in await read_walks(self.session, sources, statement, params):
+            if row.latitude is not None:
+                d = haversine_km(point, Point(row.latitude, row.longitude))
             else:
-                d = near[row["home_id"]]
-            if d <= radius and _after_ascending(d, row["ap_id"], position):
-                out.append((row, d))
+                d = near[row.home_id]
+            if d <= radius and _after_ascending(d, row.ap_id, position):
+                out.append((source, row, d))
         return out
 
     def _circle_statement(
@@ -696,10 +698,10 @@ class BrowseRepository:
         words: list[str],
         position: Position | None,
         limit: int,
-    ) -> list[tuple[dict[str, Any], float]]:
+    ) -> list[tuple[Source, Any, float]]:
         """Rows with no place of their own nor their community's: last, by id."""
         located_homes = select(Community.id).where(Community.latitude.is_not(None))
-        out: list[tuple[dict[str, Any], float]] = []
+        out: list[tuple[Source, Any, float]] = []
         for source in sources:
             m = source.model
             query = source.select_from(select(*source.columns())).where(
@@ -713,7 +715,7 @@ class BrowseRepository:
             if position is not None and _number(position) >= NO_DISTANCE_KM:
                 query = query.where(m.ap_id > position.id)
             query = query.order_by(m.ap_id).limit(limit + 1)
-            out += [(_row(source, r), NO_DISTANCE_KM) for r in await self.session.execute(query)]
+            out += [(source, r, NO_DISTANCE_KM) for r in await self.session.execute(query)]
         return out
 
 
