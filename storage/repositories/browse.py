@@ -9,8 +9,14 @@ community may see is decided in SQL, before the limit, so a page is never
 short because something was hidden afterwards.
 
 Rows come back as plain columns, not ORM entities: at 100k listings, building
-entities for a page cost more than the SQL that found them. The communities
-a page shows are read in one query afterwards, by id.
+entities for a page cost more than the SQL that found them. Each row carries
+its community and whether it has photos (read afterwards only for the rows
+that do), and only the rows that make the page become listing values.
+
+Newest first and each circle of nearest first are one statement for every
+source (a UNION ALL of their walks), made once per shape of request with
+every value a named parameter: building the statement and SQLAlchemy
+matching it to its compiled form cost more than running it.
 
 Nearest first reads widening circles: every row within a radius (bounding box
 on the location index, or the listing's community within it), sorted in
