@@ -267,12 +267,13 @@ def start_node(data: Path, base_url: str) -> subprocess.Popen[bytes]:
 
 def profile(pid: int) -> subprocess.Popen[bytes] | None:
     """py-spy on the node while it takes and handles a round, when BENCH_PROFILE names
-    the flame graph to write (`pip install py-spy`)."""
+    the flame graph to write (`pip install py-spy`; a `.txt` name: collapsed stacks)."""
     target = os.environ.get("BENCH_PROFILE")
     if not target:
         return None
+    raw = ["--format", "raw"] if target.endswith(".txt") else []  # collapsed stacks
     return subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--output", target],
+        ["py-spy", "record", "--pid", str(pid), "--rate", "200", *raw, "--output", target],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
