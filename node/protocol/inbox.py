@@ -21,7 +21,13 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.inbox import InboxReceiver, error_response
-from federation.inbox_processor import Handler, InboxProcessor, Outcome, QueuedActivity
+from federation.inbox_processor import (
+    BatchHandler,
+    Handler,
+    InboxProcessor,
+    Outcome,
+    QueuedActivity,
+)
 from federation.rate_limit import HostRateLimiter, Rate
 from federation.signatures import KeyResolver
 from federation.vocab import Activity
@@ -34,11 +40,14 @@ from node.protocol.ttl_cache import TtlCache
 from storage.repositories import BlockRepository, CommunityRepository, InboxRepository
 from storage.repositories.actors import block_list_version, host_is_blocked
 from storage.repositories.inbox import EntryOutcome, NewInboxEntry
+from storage.write_turns import write_turn
 
 log = logging.getLogger(__name__)
 
 INBOX_HANDLERS = web.AppKey("inbox_handlers", dict[str, Handler])
 """Activity type -> handler. Register before the app starts: `app[INBOX_HANDLERS][t] = h`."""
+INBOX_BATCH = web.AppKey("inbox_batch", BatchHandler)
+"""Handles runs of activities at once (listings, mirrored in one transaction); optional."""
 INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)
 INBOX_RECEIVER = web.AppKey("inbox_receiver", InboxReceiver)
 
@@ -113,7 +122,7 @@ class GroupCommit:
         for entry, _ in batch:
             unique.setdefault(entry.activity_id, entry)  # arrival order, first copy wins
         try:
-            async with self._sessions() as session:
+            async with write_turn(self._sessions), self._sessions() as session:
                 new = await InboxRepository(session).add_many_if_new(list(unique.values()))
                 await session.commit()
         except Exception as exc:  # noqa: BLE001 - every waiter re-raises it (a 503), none is lost
@@ -207,7 +216,7 @@ class SqlInboxQueue:
         self._sessions = sessions
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> Sequence[QueuedActivity]:
-        async with self._sessions() as session:
+        async with write_turn(self._sessions), self._sessions() as session:
             entries = await InboxRepository(session).claim(now, limit, lease)
             await session.commit()
         return [
@@ -217,7 +226,7 @@ class SqlInboxQueue:
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         rows = [EntryOutcome(o.entry_id, o.state, o.error, o.retry_at) for o in outcomes]
-        async with self._sessions() as session:
+        async with write_turn(self._sessions), self._sessions() as session:
             await InboxRepository(session).record(rows)
             await session.commit()
 
@@ -303,7 +312,10 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
     """
     handlers: dict[str, Handler] = app[INBOX_HANDLERS]
     processor = InboxProcessor(
-        SqlInboxQueue(app[SESSIONS]), handlers, concurrency=handler_concurrency(app)
+        SqlInboxQueue(app[SESSIONS]),
+        handlers,
+        concurrency=handler_concurrency(app),
+        batch_handler=app.get(INBOX_BATCH),
     )
     task = asyncio.create_task(
         processor.run_forever(
@@ -322,6 +334,7 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 __all__ = [
+    "INBOX_BATCH",
     "INBOX_HANDLERS",
     "INBOX_RECEIVER",
     "INBOX_STORE",

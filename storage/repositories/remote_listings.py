@@ -63,6 +63,21 @@ class PageWrite:
     refused: dict[str, str] = field(default_factory=dict)
     inserted: int = 0
     updated: int = 0
+    refused_at: dict[int, str] = field(default_factory=dict)
+    """The refusals by the item's position (one id may come twice, once refused)."""
+    inserted_ids: set[str] = field(default_factory=set)
+    """Ids that were not cached before (a row of their own was inserted for them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorItem:
+    """One listing for `upsert_many`: its id, who sends it, to whom, and its fields."""
+
+    ap_id: str
+    origin_id: int
+    origin_ap_id: str
+    audience: str
+    fields: dict[str, Any]
 
 
 _TABLE = cast(Table, RemoteListing.__table__)
@@ -141,28 +156,43 @@ class RemoteListingRepository:
         Items apply in order, as if upserted one by one. A row that would not
         change (same fields and audience, not tombstoned) is not written.
         """
+        return await self.upsert_many(
+            [
+                MirrorItem(ap_id, origin.id, origin.ap_id, audience, fields)
+                for ap_id, fields in items
+            ]
+        )
+
+    async def upsert_many(self, items: Sequence[MirrorItem]) -> PageWrite:
+        """`upsert_page` for items of several origins and audiences (what an inbox
+        receives in a burst): the same rules and statements, each item held to
+        its own origin."""
         now = utcnow()
         table = _TABLE
-        cached = await self._cached_rows(list(dict.fromkeys(ap_id for ap_id, _ in items)))
+        cached = await self._cached_rows(list(dict.fromkeys(item.ap_id for item in items)))
         stamps = {ap_id: row["remote_updated_at"] for ap_id, row in cached.items()}
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[str, tuple[MirrorItem, dict[str, Any]]] = {}
         done = PageWrite()
-        for position, (ap_id, raw) in enumerate(items):
+        for position, item in enumerate(items):
+            ap_id = item.ap_id
             row = cached.get(ap_id)
-            if row is not None and row["origin_community_id"] != origin.id:
-                done.refused[ap_id] = (
-                    f"{ap_id} was received from another community than {origin.ap_id}"
-                )
+            first = latest.get(ap_id)
+            owner = row["origin_community_id"] if row is not None else None
+            if owner is None and first is not None:
+                owner = first[0].origin_id
+            if owner is not None and owner != item.origin_id:
+                reason = f"{ap_id} was received from another community than {item.origin_ap_id}"
+                done.refused[ap_id] = done.refused_at[position] = reason
                 continue
             done.kept.add(ap_id)
-            fields = _clamped(raw, now)
+            fields = _clamped(item.fields, now)
             if _is_older(fields, stamps.get(ap_id)):
                 continue
             stamps[ap_id] = fields.get("remote_updated_at")
-            latest[ap_id] = fields
+            latest[ap_id] = (item, fields)
             done.current[ap_id] = position
         inserts, updates = [], []
-        for ap_id, fields in latest.items():
+        for ap_id, (item, fields) in latest.items():
             row = cached.get(ap_id)
             if row is None:
                 shown = fields.get("published_at") or now
@@ -170,8 +200,8 @@ class RemoteListingRepository:
                     {
                         "id": new_id(),
                         "ap_id": ap_id,
-                        "origin_community_id": origin.id,
-                        "audience": audience,
+                        "origin_community_id": item.origin_id,
+                        "audience": item.audience,
                         "received_at": now,
                         "updated_at": now,
                         "is_tombstoned": False,
@@ -179,11 +209,12 @@ class RemoteListingRepository:
                         "shown_at": shown,
                     }
                 )
+                done.inserted_ids.add(ap_id)
                 continue
             fields = {**fields, "shown_at": fields.get("published_at") or row["received_at"]}
-            if not _unchanged(row, audience, fields):
-                changed = {"audience": audience, "is_tombstoned": False, "updated_at": now}
-                updates.append({"b_id": row["id"], **fields, **changed})
+            if not _unchanged(row, item.audience, fields):
+                changed = {"audience": item.audience, "is_tombstoned": False, "updated_at": now}
+                updates.append({"b_id": row["id"], "b_origin": item.origin_id, **fields, **changed})
         # A listing stored meanwhile by the inbox (its Create arriving during the
         # walk) is left as the inbox wrote it, not a unique-key error for the job.
         done.inserted = await insert_ignoring_conflicts(
@@ -192,7 +223,8 @@ class RemoteListingRepository:
         if updates:
             await self.session.execute(
                 update(table).where(
-                    table.c.id == bindparam("b_id"), table.c.origin_community_id == origin.id
+                    table.c.id == bindparam("b_id"),
+                    table.c.origin_community_id == bindparam("b_origin"),
                 ),
                 updates,
             )
