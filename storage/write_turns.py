@@ -22,7 +22,7 @@ _turns: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDi
 
 
 def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
-    bind = sessions.kw.get("bind")
+    bind = getattr(sessions, "kw", {}).get("bind")  # a stand-in factory has none
     return bind if isinstance(bind, AsyncEngine) else None
 
 
