@@ -103,6 +103,10 @@ class NodeConfig(BaseModel):
     # (each server's stay in order). 0 picks for the database: 1 on SQLite, whose
     # single writer gains nothing from more, 4 on PostgreSQL.
     inbox_handler_concurrency: Count = 0
+    # Activities stored and not yet handled past which the inbox waits (up to a
+    # second a commit) for the processor to catch up, so a sender slows to the
+    # pace we handle at instead of growing the backlog. 0: never wait.
+    inbox_backlog_limit: Count = 500
 
     # What one sync may take from one remote collection (see node.protocol.mirror).
     backfill_max_pages: Positive = 200

@@ -12,6 +12,7 @@ the insert into the inbox log, which deliveries arriving together share
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -61,6 +62,48 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 _Waiter = tuple[NewInboxEntry, "asyncio.Future[bool]"]
 
 
+class InboxBacklog:
+    """How many stored activities this process's processor has yet to handle, and a
+    brake on the inbox when that passes `limit`.
+
+    Accepting costs less than handling, so a server that delivers as fast as we
+    answer would have us store far more than we handle, and the backlog would
+    grow as long as it kept sending. Past `limit` waiting entries, the inbox
+    holds its next commit (and so its 202s) until the processor has made room,
+    for at most `max_wait` seconds: senders slow down to the pace we handle at,
+    and nothing is refused. Only counts while the processor runs in this
+    process (`active`); a web-only process leaves the pace to its workers.
+    """
+
+    def __init__(self, limit: int, *, max_wait: float = 1.0) -> None:
+        self.limit = limit
+        self.max_wait = max_wait
+        self.active = False
+        self.waiting = 0
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def added(self, count: int) -> None:
+        self.waiting += count
+        if self.limit and self.waiting >= self.limit:
+            self._room.clear()
+
+    def handled(self, count: int) -> None:
+        self.waiting = max(0, self.waiting - count)
+        if self.waiting < self.limit * 0.9:
+            self._room.set()
+
+    async def room(self) -> None:
+        """Return once there is room, or after `max_wait` seconds whatever the backlog."""
+        if not self.active or self._room.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room.wait(), self.max_wait)
+
+
+INBOX_BACKLOG = web.AppKey("inbox_backlog", InboxBacklog)
+
+
 class GroupCommit:
     """Stores that arrive while a commit is in flight share the next commit.
 
@@ -80,8 +123,10 @@ class GroupCommit:
         max_writers: int = 1,
         max_rows: int = 100,
         max_chars: int = 4 * 1024 * 1024,
+        backlog: InboxBacklog | None = None,
     ) -> None:
         self._sessions = sessions
+        self._backlog = backlog
         self._max_writers = max_writers
         self._max_rows = max_rows
         self._max_chars = max_chars
@@ -121,6 +166,8 @@ class GroupCommit:
         unique: dict[str, NewInboxEntry] = {}
         for entry, _ in batch:
             unique.setdefault(entry.activity_id, entry)  # arrival order, first copy wins
+        if self._backlog is not None:
+            await self._backlog.room()
         try:
             async with write_turn(self._sessions), self._sessions() as session:
                 new = await InboxRepository(session).add_many_if_new(list(unique.values()))
@@ -130,6 +177,8 @@ class GroupCommit:
                 if not future.done():
                     future.set_exception(exc)
             return
+        if self._backlog is not None:
+            self._backlog.added(len(new))
         for entry, future in batch:
             if not future.done():
                 future.set_result(entry.activity_id in new)
@@ -158,8 +207,10 @@ class SqlInboxStore:
         *,
         block_cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        backlog: InboxBacklog | None = None,
     ) -> None:
         self._app = app
+        self._backlog = backlog
         self._writes: GroupCommit | None = None
         self._blocks = TtlCache[frozenset[str]](block_cache_seconds, 1, clock)
         self._blocks_version = block_list_version()
@@ -188,7 +239,9 @@ class SqlInboxStore:
         )
         if self._writes is None:  # the engine exists only once the app has started
             sqlite = self._app[ENGINE].dialect.name == "sqlite"
-            self._writes = GroupCommit(self._app[SESSIONS], max_writers=1 if sqlite else 2)
+            self._writes = GroupCommit(
+                self._app[SESSIONS], max_writers=1 if sqlite else 2, backlog=self._backlog
+            )
         stored = await self._writes.add(entry)
         self._recent_ids.put(activity.id, True)  # committed, new or not
         return stored
@@ -212,8 +265,11 @@ INBOX_STORE = web.AppKey("inbox_store", SqlInboxStore)
 class SqlInboxQueue:
     """`InboxQueue` on the inbox log: one short transaction per claim, one per batch."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], backlog: InboxBacklog | None = None
+    ) -> None:
         self._sessions = sessions
+        self._backlog = backlog
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> Sequence[QueuedActivity]:
         async with write_turn(self._sessions), self._sessions() as session:
@@ -229,6 +285,8 @@ class SqlInboxQueue:
         async with write_turn(self._sessions), self._sessions() as session:
             await InboxRepository(session).record(rows)
             await session.commit()
+        if self._backlog is not None:
+            self._backlog.handled(len(rows))
 
 
 # --- routes and the processor task -------------------------------------------------------
@@ -274,7 +332,8 @@ def setup_inbox_routes(
     """
     config = app[CONFIG]
     wake = asyncio.Event()
-    store = SqlInboxStore(app)
+    backlog = InboxBacklog(config.inbox_backlog_limit)
+    store = SqlInboxStore(app, backlog=backlog)
     receiver = InboxReceiver(
         store,
         key_resolver or SqlKeyResolver(app, is_blocked=store.is_blocked),
@@ -289,6 +348,7 @@ def setup_inbox_routes(
     app[INBOX_WAKE] = wake
     app[INBOX_STORE] = store
     app[INBOX_RECEIVER] = receiver
+    app[INBOX_BACKLOG] = backlog
     app.router.add_post("/inbox", receiver.__call__)
     app.router.add_post("/c/{slug}/inbox", community_inbox)
     app.cleanup_ctx.append(_close_key_resolver)
@@ -311,8 +371,9 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
     an entry cut off mid-handler is handled again once its lease runs out.
     """
     handlers: dict[str, Handler] = app[INBOX_HANDLERS]
+    backlog = app[INBOX_BACKLOG]
     processor = InboxProcessor(
-        SqlInboxQueue(app[SESSIONS]),
+        SqlInboxQueue(app[SESSIONS], backlog),
         handlers,
         concurrency=handler_concurrency(app),
         batch_handler=app.get(INBOX_BATCH),
@@ -323,9 +384,11 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         name="inbox-processor",
     )
+    backlog.active = True
     try:
         yield
     finally:
+        backlog.active = False
         processor.stop()
         _, pending = await asyncio.wait([task], timeout=SHUTDOWN_GRACE_SECONDS)
         if pending:
@@ -334,12 +397,14 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 __all__ = [
+    "INBOX_BACKLOG",
     "INBOX_BATCH",
     "INBOX_HANDLERS",
     "INBOX_RECEIVER",
     "INBOX_STORE",
     "INBOX_WAKE",
     "GroupCommit",
+    "InboxBacklog",
     "SqlInboxQueue",
     "SqlInboxStore",
     "inbox_processor_ctx",
