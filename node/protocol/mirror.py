@@ -184,9 +184,9 @@ class SyncLimits:
     it reached.
     """
 
-    max_pages: int = 200
-    max_items: int = 5_000
-    max_bytes: int = 20 * 1024 * 1024
+    max_pages: int = 2_500
+    max_items: int = 50_000
+    max_bytes: int = 200 * 1024 * 1024
 
 
 @dataclass
