@@ -237,6 +237,7 @@ async def _mirror_page(
             session,
             {ap_id: page_notes[at] for ap_id, at in written.current.items()},
             ctx.config.remote_images_per_source,
+            fresh=written.fresh,
         )
         await session.commit()
     for ap_id, reason in written.refused.items():
@@ -245,16 +246,23 @@ async def _mirror_page(
 
 
 async def _sync_page_images(
-    session: AsyncSession, current: dict[str, Note], per_source: int
+    session: AsyncSession, current: dict[str, Note], per_source: int, *, fresh: set[str]
 ) -> None:
     """`mirror_note`'s photo rule for a page: every note not older than what is
     cached (written or unchanged) brings its listing's photos up to date. The
     rows come in one query; a note with no attachments whose listing has no
-    photos has nothing to do."""
+    photos has nothing to do, and its row is not even loaded (`fresh`: listings
+    this page inserted, which have none)."""
     if not current:
         return
-    rows = await RemoteListingRepository(session).get_many(list(current))
-    for cached in rows:
+    repo = RemoteListingRepository(session)
+    bare = [ap_id for ap_id, note in current.items() if not note.attachments]
+    bare = [ap_id for ap_id in bare if ap_id not in fresh]
+    with_photos = await repo.with_images(bare) if bare else set()
+    wanted = [ap_id for ap_id, note in current.items() if note.attachments or ap_id in with_photos]
+    if not wanted:
+        return
+    for cached in await repo.get_many(wanted):
         note = current[cached.ap_id]
         if not note.attachments and not cached.images:
             continue
