@@ -88,6 +88,8 @@ async def test_a_partner_collection_of_several_pages_is_mirrored_whole_and_shown
     assert sorted(served) == sorted(titles)
     assert served[0] == sorted(titles)[-1]  # newest first
     page_urls = [collection, document["first"], pages[0]["next"]]
+    status, _ = await fetch(http, f"{collection}?page=true&after=not-a-position", a.data)
+    assert status == 400
 
     async def nothing_for(signer: Path | None) -> None:
         for page_url in page_urls:
