@@ -108,10 +108,12 @@ class NodeConfig(BaseModel):
     # pace we handle at instead of growing the backlog. 0: never wait.
     inbox_backlog_limit: Count = 500
 
-    # What one sync may take from one remote collection (see node.protocol.mirror).
-    backfill_max_pages: Positive = 200
-    backfill_max_items: Positive = 5_000
-    backfill_max_bytes: Positive = 20 * 1024 * 1024
+    # What one sync may take from one remote collection (see node.protocol.mirror):
+    # room for a large partner (50,000 listings, 20 a page as outboxes serve them,
+    # about 4 KiB each), still a bound on what a stranger's collection costs us.
+    backfill_max_pages: Positive = 2_500
+    backfill_max_items: Positive = 50_000
+    backfill_max_bytes: Positive = 200 * 1024 * 1024
     reconcile_interval_seconds: Positive = 3600
 
     # Background map tiles for the map pages, fetched by members' browsers (never by

@@ -192,9 +192,9 @@ class SyncLimits:
     it reached.
     """
 
-    max_pages: int = 200
-    max_items: int = 5_000
-    max_bytes: int = 20 * 1024 * 1024
+    max_pages: int = 2_500
+    max_items: int = 50_000
+    max_bytes: int = 200 * 1024 * 1024
 
 
 @dataclass
@@ -271,16 +271,7 @@ async def mirror_many(
         positions.append(at)
     written = await RemoteListingRepository(session).upsert_many(items)
     current = {ap_id: notes[positions[at]][0] for ap_id, at in written.current.items()}
-    # A listing cached just now, without photos, has none to bring up to date.
-    await _sync_page_images(
-        session,
-        {
-            ap_id: note
-            for ap_id, note in current.items()
-            if note.attachments or ap_id not in written.inserted_ids
-        },
-        per_source_images,
-    )
+    await _sync_page_images(session, current, per_source_images, fresh=written.fresh)
     for at, reason in written.refused_at.items():
         refusals[positions[at]] = reason
     written.refused_at = refusals
@@ -289,16 +280,23 @@ async def mirror_many(
 
 
 async def _sync_page_images(
-    session: AsyncSession, current: dict[str, Note], per_source: int
+    session: AsyncSession, current: dict[str, Note], per_source: int, *, fresh: set[str]
 ) -> None:
     """`mirror_note`'s photo rule for a page: every note not older than what is
     cached (written or unchanged) brings its listing's photos up to date. The
     rows come in one query; a note with no attachments whose listing has no
-    photos has nothing to do."""
+    photos has nothing to do, and its row is not even loaded (`fresh`: listings
+    this page inserted, which have none)."""
     if not current:
         return
-    rows = await RemoteListingRepository(session).get_many(list(current))
-    for cached in rows:
+    repo = RemoteListingRepository(session)
+    bare = [ap_id for ap_id, note in current.items() if not note.attachments]
+    bare = [ap_id for ap_id in bare if ap_id not in fresh]
+    with_photos = await repo.with_images(bare) if bare else set()
+    wanted = [ap_id for ap_id, note in current.items() if note.attachments or ap_id in with_photos]
+    if not wanted:
+        return
+    for cached in await repo.get_many(wanted):
         note = current[cached.ap_id]
         if not note.attachments and not cached.images:
             continue

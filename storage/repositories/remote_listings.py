@@ -12,8 +12,15 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.dialect import insert_ignoring_conflicts
-from storage.models import Community, CommunityPartnership, RemoteListing, new_id, utcnow
+from storage.dialect import among, insert_ignoring_conflicts
+from storage.models import (
+    Community,
+    CommunityPartnership,
+    ListingImage,
+    RemoteListing,
+    new_id,
+    utcnow,
+)
 from storage.paging import Position
 from storage.repositories.actors import BlockRepository, host_is_blocked
 from storage.repositories.browse import Found, mirror_sources, newest
@@ -65,8 +72,9 @@ class PageWrite:
     updated: int = 0
     refused_at: dict[int, str] = field(default_factory=dict)
     """The refusals by the item's position (one id may come twice, once refused)."""
-    inserted_ids: set[str] = field(default_factory=set)
-    """Ids that were not cached before (a row of their own was inserted for them)."""
+    fresh: set[str] = field(default_factory=set)
+    """Ids this page inserted (so no photos yet); empty when any insert met a row
+    written meanwhile, since which ones did is then unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,22 @@ class RemoteListingRepository:
             )
             rows.extend(result.all())
         return rows
+
+    async def with_images(self, ap_ids: Sequence[str]) -> set[str]:
+        """Those of `ap_ids` whose cached listing has photos: ids only, in one
+        query per chunk, so a page of listings without photos loads no rows."""
+        found: set[str] = set()
+        for chunk in _chunks(ap_ids):
+            result = await self.session.scalars(
+                select(RemoteListing.ap_id).where(
+                    among(self.session, RemoteListing.ap_id, chunk),
+                    select(ListingImage.id)
+                    .where(ListingImage.remote_listing_id == RemoteListing.id)
+                    .exists(),
+                )
+            )
+            found.update(result.all())
+        return found
 
     async def upsert(
         self, ap_id: str, origin: Community, audience: str, fields: dict[str, Any]
@@ -209,7 +233,6 @@ class RemoteListingRepository:
                         "shown_at": shown,
                     }
                 )
-                done.inserted_ids.add(ap_id)
                 continue
             fields = {**fields, "shown_at": fields.get("published_at") or row["received_at"]}
             if not _unchanged(row, item.audience, fields):
@@ -220,6 +243,8 @@ class RemoteListingRepository:
         done.inserted = await insert_ignoring_conflicts(
             self.session, RemoteListing, inserts, conflict_columns=["ap_id"]
         )
+        if done.inserted == len(inserts):
+            done.fresh = {row["ap_id"] for row in inserts}
         if updates:
             await self.session.execute(
                 update(table).where(
@@ -236,7 +261,9 @@ class RemoteListingRepository:
         rows: dict[str, dict[str, Any]] = {}
         columns = _TABLE.c
         for chunk in _chunks(ap_ids):
-            result = await self.session.execute(select(*columns).where(columns.ap_id.in_(chunk)))
+            result = await self.session.execute(
+                select(*columns).where(among(self.session, columns.ap_id, chunk))
+            )
             rows.update((row.ap_id, dict(row._mapping)) for row in result)
         return rows
 
