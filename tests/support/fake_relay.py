@@ -96,7 +96,10 @@ class FakeRelay:
 
     async def _accept(self, follow: dict[str, Any]) -> None:
         actor = follow["actor"]
-        document = await self._get(actor)
+        try:
+            document = await self._get(actor)
+        except aiohttp.ClientError:
+            return  # a subscriber we cannot read stays unanswered, as with real relays
         inbox = (document.get("endpoints") or {}).get("sharedInbox") or document["inbox"]
         self.subscribers[actor] = inbox
         accept = {"type": "Accept", "object": follow, "to": [actor]}
