@@ -24,12 +24,15 @@ async def _relay_state(client: ApiClient, state: str) -> dict[str, Any]:
     return dict(body["items"][0])
 
 
+@pytest.mark.parametrize("mode", ["announce", "forward"])
 async def test_public_listing_reaches_another_node_through_a_relay_and_others_do_not(
-    cluster: Cluster, http: aiohttp.ClientSession
+    cluster: Cluster, http: aiohttp.ClientSession, mode: str
 ) -> None:
+    """`announce`: a LitePub relay wraps what it relays in Announce; `forward`: a
+    Mastodon-style relay forwards the original Create, signed by the relay."""
     a, b = cluster.start("alder"), cluster.start("birch")
     alice, bob = await steward(a, http), await steward(b, http)
-    async with fake_relay() as relay:
+    async with fake_relay(mode) as relay:
         added = await alice.ok("POST", "/api/v1/relays", expect=201, json={"url": relay.actor_id})
         assert added["state"] == "pending"
         # The inbox URL works too: the relay's actor is found beside it.

@@ -1,11 +1,12 @@
-"""A small ActivityPub relay on 127.0.0.1, LitePub style, for multi-node tests.
+"""A small ActivityPub relay on 127.0.0.1, for multi-node tests.
 
 It accepts a `Follow` of the Public collection (answering `Accept` from its
 own actor), forgets a subscriber on `Undo`, and relays what a subscriber
-sends it: each `Create`/`Update` becomes an `Announce` of the object's id
-to every other subscriber, signed with the relay's own key, as LitePub
-relays do. It records every activity it receives, so that a test can check
-what a node sent to the network.
+sends it to every other subscriber, signed with the relay's own key: with
+`mode="announce"` each `Create`/`Update` becomes an `Announce` of the
+object's id, as LitePub relays do; with `mode="forward"` the original body
+goes out unchanged, as Mastodon-style relays do. It records every activity
+it receives, so that a test can check what a node sent to the network.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 class FakeRelay:
     base: str
     http: aiohttp.ClientSession
+    mode: str = "announce"
     subscribers: dict[str, str] = field(default_factory=dict)
     """Subscriber actor id -> its inbox."""
     received: list[dict[str, Any]] = field(default_factory=list)
@@ -86,7 +88,7 @@ class FakeRelay:
         elif kind in ("Create", "Update") and actor in self.subscribers:
             obj = activity.get("object")
             object_id = obj.get("id") if isinstance(obj, dict) else obj
-            self._later(self._announce(actor, str(object_id)))
+            self._later(self._relay(actor, str(object_id), body))
         return web.Response(status=202)
 
     def _later(self, work: Any) -> None:
@@ -105,11 +107,14 @@ class FakeRelay:
         accept = {"type": "Accept", "object": follow, "to": [actor]}
         await self.send(inbox, accept)
 
-    async def _announce(self, sender: str, object_id: str) -> None:
+    async def _relay(self, sender: str, object_id: str, original: bytes) -> None:
         for actor, inbox in list(self.subscribers.items()):
             if actor == sender:
                 continue
             self.announced.append(object_id)
+            if self.mode == "forward":
+                await self.post(inbox, original)
+                continue
             announce = {"type": "Announce", "object": object_id, "to": [f"{self.base}/followers"]}
             await self.send(inbox, announce)
 
@@ -121,7 +126,10 @@ class FakeRelay:
             "actor": self.actor_id,
             **activity,
         }
-        body = orjson.dumps(document)
+        return await self.post(inbox, orjson.dumps(document))
+
+    async def post(self, inbox: str, body: bytes) -> int:
+        """POST `body` as it is, signed by the relay (whoever the body says sent it)."""
         headers = sign_request(
             "POST",
             inbox,
@@ -150,11 +158,11 @@ class FakeRelay:
 
 
 @asynccontextmanager
-async def fake_relay() -> AsyncIterator[FakeRelay]:
+async def fake_relay(mode: str = "announce") -> AsyncIterator[FakeRelay]:
     port = free_port()
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(connector=connector) as http:
-        relay = FakeRelay(f"http://127.0.0.1:{port}", http)
+        relay = FakeRelay(f"http://127.0.0.1:{port}", http, mode)
         async with serving(relay.app(), port):
             yield relay
             for task in list(relay.tasks):
