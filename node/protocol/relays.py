@@ -128,10 +128,16 @@ async def subscribe(session: AsyncSession, community: Community, relay_actor: Co
 
 
 async def unsubscribe(session: AsyncSession, community: Community, relay: Relay) -> None:
-    """Queue `Undo` of our Follow and forget the relay, in the caller's transaction."""
+    """Queue `Undo` of our Follow and forget the relay, in the caller's transaction:
+    from then on it receives nothing, whether it followed us back or not."""
     follow = follow_of_public(relay.follow_activity_id, community)
     await send(session, community, "Undo", follow, {relay.inbox_url}, to=[relay.actor_id])
     await RelayRepository(session).delete(relay)
+    follows = FollowRepository(session)
+    # A LitePub relay follows the community back; that follow ends with the subscription.
+    follow_back = await follows.get("in", community.id, relay.actor_id)
+    if follow_back is not None:
+        await follows.delete(follow_back)
 
 
 # --- what relays announce ------------------------------------------------------------
@@ -223,13 +229,20 @@ async def _fetch_note(ctx: FederationContext, object_id: str, viewer: Community)
         document = await signed_get(ctx, object_id, viewer, same_host_only=True)
     except (ObjectGone, ObjectNotFound, Refused) as exc:
         raise _Skip(f"{object_id} could not be fetched: {exc}") from exc
-    if document.get("type") == "Create" and isinstance(document.get("object"), dict):
-        document = {"@context": document.get("@context"), **document["object"]}
+    expected = object_id
+    wrapped = document.get("object")
+    if document.get("type") in ("Create", "Update") and isinstance(wrapped, dict):
+        # An activity's id was announced: its server vouches for the object it embeds,
+        # if that object lives there too.
+        expected = str(wrapped.get("id", ""))
+        if not same_host(expected, object_id):
+            raise _Skip(f"{object_id} embeds an object from another host, {expected[:200]}")
+        document = {"@context": document.get("@context"), **wrapped}
     try:
         note = parse_note(normalize_activity(document))
     except (VocabError, FederationError) as exc:
         raise _Skip(f"{object_id} is not a listing: {exc}") from exc
-    if note.id != object_id:
+    if note.id != expected:
         raise _Skip(f"{object_id} answered with another object, {note.id}")
     if not note.is_public:
         raise _Skip(f"{object_id} is not public")

@@ -345,3 +345,30 @@ async def test_a_fetch_for_a_subscription_that_ended_fetches_nothing(
     relay = await _relay(node, state="rejected")
     progress = await _fetch(node, relay, origin.note(1))
     assert "ignored" in progress and origin.requests == []
+
+
+async def test_an_announced_activity_id_is_read_for_the_note_its_server_embeds(
+    node: NodeHandle, origin: Origin
+) -> None:
+    relay = await _relay(node)
+    note_id = origin.note(1)
+    note = origin.documents["/c/oak/listings/1"]
+    wrapped = {k: v for k, v in note.items() if k != "@context"}
+    origin.documents["/c/oak/activities/1"] = {
+        "@context": default_context(),
+        "id": f"{origin.actor}/activities/1",
+        "type": "Create",
+        "actor": origin.actor,
+        "object": wrapped,
+    }
+    origin.documents["/c/oak/activities/2"] = {
+        **origin.documents["/c/oak/activities/1"],
+        "id": f"{origin.actor}/activities/2",
+        "object": {**wrapped, "id": "http://elsewhere.test/c/oak/listings/1"},
+    }
+    progress = await _fetch(node, relay, f"{origin.actor}/activities/2")
+    assert "another host" in progress["ignored"]
+    progress = await _fetch(node, relay, f"{origin.actor}/activities/1")
+    assert progress == {"mirrored": f"{origin.actor}/activities/1", "origin": origin.actor}
+    [cached] = await _rows(node, RemoteListing)
+    assert cached.ap_id == note_id

@@ -8,6 +8,8 @@ from sqlalchemy import select
 from federation.vocab import PUBLIC
 from node.appkeys import SESSIONS
 from storage.models import Delivery
+from storage.repositories import CommunityRepository
+from storage.repositories.follows import FollowRepository
 from tests.conftest import NodeHandle
 from tests.support.fake_relay import fake_relay
 
@@ -41,6 +43,20 @@ async def test_a_steward_subscribes_sees_the_state_and_unsubscribes(node: NodeHa
     assert follow.target_inbox == relay.inbox
     assert (body["type"], body["object"]) == ("Follow", PUBLIC)
 
+    # A LitePub relay follows the community back; unsubscribing ends that too.
+    async with node.client.app[SESSIONS]() as db:
+        local = await CommunityRepository(db).get_local_by_slug("tools")
+        assert local is not None
+        await FollowRepository(db).upsert(
+            direction="in",
+            local_community_id=local.id,
+            remote_actor=relay.actor_id,
+            follow_activity_id=f"{relay.base}/activities/follow-back",
+            state="active",
+            remote_inbox=relay.inbox,
+        )
+        await db.commit()
+
     gone = await node.client.delete(f"/api/v1/relays/{added['id']}", headers=headers)
     assert gone.status == 204
     undo = orjson.loads((await _deliveries(node))[-1].body)
@@ -49,6 +65,10 @@ async def test_a_steward_subscribes_sees_the_state_and_unsubscribes(node: NodeHa
     assert listed["items"] == []
     missing = await node.client.delete(f"/api/v1/relays/{added['id']}", headers=headers)
     assert missing.status == 404
+
+    listing = {"kind": "offer", "title": "Public ladder", "visibility": "public"}
+    assert (await node.client.post("/api/v1/listings", json=listing, headers=headers)).status == 201
+    assert len([d for d in await _deliveries(node) if d.target_inbox == relay.inbox]) == 2
 
 
 async def test_members_cannot_manage_relays_and_bad_addresses_change_nothing(
