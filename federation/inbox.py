@@ -314,7 +314,7 @@ class InboxReceiver:
                 check_key_on_actor_host(key_id, document)
             activity = await self._verify(request, body, document, relay)
             if activity is not None and relay is not None:
-                forwarded = forwarded_announce(relay, activity)
+                forwarded = forwarded_announce(relay, activity, document)
                 activity, body = forwarded if forwarded is not None else (None, body)
             if activity is None:
                 self.observe("dropped", "")

@@ -218,8 +218,12 @@ async def _relay_of(ctx: FederationContext, run: JobRun) -> tuple[Relay, Communi
         if relay is None or relay.state != RelayState.ACTIVE:
             raise _Skip("the relay subscription ended")
         viewer = await CommunityRepository(session).get(relay.local_community_id)
+        blocked = await BlockRepository(session).domains()
     if viewer is None:
         raise _Skip("the subscribing community no longer exists")
+    object_id = str(run.payload.get("object_id", ""))
+    if host_is_blocked(blocked, url_host(object_id) or ""):
+        raise _Skip(f"{object_id} is on a blocked domain")
     return relay, viewer
 
 

@@ -32,6 +32,7 @@ def create(n: int = 1, kind: str = "Create", **obj: Any) -> bytes:
                 "attributedTo": ALICE,
                 "to": [PUBLIC],
                 "content": "A ladder",
+                "kind": "offer",
                 **obj,
             },
         }
@@ -59,6 +60,7 @@ async def test_a_subscribed_relay_forwarding_a_create_is_kept_as_its_announce_of
     stored = orjson.loads(entry.raw)
     assert (entry.type, entry.actor) == ("Announce", BOB)
     assert stored["object"]["id"] == NOTE and "content" not in stored["object"]
+    assert stored["object"]["kind"] == "offer"
     assert stored["id"].startswith(f"{BOB}#forwarded-")
 
 
@@ -93,5 +95,17 @@ async def test_what_a_relay_forwards_besides_creates_and_updates_is_dropped(
     relay_is(harness, BOB)
     body = create(kind="Delete")
     status, _ = await harness.post(body, harness.signed(body, key_id=BOB_KEY))
+    assert status == 202
+    assert harness.inbox.entries == []
+
+
+async def test_a_forwarded_status_that_is_no_listing_is_dropped_without_a_fetch(
+    harness: Harness,
+) -> None:
+    relay_is(harness, BOB)
+    body = orjson.loads(create())
+    del body["object"]["kind"]
+    raw = orjson.dumps(body)
+    status, _ = await harness.post(raw, harness.signed(raw, key_id=BOB_KEY))
     assert status == 202
     assert harness.inbox.entries == []

@@ -203,8 +203,18 @@ async def test_a_relay_cannot_make_us_fetch_more_than_its_budget(node: NodeHandl
         "not a url",
         "file:///etc/passwd",
         "http://tools.test/c/tools/listings/1",
-        {"id": "http://o.test/c/o/l/1", "type": "Note", "to": ["http://o.test/c/o"]},
-        {"id": "http://o.test/c/o/l/1", "type": "Note", "attributedTo": "http://p.test/c/p"},
+        {
+            "id": "http://o.test/c/o/l/1",
+            "type": "Note",
+            "kind": "offer",
+            "to": ["http://o.test/c/o"],
+        },
+        {
+            "id": "http://o.test/c/o/l/1",
+            "type": "Note",
+            "kind": "offer",
+            "attributedTo": "http://p.test/c/p",
+        },
     ],
     ids=["not-a-url", "not-http", "ours", "not-public", "another-host"],
 )
