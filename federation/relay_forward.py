@@ -22,7 +22,7 @@ import orjson
 from federation.contexts import default_context
 from federation.vocab import NOTE_TYPES, Activity, parse_activity
 
-FORWARDED_TYPES = frozenset({"Create", "Update"})
+FORWARDED_TYPES = frozenset({"Create", "Update", "Delete"})
 _VETO_TERMS = ("id", "type", "attributedTo", "to", "cc", "kind")
 
 
@@ -30,7 +30,8 @@ def forwarded_announce(
     relay: str, original: Activity, raw: Mapping[str, Any] | None = None
 ) -> tuple[Activity, bytes] | None:
     """The Announce by `relay` of the object `original` carries, and its stored body;
-    None when `original` is nothing to fetch.
+    None when `original` is nothing to fetch. A forwarded `Delete` becomes an
+    Announce of a `Tombstone` with the deleted object's id.
 
     The id is derived from the original's, so a relay forwarding the same
     activity twice is answered as a duplicate. A note that carries no `kind`
@@ -53,7 +54,11 @@ def forwarded_announce(
     obj = raw.get("object") if raw is not None else original.object
     if isinstance(obj, dict) and obj.get("type") in NOTE_TYPES and not _names_a_kind(obj):
         return None  # a status, not a listing: a busy relay forwards many
-    if isinstance(obj, dict):
+    if original.type == "Delete":
+        # Only a hint to look again: the handler asks the object's own server, and
+        # only about a listing it holds.
+        document["object"] = {"id": object_id, "type": "Tombstone"}
+    elif isinstance(obj, dict):
         # Kept only so that the handler can refuse early what the body itself says
         # is not public; it is never mirrored from here.
         document["object"] = {k: obj[k] for k in _VETO_TERMS if k in obj}

@@ -165,6 +165,10 @@ def _embedded_refusal(obj: Any) -> str | None:
     return None
 
 
+def _is_tombstone(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get("type") == "Tombstone"
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value] if value is not None else []
 
@@ -189,6 +193,9 @@ async def on_announce(ctx: FederationContext, activity: Activity) -> None:
             raise RelayIgnored(refusal)
         if same_host(object_id, ctx.config.base_url):
             raise RelayIgnored(f"{object_id} is ours")
+        cached = await RemoteListingRepository(session).get_by_ap_id(object_id)
+        if _is_tombstone(activity.object) and (cached is None or cached.audience != "public"):
+            raise RelayIgnored(f"Delete of {object_id}, no public listing we hold")
         host = url_host(object_id) or ""
         if host_is_blocked(await BlockRepository(session).domains(), host):
             raise RelayIgnored(f"{object_id} is on a blocked domain")
@@ -212,6 +219,22 @@ class _Skip(Exception):
     """The fetched object is not one we keep; the job ends, recording why."""
 
 
+class _Gone(_Skip):
+    """The object's own server says it is gone (404, 410): a public copy we hold goes too."""
+
+
+async def _forget_public_copy(ctx: FederationContext, object_id: str) -> bool:
+    """Drop our public copy of `object_id`: its own server no longer serves it to us."""
+    async with ctx.sessions() as session:
+        listings = RemoteListingRepository(session)
+        cached = await listings.get_by_ap_id(object_id)
+        if cached is None or cached.audience != Audience.PUBLIC:
+            return False
+        await listings.remove(object_id)
+        await session.commit()
+    return True
+
+
 async def _relay_of(ctx: FederationContext, run: JobRun) -> tuple[Relay, Community]:
     async with ctx.sessions() as session:
         relay = await RelayRepository(session).get(str(run.payload.get("relay_id", "")))
@@ -231,7 +254,9 @@ async def _fetch_note(ctx: FederationContext, object_id: str, viewer: Community)
     """The note from its own server, as that server serves it (never from the relay)."""
     try:
         document = await signed_get(ctx, object_id, viewer, same_host_only=True)
-    except (ObjectGone, ObjectNotFound, Refused) as exc:
+    except (ObjectGone, ObjectNotFound) as exc:
+        raise _Gone(f"{object_id} is gone from its server: {exc}") from exc
+    except Refused as exc:
         raise _Skip(f"{object_id} could not be fetched: {exc}") from exc
     expected = object_id
     wrapped = document.get("object")
@@ -296,6 +321,13 @@ def run_relay_fetch(ctx: FederationContext) -> JobHandler:
             _, viewer = await _relay_of(ctx, run)
             note = await _fetch_note(ctx, object_id, viewer)
             origin = await mirror_relayed(ctx, note)
+        except _Gone as exc:
+            if await _forget_public_copy(ctx, object_id):
+                await run.report(removed=object_id)
+                return
+            log.info("relayed %s ignored: %s", object_id[:200], exc)
+            await run.report(ignored=str(exc))
+            return
         except _Skip as exc:
             log.info("relayed %s ignored: %s", object_id[:200], exc)
             await run.report(ignored=str(exc))

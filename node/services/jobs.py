@@ -73,6 +73,8 @@ def summarize(progress: dict[str, Any]) -> str:
         return f"Ignored: {progress['ignored']}"
     if "mirrored" in progress:
         return "Kept as a public listing"
+    if "removed" in progress:
+        return "Removed: its node no longer has it"
     parts = []
     for key, label in (("current", "so far"), ("public", "public"), ("partners", "partners")):
         line = _sync_summary(progress.get(key, {}))

@@ -52,6 +52,17 @@ async def test_public_listing_reaches_another_node_through_a_relay_and_others_do
             return dict(remote[0])
 
         wheelbarrow = await eventually(arrived, within=30)
+        if mode == "forward":
+            # Only the origin's word counts: the forwarded Delete has bob look again.
+            mine = (await alice.ok("GET", "/api/v1/listings"))["items"]
+            [original] = [x for x in mine if x["title"] == "Relayed wheelbarrow"]
+            await alice.ok("DELETE", f"/api/v1/listings/{original['id']}", expect=204)
+
+            async def removed() -> None:
+                body = await bob.ok("GET", "/api/v1/listings?include_public=true")
+                assert [x for x in body["items"] if x["origin"] == "public"] == []
+
+            await eventually(removed, within=30)
         assert wheelbarrow["community"]["name"] == "Alder Commons"
         assert wheelbarrow["visibility"] == "public"
 

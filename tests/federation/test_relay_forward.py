@@ -89,11 +89,22 @@ async def test_another_key_on_the_relays_host_cannot_speak_for_the_relay(
     assert harness.inbox.entries == []
 
 
-async def test_what_a_relay_forwards_besides_creates_and_updates_is_dropped(
+async def test_a_forwarded_delete_is_kept_as_a_hint_naming_only_the_deleted_id(
     harness: Harness,
 ) -> None:
     relay_is(harness, BOB)
     body = create(kind="Delete")
+    status, _ = await harness.post(body, harness.signed(body, key_id=BOB_KEY))
+    assert status == 202
+    [entry] = harness.inbox.entries
+    assert orjson.loads(entry.raw)["object"] == {"id": NOTE, "type": "Tombstone"}
+
+
+async def test_what_a_relay_forwards_besides_creates_updates_and_deletes_is_dropped(
+    harness: Harness,
+) -> None:
+    relay_is(harness, BOB)
+    body = create(kind="Like")
     status, _ = await harness.post(body, harness.signed(body, key_id=BOB_KEY))
     assert status == 202
     assert harness.inbox.entries == []

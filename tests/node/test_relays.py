@@ -382,3 +382,24 @@ async def test_an_announced_activity_id_is_read_for_the_note_its_server_embeds(
     assert progress == {"mirrored": f"{origin.actor}/activities/1", "origin": origin.actor}
     [cached] = await _rows(node, RemoteListing)
     assert cached.ap_id == note_id
+
+
+async def test_a_listing_its_server_no_longer_has_is_dropped_when_a_relay_says_so(
+    node: NodeHandle, origin: Origin
+) -> None:
+    relay = await _relay(node)
+    note_id = origin.note(1)
+    await _fetch(node, relay, note_id)
+    tombstone = {"id": note_id, "type": "Tombstone"}
+    stranger = {"id": f"{origin.actor}/listings/9", "type": "Tombstone"}
+    with pytest.raises(IgnoreActivity, match="no public listing we hold"):
+        await on_announce(ctx(node), activity("Announce", RELAY, stranger, 1))
+    await on_announce(ctx(node), activity("Announce", RELAY, tombstone, 2))
+    [job] = await _rows(node, Job)
+    assert job.subject == note_id
+
+    assert (await _fetch(node, relay, note_id)) == {"mirrored": note_id, "origin": origin.actor}
+    assert len(await _rows(node, RemoteListing)) == 1  # still served: kept
+    del origin.documents["/c/oak/listings/1"]
+    assert (await _fetch(node, relay, note_id)) == {"removed": note_id}
+    assert await _rows(node, RemoteListing) == []

@@ -69,6 +69,10 @@ class FakeRelay:
             },
         }
 
+    def relayed_types(self) -> tuple[str, ...]:
+        """What it passes on: Mastodon-style relays forward Deletes too."""
+        return ("Create", "Update", "Delete") if self.mode == "forward" else ("Create", "Update")
+
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [activity for activity in self.received if activity.get("type") == kind]
 
@@ -85,7 +89,7 @@ class FakeRelay:
             self._later(self._accept(activity))
         elif kind == "Undo":
             self.subscribers.pop(actor, None)
-        elif kind in ("Create", "Update") and actor in self.subscribers:
+        elif kind in self.relayed_types() and actor in self.subscribers:
             obj = activity.get("object")
             object_id = obj.get("id") if isinstance(obj, dict) else obj
             self._later(self._relay(actor, str(object_id), body))
