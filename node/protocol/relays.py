@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+import weakref
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.errors import FederationError, ObjectGone, ObjectNotFound, Refused
 from federation.hosts import same_host, url_host
@@ -41,6 +43,7 @@ from node.protocol.jobs import JobFailed, JobHandler, JobRun, RetryJob, enqueue_
 from node.protocol.mirror import NotMirrored, mirror_note
 from node.protocol.publishing import send
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
+from node.protocol.ttl_cache import TtlCache
 from storage.models import Community, Relay
 from storage.repositories import BlockRepository, CommunityRepository
 from storage.repositories.actors import host_is_blocked
@@ -53,6 +56,23 @@ from storage.states import Audience, RelayState
 log = logging.getLogger(__name__)
 
 RELAY_FETCH = "relay_fetch"
+NOT_LISTING_HOST_SECONDS = 86400.0
+"""How long a host that served a post rather than a listing is not asked again."""
+
+_not_listing_hosts: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], TtlCache[bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _post_hosts(ctx: FederationContext) -> TtlCache[bool]:
+    """Hosts whose announced objects turned out to be posts, not listings (a Mastodon
+    server on a busy relay): their next announcements cost no fetch for a day."""
+    cache = _not_listing_hosts.get(ctx.sessions)
+    if cache is None:
+        cache = _not_listing_hosts[ctx.sessions] = TtlCache(
+            NOT_LISTING_HOST_SECONDS, 10_000, time.monotonic
+        )
+    return cache
 
 
 class RelayUnavailable(Exception):
@@ -193,6 +213,8 @@ async def on_announce(ctx: FederationContext, activity: Activity) -> None:
             raise RelayIgnored(refusal)
         if same_host(object_id, ctx.config.base_url):
             raise RelayIgnored(f"{object_id} is ours")
+        if _post_hosts(ctx).get(url_host(object_id) or ""):
+            raise RelayIgnored(f"{url_host(object_id)} serves posts, not listings")
         cached = await RemoteListingRepository(session).get_by_ap_id(object_id)
         if _is_tombstone(activity.object) and (cached is None or cached.audience != "public"):
             raise RelayIgnored(f"Delete of {object_id}, no public listing we hold")
@@ -273,6 +295,9 @@ async def _fetch_note(ctx: FederationContext, object_id: str, viewer: Community)
         raise _Skip(f"{object_id} is not a listing: {exc}") from exc
     if note.id != expected:
         raise _Skip(f"{object_id} answered with another object, {note.id}")
+    if note.kind is None:
+        _post_hosts(ctx).put(url_host(object_id) or "", True)
+        raise _Skip(f"{object_id} is a post, not a listing")
     if not note.is_public:
         raise _Skip(f"{object_id} is not public")
     if not note.attributed_to or not same_host(note.id, note.attributed_to):

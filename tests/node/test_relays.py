@@ -403,3 +403,16 @@ async def test_a_listing_its_server_no_longer_has_is_dropped_when_a_relay_says_s
     del origin.documents["/c/oak/listings/1"]
     assert (await _fetch(node, relay, note_id)) == {"removed": note_id}
     assert await _rows(node, RemoteListing) == []
+
+
+async def test_a_host_that_served_a_post_is_not_asked_again_for_a_while(
+    node: NodeHandle, origin: Origin
+) -> None:
+    relay = await _relay(node)
+    status = origin.note(1)
+    del origin.documents["/c/oak/listings/1"]["kind"]
+    progress = await _fetch(node, relay, status)
+    assert "not a listing" in progress["ignored"]
+    with pytest.raises(IgnoreActivity, match="serves posts"):
+        await on_announce(ctx(node), activity("Announce", RELAY, origin.note(2)))
+    assert await _rows(node, Job) == [] and await _rows(node, RemoteListing) == []
