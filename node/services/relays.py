@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
@@ -61,6 +62,9 @@ async def add_relay(
         return await subscribe(session, member.community, actor)
     except RelayUnavailable as exc:
         raise BadRequest(str(exc)) from exc
+    except IntegrityError as exc:
+        # Two stewards subscribing at once: one wins, the other's transaction is void.
+        raise Conflict(f"the community is already subscribing to {actor.ap_id}") from exc
 
 
 async def list_relays(session: AsyncSession, member: Member) -> Sequence[Relay]:
