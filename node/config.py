@@ -156,6 +156,11 @@ class NodeConfig(BaseModel):
     media_dir: Path | None = None
     # How many photos of one other community's listings this node keeps at most.
     remote_images_per_source: Positive = 2000
+    # Relays (see node.protocol.relays): how many objects one relay may make us
+    # fetch in a minute, and how many public listings of one community that none
+    # of ours follows or partners with the mirror keeps from relays.
+    relay_fetches_per_minute: Positive = 60
+    relay_max_listings_per_origin: Positive = 500
 
     @field_validator("base_url")
     @classmethod

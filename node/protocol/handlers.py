@@ -19,7 +19,7 @@ from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity,
 from federation.jsonld import normalize_activity
 from federation.vocab import ACTOR_TYPES, Activity, parse_note
 from node.domain import urls
-from node.protocol import exchanges, partnerships
+from node.protocol import exchanges, partnerships, relays
 from node.protocol.answers import on_answer
 from node.protocol.context import FederationContext
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
@@ -226,4 +226,5 @@ HANDLERS: dict[str, ProtocolHandler] = {
     "Create": on_create_or_update,
     "Update": on_update,
     "Delete": on_delete,
+    "Announce": relays.on_announce,
 }

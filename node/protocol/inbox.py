@@ -41,6 +41,7 @@ from node.protocol.ttl_cache import TtlCache
 from storage.repositories import BlockRepository, CommunityRepository, InboxRepository
 from storage.repositories.actors import block_list_version, host_is_blocked
 from storage.repositories.inbox import EntryOutcome, NewInboxEntry
+from storage.repositories.relays import RelayRepository
 from storage.write_turns import write_turn
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,7 @@ class GroupCommit:
 RECENT_IDS = 50_000
 """How many recently stored activity ids are kept in memory to answer repeats."""
 RECENT_ID_SECONDS = 3600.0
+RELAY_CACHE_SECONDS = 10.0
 
 
 class SqlInboxStore:
@@ -216,6 +218,7 @@ class SqlInboxStore:
         self._blocks_version = block_list_version()
         self._local_actors = TtlCache[str](60.0, 1024, clock)
         self._recent_ids = TtlCache[bool](RECENT_ID_SECONDS, RECENT_IDS, clock)
+        self._relays = TtlCache[bool](RELAY_CACHE_SECONDS, 256, clock)
 
     async def _blocked_domains(self) -> frozenset[str]:
         """The block list, reloaded when this process changed it or after a few seconds."""
@@ -245,6 +248,17 @@ class SqlInboxStore:
         stored = await self._writes.add(entry)
         self._recent_ids.put(activity.id, True)  # committed, new or not
         return stored
+
+    async def is_relay(self, actor_id: str) -> bool:
+        """Whether one of our communities has an accepted subscription to `actor_id`,
+        remembered for a few seconds (asked only of bodies a relay's key signed for
+        another host's actor)."""
+        known = self._relays.get(actor_id)
+        if known is None:
+            async with self._app[SESSIONS]() as session:
+                known = await RelayRepository(session).active_by_actor(actor_id) is not None
+            self._relays.put(actor_id, known)
+        return known
 
     async def local_actor(self, slug: str) -> str | None:
         """The actor id of the local community `slug`, or None: whose inbox a POST is for."""
@@ -343,6 +357,7 @@ def setup_inbox_routes(
         limiter=inbox_rate_limiter(config),
         observe=metrics.inbox_result if (metrics := app.get(METRICS)) is not None else None,
         note_skew=ClockSkewRecorder(lambda: app[SESSIONS]),
+        is_relay=store.is_relay,
     )
     app[INBOX_HANDLERS] = dict(handlers or {})
     app[INBOX_WAKE] = wake
