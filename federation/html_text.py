@@ -59,12 +59,49 @@ def html_to_plain_text(markup: str) -> str:
     Built on the stdlib parser and keeping no markup at all, so nothing a
     remote server writes can reach a page as HTML. Whitespace collapses the
     way a browser would; paragraphs become blank lines, `<br>` a newline.
+    The plain markup nodes send (see `simple_markup_parts`) skips the parser.
     """
-    extractor = _TextExtractor()
-    extractor.feed(markup)
-    extractor.close()
-    lines = (line.strip(" ") for line in "".join(extractor.parts).split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+    parts = simple_markup_parts(markup)
+    if parts is None:
+        extractor = _TextExtractor()
+        extractor.feed(markup)
+        extractor.close()
+        parts = extractor.parts
+    lines = (line.strip(" ") for line in "".join(parts).split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+_BLANK_LINES = re.compile(r"\n{3,}")
+# Tags with no attributes, lower case, whose meaning for the text is fixed:
+# paragraphs, line breaks, and inline emphasis, which adds nothing.
+_SIMPLE_TAG = re.compile(r"<(?:(/?)(p|strong|em|b|i)|(br) ?/?)>")
+_SIMPLE_PARTS = {"p": "\n\n", "br": "\n"}
+
+
+def simple_markup_parts(markup: str) -> list[str] | None:
+    """What `_TextExtractor` collects from `markup`, without the parser, when the
+    markup holds only the simple tags nodes write (`<p>`, `<br>`, `<strong>`,
+    `<em>`, `<b>`, `<i>`, no attributes) and text; None for anything else.
+
+    Parsing a listing's note with `HTMLParser` cost as much as the rest of
+    mirroring it. Text between these tags is what the parser hands on (char
+    references resolved by the same `html.unescape`); any other `<` (another
+    tag, a comment, a stray bracket) leaves the work to the parser.
+    """
+    pieces = _SIMPLE_TAG.split(markup)
+    # split() gives text, then the three groups of each tag, then text again.
+    parts: list[str] = []
+    for at in range(0, len(pieces), 4):
+        text = pieces[at]
+        if text:
+            if "<" in text:
+                return None
+            parts.append(_HTML_SPACE.sub(" ", html.unescape(text) if "&" in text else text))
+        if at + 1 < len(pieces):
+            tag = pieces[at + 2] or pieces[at + 3]
+            if tag in _SIMPLE_PARTS:
+                parts.append(_SIMPLE_PARTS["br" if tag == "br" else "p"])
+    return parts
 
 
 def plain_text_to_html(text: str) -> str:

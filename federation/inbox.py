@@ -33,6 +33,7 @@ from aiohttp import web
 from federation.hosts import url_host
 from federation.jsonld_fastpath import takes_fast_path
 from federation.rate_limit import HostRateLimiter, retry_after_header
+from federation.relay_forward import forwarded_announce
 from federation.signatures import (
     DEFAULT_MAX_SKEW,
     KeyResolver,
@@ -283,8 +284,10 @@ class InboxReceiver:
         limiter: HostRateLimiter | None = None,
         observe: Callable[[str, str], None] | None = None,
         note_skew: Callable[[str, float], Awaitable[None]] | None = None,
+        is_relay: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.store = store
+        self.is_relay = is_relay
         self.note_skew = note_skew
         self.resolve_key = resolve_key
         self.wake = wake
@@ -305,9 +308,14 @@ class InboxReceiver:
             document = parse_json(body)
             key_id = signature_key_id(request.headers)
             await check_not_blocked(self.store, key_id, document)
-            check_key_on_actor_host(key_id, document)
             self._check_rate(rate_kind(document), url_host(key_id), spend=False)
-            activity = await self._verify(request, body, document)
+            relay = await self._relay_signer(key_id, document)
+            if relay is None:
+                check_key_on_actor_host(key_id, document)
+            activity = await self._verify(request, body, document, relay)
+            if activity is not None and relay is not None:
+                forwarded = forwarded_announce(relay, activity, document)
+                activity, body = forwarded if forwarded is not None else (None, body)
             if activity is None:
                 self.observe("dropped", "")
                 return web.Response(status=202)
@@ -336,10 +344,28 @@ class InboxReceiver:
                 429, "rate_limited", "too many activities from your server", retry_after=wait
             )
 
+    async def _relay_signer(self, key_id: str | None, document: Mapping[str, Any]) -> str | None:
+        """The relay whose key signed a body naming actors on other hosts, when the
+        node subscribes to that relay (a Mastodon-style relay forwarding others'
+        activities unchanged); None otherwise, and then the usual rules apply."""
+        if self.is_relay is None or key_id is None:
+            return None
+        key_host = url_host(key_id)
+        actors = claimed_actor_ids(document)
+        if key_host is None or len(actors) != 1 or url_host(actors[0]) == key_host:
+            return None
+        relay = key_id.split("#", 1)[0]
+        return relay if await self.is_relay(relay) else None
+
     async def _verify(
-        self, request: web.Request, body: bytes, document: dict[str, Any]
+        self,
+        request: web.Request,
+        body: bytes,
+        document: dict[str, Any],
+        relay: str | None = None,
     ) -> Activity | None:
-        """Signature, then envelope, then signer == actor. None: accept and drop."""
+        """Signature, then envelope, then signer == actor (or, for `relay`, signer ==
+        the relay: the caller reads what it forwarded). None: accept and drop."""
         url = request.rel_url
         try:
             info = await verify_request(
@@ -365,6 +391,11 @@ class InboxReceiver:
                 return None
             raise _signature_refusal(info)
         activity = read_activity(document)
+        if relay is not None:
+            if info.key_owner != relay:
+                raise InboxRefusal(401, "actor_mismatch", f"not signed by the relay {relay}")
+            await self.record_clock(relay, info.skew_seconds)
+            return activity
         if info.key_owner != activity.actor:
             raise InboxRefusal(
                 401,

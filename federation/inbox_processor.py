@@ -47,6 +47,23 @@ Handler = Callable[[InboundActivity], Awaitable[None]]
 HandlerTable = Mapping[str, Handler]
 
 
+class BatchHandler(Protocol):
+    """Handles many activities of one kind at once (mirroring a run of listings in
+    one transaction, say), where the table's handler would take them one by one.
+
+    `takes(activity)` says which activities it handles; the processor hands it
+    runs of consecutive entries it takes, in arrival order. `handle` returns,
+    for each entry in order, None when it was handled or the exception a
+    single handler would have raised for it (`IgnoreActivity`, `Retry`, ...).
+    If `handle` itself raises, the run is handled again one entry at a time by
+    the table's handlers, so one bad entry never costs the others.
+    """
+
+    def takes(self, activity: Activity) -> bool: ...
+
+    async def handle(self, batch: Sequence[InboundActivity]) -> Sequence[BaseException | None]: ...
+
+
 class IgnoreActivity(Exception):
     """Raised by a handler for a well-formed activity it will not act on.
 
@@ -143,6 +160,7 @@ class InboxProcessor:
         batch_size: int = 50,
         batch_window: float = 0.05,
         concurrency: int = 1,
+        batch_handler: BatchHandler | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         if concurrency < 1:
@@ -154,6 +172,7 @@ class InboxProcessor:
         self.batch_size = batch_size
         self.batch_window = batch_window
         self.concurrency = concurrency
+        self.batch_handler = batch_handler
         self._clock = clock or (lambda: datetime.now(UTC))
         self._stopping = False
         self._wake_event: asyncio.Event | None = None
@@ -191,10 +210,42 @@ class InboxProcessor:
         outcomes: list[Outcome],
         slots: asyncio.Semaphore | None = None,
     ) -> None:
-        """Handle one server's entries in order, holding one of the `slots` throughout."""
+        """Handle one server's entries in order, holding one of the `slots` throughout.
+
+        Consecutive entries the batch handler takes are handed to it together;
+        the others go to the table's handlers one at a time, in between.
+        """
         async with slots or contextlib.nullcontext():
+            run: list[InboundActivity] = []
             for entry in lane:
-                outcomes.append(await self._process(entry))
+                read = self._read(entry)
+                if isinstance(read, Outcome):
+                    outcomes.append(read)
+                    continue
+                batched = self.batch_handler is not None and self.batch_handler.takes(read.activity)
+                if batched:
+                    run.append(read)
+                    if len(run) < self.batch_size:
+                        continue
+                outcomes.extend(await self._run_batch(run))
+                run = []
+                if not batched:
+                    outcomes.append(await self._dispatch(read))
+            outcomes.extend(await self._run_batch(run))
+
+    async def _run_batch(self, run: Sequence[InboundActivity]) -> list[Outcome]:
+        if not run:
+            return []
+        if self.batch_handler is None:
+            return [await self._dispatch(inbound) for inbound in run]
+        try:
+            results = await self.batch_handler.handle(run)
+            if len(results) != len(run):
+                raise RuntimeError(f"{len(results)} results for a batch of {len(run)}")
+        except Exception:
+            logger.exception("a batch of %d activities failed; handling them one by one", len(run))
+            return [await self._dispatch(inbound) for inbound in run]
+        return [self._outcome(inbound, exc) for inbound, exc in zip(run, results, strict=True)]
 
     async def run_forever(self, poll_interval: float, wake_event: asyncio.Event) -> None:
         """Work when woken (an activity was stored; after `batch_window` seconds, so
@@ -226,7 +277,8 @@ class InboxProcessor:
         if self._wake_event is not None:
             self._wake_event.set()
 
-    async def _process(self, entry: QueuedActivity) -> Outcome:
+    def _read(self, entry: QueuedActivity) -> InboundActivity | Outcome:
+        """The entry as an activity to handle, or its outcome when it cannot be."""
         if entry.attempts > self.max_attempts:
             return Outcome(entry.entry_id, "failed", "gave up: too many attempts")
         try:
@@ -240,21 +292,29 @@ class InboxProcessor:
             # must not turn the document into another actor's or another activity.
             reason = f"JSON-LD reads it as {activity.id} by {activity.actor}"
             return Outcome(entry.entry_id, "failed", reason[:MAX_ERROR_CHARS])
-        handler = self.handlers.get(activity.type)
-        if handler is None:
-            return Outcome(entry.entry_id, "ignored", f"no handler for {activity.type}")
-        inbound = InboundActivity(activity, entry.recipient, entry.entry_id, entry.attempts)
-        return await self._run_handler(handler, inbound)
+        return InboundActivity(activity, entry.recipient, entry.entry_id, entry.attempts)
 
-    async def _run_handler(self, handler: Handler, inbound: InboundActivity) -> Outcome:
-        entry_id, activity = inbound.entry_id, inbound.activity
+    async def _dispatch(self, inbound: InboundActivity) -> Outcome:
+        """The table's handler for one activity, its outcome recorded."""
+        handler = self.handlers.get(inbound.activity.type)
+        if handler is None:
+            return Outcome(inbound.entry_id, "ignored", f"no handler for {inbound.activity.type}")
         try:
             await handler(inbound)
-        except IgnoreActivity as exc:
+        except Exception as exc:  # noqa: BLE001 - every exception becomes an outcome
+            return self._outcome(inbound, exc)
+        return Outcome(inbound.entry_id, "handled")
+
+    def _outcome(self, inbound: InboundActivity, exc: BaseException | None) -> Outcome:
+        """What a handler's exception (None: it returned) means for the entry."""
+        entry_id, activity = inbound.entry_id, inbound.activity
+        if exc is None:
+            return Outcome(entry_id, "handled")
+        if isinstance(exc, IgnoreActivity):
             return Outcome(entry_id, "ignored", str(exc) or type(exc).__name__)
-        except Retry as exc:
+        if isinstance(exc, Retry):
             return self._retry_or_fail(inbound, exc)
-        except VocabError as exc:
+        if isinstance(exc, VocabError):
             # Bad input from a remote, not a bug of ours: one line, no traceback.
             logger.warning(
                 "malformed %s %s from %s: %s",
@@ -264,10 +324,10 @@ class InboxProcessor:
                 _one_line(str(exc)),
             )
             return Outcome(entry_id, "failed", _describe(exc))
-        except Exception as exc:
-            logger.exception("handler for %s %s failed", activity.type, activity.id)
-            return Outcome(entry_id, "failed", _describe(exc))
-        return Outcome(entry_id, "handled")
+        if not isinstance(exc, Exception):
+            raise exc  # cancellation and the like are not outcomes
+        logger.error("handler for %s %s failed", activity.type, activity.id, exc_info=exc)
+        return Outcome(entry_id, "failed", _describe(exc))
 
     def _retry_or_fail(self, inbound: InboundActivity, exc: Retry) -> Outcome:
         if inbound.attempt >= self.max_attempts:

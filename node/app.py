@@ -15,7 +15,8 @@ import node.api.images
 import node.api.jobs
 import node.api.listings
 import node.api.members
-import node.api.partnerships  # noqa: F401  (registers routes)
+import node.api.partnerships
+import node.api.relays  # noqa: F401  (registers routes)
 from federation.http_client import HttpLimits, create_client_session
 from node import __version__
 from node.api.docs import setup_docs

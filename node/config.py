@@ -103,11 +103,17 @@ class NodeConfig(BaseModel):
     # (each server's stay in order). 0 picks for the database: 1 on SQLite, whose
     # single writer gains nothing from more, 4 on PostgreSQL.
     inbox_handler_concurrency: Count = 0
+    # Activities stored and not yet handled past which the inbox waits (up to a
+    # second a commit) for the processor to catch up, so a sender slows to the
+    # pace we handle at instead of growing the backlog. 0: never wait.
+    inbox_backlog_limit: Count = 500
 
-    # What one sync may take from one remote collection (see node.protocol.mirror).
-    backfill_max_pages: Positive = 200
-    backfill_max_items: Positive = 5_000
-    backfill_max_bytes: Positive = 20 * 1024 * 1024
+    # What one sync may take from one remote collection (see node.protocol.mirror):
+    # room for a large partner (50,000 listings, 20 a page as outboxes serve them,
+    # about 4 KiB each), still a bound on what a stranger's collection costs us.
+    backfill_max_pages: Positive = 2_500
+    backfill_max_items: Positive = 50_000
+    backfill_max_bytes: Positive = 200 * 1024 * 1024
     reconcile_interval_seconds: Positive = 3600
 
     # Background map tiles for the map pages, fetched by members' browsers (never by
@@ -150,6 +156,11 @@ class NodeConfig(BaseModel):
     media_dir: Path | None = None
     # How many photos of one other community's listings this node keeps at most.
     remote_images_per_source: Positive = 2000
+    # Relays (see node.protocol.relays): how many objects one relay may make us
+    # fetch in a minute, and how many public listings of one community that none
+    # of ours follows or partners with the mirror keeps from relays.
+    relay_fetches_per_minute: Positive = 60
+    relay_max_listings_per_origin: Positive = 500
 
     @field_validator("base_url")
     @classmethod

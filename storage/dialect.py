@@ -9,9 +9,9 @@ at a time, so a single `UPDATE` is already atomic and there is nothing to lock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVarTuple
+from typing import Any, TypeVarTuple, cast
 
-from sqlalchemy import CTE, Select, Table, text
+from sqlalchemy import CTE, ColumnElement, Select, Table, any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -48,6 +48,18 @@ def lock_rows(session: AsyncSession, query: Select[*_Ts]) -> Select[*_Ts]:
     if is_postgresql(session):
         return query.with_for_update()
     return query
+
+
+def among(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`. On PostgreSQL, `column = ANY(:array)`: one parameter,
+    where an `IN` list is rendered anew, a parameter per value, at every execution
+    (a tenth of a backfill's CPU for its few lookups by id a page)."""
+    if is_postgresql(session):
+        return cast(
+            ColumnElement[bool],
+            column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type))),
+        )
+    return cast(ColumnElement[bool], column.in_(values))
 
 
 def _insert(session: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:

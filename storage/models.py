@@ -37,6 +37,7 @@ from storage.states import (
     ListingStatus,
     LocationPrecision,
     PartnershipState,
+    RelayState,
     Role,
     Visibility,
     values,
@@ -74,6 +75,7 @@ STATE_COLUMNS: dict[str, dict[str, type[StrEnum]]] = {
     "jobs": {"state": JobState},
     "exchanges": {"status": ExchangeStatus, "listing_kind": Kind},
     "invitations": {"role": Role},
+    "relays": {"state": RelayState},
 }
 """Every state column and the states it may hold; the models read this, and
 migrations 0008 (the tables before it), 0010 (exchanges) and 0013 (listing places)
@@ -314,6 +316,39 @@ class Follow(Base):
         UniqueConstraint("direction", "local_community_id", "remote_actor"),
         Index("ix_follows_follow_activity_id", "follow_activity_id"),
         *_checks("follows"),
+    )
+
+
+class Relay(Base):
+    """A relay one of our communities subscribes to (the Mastodon/LitePub relay protocol).
+
+    The community sends the relay a `Follow` of the Public collection; once the
+    relay accepts, our public listings also go to its inbox, and what it
+    announces is fetched from each object's own origin (`node.protocol.relays`).
+    `fetch_window_*` count the fetches it caused in the current minute, so one
+    relay cannot make us fetch without limit.
+    """
+
+    __tablename__ = "relays"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    local_community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    actor_id: Mapped[str] = mapped_column(String(2048))
+    inbox_url: Mapped[str] = mapped_column(String(2048))
+    name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    follow_activity_id: Mapped[str] = mapped_column(String(2048), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=RelayState.PENDING)
+    fetch_window_start: Mapped[datetime | None] = mapped_column(nullable=True)
+    fetch_window_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("local_community_id", "actor_id"),
+        Index("ix_relays_actor_id", "actor_id"),
+        *_checks("relays"),
     )
 
 

@@ -7,10 +7,13 @@ list ordered for paging ends its ORDER BY with the id, so positions are total.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVarTuple
 
+import orjson
 from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlalchemy.orm import QueryableAttribute
 
@@ -64,3 +67,29 @@ def after(
         sort_column >= position.sort,
         or_(sort_column > position.sort, id_column > position.id),
     )
+
+
+def position_token(position: Position) -> str:
+    """`position` as an opaque, URL-safe token (API cursors, collection page links)."""
+    sort = position.sort
+    tagged = ["t", sort.isoformat()] if isinstance(sort, datetime) else ["v", sort]
+    raw = orjson.dumps([*tagged, position.id])
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def position_from_token(token: str) -> Position:
+    """The position a `position_token` names; `ValueError` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        tag, sort, row_id = orjson.loads(raw)
+        if tag == "t":
+            sort = datetime.fromisoformat(sort)
+            if sort.tzinfo is None:
+                raise ValueError("naive time")
+        elif tag != "v" or not isinstance(sort, str | int | float):
+            raise ValueError("bad sort value")
+        if not isinstance(row_id, str | int) or isinstance(row_id, bool):
+            raise ValueError("bad id")
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        raise ValueError("not a position this server gave out") from exc
+    return Position(sort, row_id)

@@ -88,6 +88,14 @@ class FollowState(StrEnum):
     REJECTED = "rejected"
 
 
+class RelayState(StrEnum):
+    """A relay subscription: `pending` until the relay answers our Follow."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    REJECTED = "rejected"
+
+
 class DeliveryState(StrEnum):
     QUEUED = "queued"
     DELIVERED = "delivered"

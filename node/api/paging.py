@@ -7,18 +7,14 @@ names a position of the wrong shape, is a 400.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import TypeVar
 
-import orjson
 from pydantic import Field
 
 from node.api.schemas import StrictModel
 from node.errors import BadRequest
-from storage.paging import Position
+from storage.paging import Position, position_from_token, position_token
 
 T = TypeVar("T")
 
@@ -32,29 +28,16 @@ class PageQuery(StrictModel):
 
 
 def encode_cursor(position: Position) -> str:
-    sort = position.sort
-    tagged = ["t", sort.isoformat()] if isinstance(sort, datetime) else ["v", sort]
-    raw = orjson.dumps([*tagged, position.id])
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return position_token(position)
 
 
 def decode_cursor(cursor: str | None) -> Position | None:
     if cursor is None:
         return None
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tag, sort, row_id = orjson.loads(raw)
-        if tag == "t":
-            sort = datetime.fromisoformat(sort)
-            if sort.tzinfo is None:
-                raise ValueError("naive time")
-        elif tag != "v" or not isinstance(sort, str | int | float):
-            raise ValueError("bad sort value")
-        if not isinstance(row_id, str | int) or isinstance(row_id, bool):
-            raise ValueError("bad id")
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        return position_from_token(cursor)
+    except ValueError as exc:
         raise BadRequest("cursor is not one this server gave out") from exc
-    return Position(sort, row_id)
 
 
 def page_of(

@@ -22,6 +22,7 @@ from storage.states import (
     ListingStatus,
     LocationPrecision,
     PartnershipState,
+    RelayState,
 )
 from storage.states import Kind as KindState
 from storage.states import Origin as OriginState
@@ -282,6 +283,29 @@ class BlockOut(BaseModel):
 
 class BlockList(BaseModel):
     items: list[BlockOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class RelayRequest(StrictModel):
+    url: str = Field(
+        min_length=8, max_length=2048, description="the relay's actor URL or its inbox URL"
+    )
+
+
+class RelayOut(BaseModel):
+    id: str
+    actor_id: str = Field(description="the relay's actor URL")
+    inbox: str = Field(description="where our Follow and our public listings go")
+    name: str | None
+    state: RelayState = Field(
+        description="pending until the relay answers our Follow; active; or rejected"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class RelayList(BaseModel):
+    items: list[RelayOut]
     next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 

@@ -22,14 +22,15 @@ from node.protocol import exchanges, partnerships
 from node.protocol.context import FederationContext
 from node.protocol.job_handlers import cancel_backfill, enqueue_backfill
 from node.protocol.remote_actors import resolve_actor
-from storage.models import Community, CommunityPartnership, Exchange, Follow
+from storage.models import Community, CommunityPartnership, Exchange, Follow, Relay
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
-from storage.states import FollowState
+from storage.repositories.relays import RelayRepository
+from storage.states import FollowState, RelayState
 
 Verb = Literal["Accept", "Reject", "Undo"]
-Thing = Literal["follow", "partnership", "exchange"]
+Thing = Literal["follow", "partnership", "exchange", "relay"]
 
 
 class NotAnAnswer(IgnoreActivity):
@@ -45,6 +46,7 @@ class Answered:
     follow: Follow | None = None
     partnership: CommunityPartnership | None = None
     exchange: Exchange | None = None
+    relay: Relay | None = None
 
 
 AnswerHandler = Callable[[AsyncSession, Activity, Answered], Awaitable[None]]
@@ -76,6 +78,11 @@ async def find_answered(session: AsyncSession, activity: Activity, sender: Commu
         return Answered("exchange", sender, exchange=exchange)
     if activity.partnership:
         raise NotAnAnswer(f"{activity.type} answers no partnership with {sender.ap_id}")
+    relay = await RelayRepository(session).get_by_follow_id(named)
+    if relay is not None:
+        if relay.actor_id != sender.ap_id:
+            raise NotAnAnswer(f"{activity.type} from {sender.ap_id} for another relay's follow")
+        return Answered("relay", sender, relay=relay)
     obj = activity.object
     if isinstance(obj, dict) and obj.get("type") not in (None, "Follow"):
         raise NotAnAnswer(f"{activity.type} of {obj.get('type')} is not something we track")
@@ -130,6 +137,20 @@ async def follow_undone(session: AsyncSession, activity: Activity, answered: Ans
     await FollowRepository(session).delete(follow)
 
 
+# --- relays ------------------------------------------------------------------------
+
+
+async def relay_accepted(session: AsyncSession, activity: Activity, answered: Answered) -> None:
+    """The relay took our subscription: our public listings go to it from now on."""
+    assert answered.relay is not None
+    await RelayRepository(session).set_state(answered.relay, RelayState.ACTIVE)
+
+
+async def relay_rejected(session: AsyncSession, activity: Activity, answered: Answered) -> None:
+    assert answered.relay is not None
+    await RelayRepository(session).set_state(answered.relay, RelayState.REJECTED)
+
+
 # --- partnerships ------------------------------------------------------------------
 
 
@@ -159,6 +180,8 @@ ANSWER_HANDLERS: dict[tuple[Thing, str], AnswerHandler] = {
     ("partnership", "Accept"): _partnership(partnerships.receive_accept),
     ("partnership", "Reject"): _partnership(partnerships.receive_reject),
     ("partnership", "Undo"): _partnership(partnerships.receive_undo),
+    ("relay", "Accept"): relay_accepted,
+    ("relay", "Reject"): relay_rejected,
     ("exchange", "Accept"): exchange_answered,
     ("exchange", "Reject"): exchange_answered,
 }

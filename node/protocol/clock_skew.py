@@ -3,8 +3,10 @@
 A peer whose clock drifts past the allowed skew has every delivery refused,
 which from its side looks like our node being down; stewards see the drift
 on the federation page before it gets that far. One write per host per
-`INTERVAL` at most (and at once when the value moves by a second or more),
-so a busy peer does not turn every inbox POST into a second write.
+`INTERVAL` at most (and at once when the value moves by `CHANGE_SECONDS` or
+more), and never two for one host at once, so a busy peer does not turn its
+inbox POSTs into writes of their own: a sender's queue makes the `Date` it
+signed a few seconds old often enough.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from storage.models import utcnow
 from storage.repositories import DeliveryRepository
 
 INTERVAL = timedelta(minutes=1)
-CHANGE_SECONDS = 1.0
+CHANGE_SECONDS = 5.0
 
 
 class ClockSkewRecorder:
@@ -36,6 +38,7 @@ class ClockSkewRecorder:
         self._sessions = sessions
         self._clock = clock
         self._written: dict[str, tuple[datetime, float]] = {}
+        self._writing: set[str] = set()
 
     def _due(self, host: str, skew: float, now: datetime) -> bool:
         last = self._written.get(host)
@@ -46,8 +49,12 @@ class ClockSkewRecorder:
 
     async def __call__(self, host: str, skew: float) -> None:
         now = self._clock()
-        if not self._due(host, skew, now):
+        if host in self._writing or not self._due(host, skew, now):
             return
-        async with self._sessions()() as session, session.begin():
-            await DeliveryRepository(session).record_clock_skew(host, skew, now)
-        self._written[host] = (now, skew)
+        self._writing.add(host)
+        try:
+            async with self._sessions()() as session, session.begin():
+                await DeliveryRepository(session).record_clock_skew(host, skew, now)
+            self._written[host] = (now, skew)
+        finally:
+            self._writing.discard(host)

@@ -34,6 +34,7 @@ from node.domain.visibility import may_view
 from node.protocol.audience import viewer_for_request
 from node.responses import json_response
 from storage.models import Community, Listing, Member, utcnow
+from storage.paging import Position, position_from_token, position_token
 from storage.repositories import CommunityRepository, ListingFilters, ListingRepository
 from storage.repositories.follows import FollowRepository
 from storage.repositories.keys import RetiredKeyRepository
@@ -250,22 +251,64 @@ async def _count_closed_public(session: AsyncSession, community: Community) -> i
     return int(result.scalar_one())
 
 
+PARTNER_PAGE_SIZE = 50
+"""Items a partner collection page holds: a page of the longest listings stays well
+under the 2 MiB a fetch may read (`HttpLimits.max_response_bytes`)."""
+
+
+def _partner_page_position(request: web.Request) -> Position | None:
+    raw = request.query.get("after")
+    if raw is None:
+        return None
+    try:
+        return position_from_token(raw[:512])
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="after is not a page this server gave out") from exc
+
+
+def _partner_page_url(collection_id: str, after: Position | None) -> str:
+    if after is None:
+        return f"{collection_id}?page=true"
+    return f"{collection_id}?page=true&after={position_token(after)}"
+
+
 async def partner_listings(request: web.Request) -> web.Response:
-    """Partner-only listings as one collection, served only to a signed fetch by an
-    active partner (everyone else gets 404, as if it did not exist). Each item
-    names only the partner asking, never the others."""
+    """Partner-only listings, served only to a signed fetch by an active partner
+    (everyone else gets 404 for the collection and every page, as if it did not
+    exist). Each item names only the partner asking, never the others.
+
+    Paged newest first by (created_at, id) with the position in the link, so a
+    walk sees each listing once even while listings are added.
+    """
     async with request.app[SESSIONS]() as session:
         community = await local_community_or_404(session, request.match_info["slug"])
         viewer = await viewer_for_request(request, session, community)
         if not viewer.is_active_partner:
             raise web.HTTPNotFound(text="no such collection")
-        shared = await ListingRepository(session).list_partners_only(community.id)
+        position = _partner_page_position(request)
+        repo = ListingRepository(session)
+        collection_id = urls.partner_collection(community.ap_id)
+        if "page" not in request.query and position is None:
+            total = await repo.count_partners_only(community.id)
+            first = _partner_page_url(collection_id, None)
+            return activity_response(
+                ordered_collection(collection_id, total_items=total, first=first)
+            )
+        rows = await repo.page_partners_only(community.id, position, PARTNER_PAGE_SIZE)
+        shared = list(rows[:PARTNER_PAGE_SIZE])
         asking = [viewer.remote_actor] if viewer.remote_actor else []
         items = [create_activity(listing, community, asking) for listing in shared]
-    collection_id = urls.partner_collection(community.ap_id)
-    return activity_response(
-        ordered_collection(collection_id, total_items=len(items), ordered_items=items)
+    next_page = None
+    if len(rows) > PARTNER_PAGE_SIZE:
+        last = shared[-1]
+        next_page = _partner_page_url(collection_id, Position(last.created_at, last.id))
+    document = ordered_collection_page(
+        _partner_page_url(collection_id, position),
+        part_of=collection_id,
+        ordered_items=items,
+        next_page=next_page,
     )
+    return activity_response(document)
 
 
 async def followers(request: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ check what only they can: that the object is ours to act on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +19,7 @@ from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity,
 from federation.jsonld import normalize_activity
 from federation.vocab import ACTOR_TYPES, Activity, parse_note
 from node.domain import urls
-from node.protocol import exchanges, partnerships
+from node.protocol import exchanges, partnerships, relays
 from node.protocol.answers import on_answer
 from node.protocol.context import FederationContext
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
@@ -86,7 +86,7 @@ async def _refusing(step: Awaitable[None]) -> None:
         raise Ignored(str(exc)) from exc
 
 
-async def _may_receive(session: AsyncSession, origin: Community, audience: str) -> bool:
+async def may_receive(session: AsyncSession, origin: Community, audience: str) -> bool:
     """Public listings from communities we follow or partner with; partner
     listings only from an active partner."""
     if await PartnershipRepository(session).is_anyone_partnered_with(origin.id):
@@ -94,6 +94,22 @@ async def _may_receive(session: AsyncSession, origin: Community, audience: str) 
     if audience != Audience.PUBLIC:
         return False
     return await FollowRepository(session).is_followed(origin.ap_id)
+
+
+async def receivable(
+    session: AsyncSession, senders: Collection[tuple[Community, str]]
+) -> set[tuple[int, str]]:
+    """`may_receive` for many (origin, audience) pairs at once, in two queries: the
+    (origin id, audience) pairs whose listings we keep."""
+    origins = {origin.id for origin, _ in senders}
+    partnered = await PartnershipRepository(session).partnered_among(origins)
+    public = {o.ap_id for o, a in senders if a == Audience.PUBLIC and o.id not in partnered}
+    followed = await FollowRepository(session).followed_among(public)
+    return {
+        (origin.id, audience)
+        for origin, audience in senders
+        if origin.id in partnered or (audience == Audience.PUBLIC and origin.ap_id in followed)
+    }
 
 
 async def on_actor_update(ctx: FederationContext, activity: Activity) -> None:
@@ -110,7 +126,7 @@ async def on_actor_update(ctx: FederationContext, activity: Activity) -> None:
     await resolve_actor(ctx, activity.actor, refresh=True)
 
 
-def _updates_its_actor(activity: Activity) -> bool:
+def updates_its_actor(activity: Activity) -> bool:
     obj = activity.object
     return (
         activity.type == "Update"
@@ -123,7 +139,7 @@ def _updates_its_actor(activity: Activity) -> bool:
 async def on_create_or_update(ctx: FederationContext, activity: Activity) -> None:
     """A listing to mirror, an actor's own changes, or, for exchanges, a thread message
     or a status change."""
-    if _updates_its_actor(activity):
+    if updates_its_actor(activity):
         await on_actor_update(ctx, activity)
         return
     if activity.type == "Create" and exchanges.is_exchange_message(activity):
@@ -141,7 +157,7 @@ async def on_create_or_update(ctx: FederationContext, activity: Activity) -> Non
         raise Ignored(f"{note.id} is addressed to nobody we know how to show it to")
     # One transaction decides and mirrors: a partnership ending meanwhile waits for it.
     async with ctx.sessions() as session:
-        if not await _may_receive(session, origin, audience):
+        if not await may_receive(session, origin, audience):
             raise Ignored(f"no community here follows or partners with {origin.ap_id}")
         try:
             await mirror_note(session, note, origin, audience, ctx.config.remote_images_per_source)
@@ -210,4 +226,5 @@ HANDLERS: dict[str, ProtocolHandler] = {
     "Create": on_create_or_update,
     "Update": on_update,
     "Delete": on_delete,
+    "Announce": relays.on_announce,
 }

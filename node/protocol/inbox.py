@@ -12,6 +12,7 @@ the insert into the inbox log, which deliveries arriving together share
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -21,7 +22,13 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.inbox import InboxReceiver, error_response
-from federation.inbox_processor import Handler, InboxProcessor, Outcome, QueuedActivity
+from federation.inbox_processor import (
+    BatchHandler,
+    Handler,
+    InboxProcessor,
+    Outcome,
+    QueuedActivity,
+)
 from federation.rate_limit import HostRateLimiter, Rate
 from federation.signatures import KeyResolver
 from federation.vocab import Activity
@@ -34,11 +41,15 @@ from node.protocol.ttl_cache import TtlCache
 from storage.repositories import BlockRepository, CommunityRepository, InboxRepository
 from storage.repositories.actors import block_list_version, host_is_blocked
 from storage.repositories.inbox import EntryOutcome, NewInboxEntry
+from storage.repositories.relays import RelayRepository
+from storage.write_turns import write_turn
 
 log = logging.getLogger(__name__)
 
 INBOX_HANDLERS = web.AppKey("inbox_handlers", dict[str, Handler])
 """Activity type -> handler. Register before the app starts: `app[INBOX_HANDLERS][t] = h`."""
+INBOX_BATCH = web.AppKey("inbox_batch", BatchHandler)
+"""Handles runs of activities at once (listings, mirrored in one transaction); optional."""
 INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)
 INBOX_RECEIVER = web.AppKey("inbox_receiver", InboxReceiver)
 
@@ -50,6 +61,48 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 # --- storing -----------------------------------------------------------------------
 
 _Waiter = tuple[NewInboxEntry, "asyncio.Future[bool]"]
+
+
+class InboxBacklog:
+    """How many stored activities this process's processor has yet to handle, and a
+    brake on the inbox when that passes `limit`.
+
+    Accepting costs less than handling, so a server that delivers as fast as we
+    answer would have us store far more than we handle, and the backlog would
+    grow as long as it kept sending. Past `limit` waiting entries, the inbox
+    holds its next commit (and so its 202s) until the processor has made room,
+    for at most `max_wait` seconds: senders slow down to the pace we handle at,
+    and nothing is refused. Only counts while the processor runs in this
+    process (`active`); a web-only process leaves the pace to its workers.
+    """
+
+    def __init__(self, limit: int, *, max_wait: float = 1.0) -> None:
+        self.limit = limit
+        self.max_wait = max_wait
+        self.active = False
+        self.waiting = 0
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def added(self, count: int) -> None:
+        self.waiting += count
+        if self.limit and self.waiting >= self.limit:
+            self._room.clear()
+
+    def handled(self, count: int) -> None:
+        self.waiting = max(0, self.waiting - count)
+        if self.waiting < self.limit * 0.9:
+            self._room.set()
+
+    async def room(self) -> None:
+        """Return once there is room, or after `max_wait` seconds whatever the backlog."""
+        if not self.active or self._room.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room.wait(), self.max_wait)
+
+
+INBOX_BACKLOG = web.AppKey("inbox_backlog", InboxBacklog)
 
 
 class GroupCommit:
@@ -71,8 +124,10 @@ class GroupCommit:
         max_writers: int = 1,
         max_rows: int = 100,
         max_chars: int = 4 * 1024 * 1024,
+        backlog: InboxBacklog | None = None,
     ) -> None:
         self._sessions = sessions
+        self._backlog = backlog
         self._max_writers = max_writers
         self._max_rows = max_rows
         self._max_chars = max_chars
@@ -112,8 +167,10 @@ class GroupCommit:
         unique: dict[str, NewInboxEntry] = {}
         for entry, _ in batch:
             unique.setdefault(entry.activity_id, entry)  # arrival order, first copy wins
+        if self._backlog is not None:
+            await self._backlog.room()
         try:
-            async with self._sessions() as session:
+            async with write_turn(self._sessions), self._sessions() as session:
                 new = await InboxRepository(session).add_many_if_new(list(unique.values()))
                 await session.commit()
         except Exception as exc:  # noqa: BLE001 - every waiter re-raises it (a 503), none is lost
@@ -121,6 +178,8 @@ class GroupCommit:
                 if not future.done():
                     future.set_exception(exc)
             return
+        if self._backlog is not None:
+            self._backlog.added(len(new))
         for entry, future in batch:
             if not future.done():
                 future.set_result(entry.activity_id in new)
@@ -130,6 +189,7 @@ class GroupCommit:
 RECENT_IDS = 50_000
 """How many recently stored activity ids are kept in memory to answer repeats."""
 RECENT_ID_SECONDS = 3600.0
+RELAY_CACHE_SECONDS = 10.0
 
 
 class SqlInboxStore:
@@ -149,13 +209,16 @@ class SqlInboxStore:
         *,
         block_cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        backlog: InboxBacklog | None = None,
     ) -> None:
         self._app = app
+        self._backlog = backlog
         self._writes: GroupCommit | None = None
         self._blocks = TtlCache[frozenset[str]](block_cache_seconds, 1, clock)
         self._blocks_version = block_list_version()
         self._local_actors = TtlCache[str](60.0, 1024, clock)
         self._recent_ids = TtlCache[bool](RECENT_ID_SECONDS, RECENT_IDS, clock)
+        self._relays = TtlCache[bool](RELAY_CACHE_SECONDS, 256, clock)
 
     async def _blocked_domains(self) -> frozenset[str]:
         """The block list, reloaded when this process changed it or after a few seconds."""
@@ -179,10 +242,23 @@ class SqlInboxStore:
         )
         if self._writes is None:  # the engine exists only once the app has started
             sqlite = self._app[ENGINE].dialect.name == "sqlite"
-            self._writes = GroupCommit(self._app[SESSIONS], max_writers=1 if sqlite else 2)
+            self._writes = GroupCommit(
+                self._app[SESSIONS], max_writers=1 if sqlite else 2, backlog=self._backlog
+            )
         stored = await self._writes.add(entry)
         self._recent_ids.put(activity.id, True)  # committed, new or not
         return stored
+
+    async def is_relay(self, actor_id: str) -> bool:
+        """Whether one of our communities has an accepted subscription to `actor_id`,
+        remembered for a few seconds (asked only of bodies a relay's key signed for
+        another host's actor)."""
+        known = self._relays.get(actor_id)
+        if known is None:
+            async with self._app[SESSIONS]() as session:
+                known = await RelayRepository(session).active_by_actor(actor_id) is not None
+            self._relays.put(actor_id, known)
+        return known
 
     async def local_actor(self, slug: str) -> str | None:
         """The actor id of the local community `slug`, or None: whose inbox a POST is for."""
@@ -203,11 +279,14 @@ INBOX_STORE = web.AppKey("inbox_store", SqlInboxStore)
 class SqlInboxQueue:
     """`InboxQueue` on the inbox log: one short transaction per claim, one per batch."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], backlog: InboxBacklog | None = None
+    ) -> None:
         self._sessions = sessions
+        self._backlog = backlog
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> Sequence[QueuedActivity]:
-        async with self._sessions() as session:
+        async with write_turn(self._sessions), self._sessions() as session:
             entries = await InboxRepository(session).claim(now, limit, lease)
             await session.commit()
         return [
@@ -217,9 +296,11 @@ class SqlInboxQueue:
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         rows = [EntryOutcome(o.entry_id, o.state, o.error, o.retry_at) for o in outcomes]
-        async with self._sessions() as session:
+        async with write_turn(self._sessions), self._sessions() as session:
             await InboxRepository(session).record(rows)
             await session.commit()
+        if self._backlog is not None:
+            self._backlog.handled(len(rows))
 
 
 # --- routes and the processor task -------------------------------------------------------
@@ -265,7 +346,8 @@ def setup_inbox_routes(
     """
     config = app[CONFIG]
     wake = asyncio.Event()
-    store = SqlInboxStore(app)
+    backlog = InboxBacklog(config.inbox_backlog_limit)
+    store = SqlInboxStore(app, backlog=backlog)
     receiver = InboxReceiver(
         store,
         key_resolver or SqlKeyResolver(app, is_blocked=store.is_blocked),
@@ -275,11 +357,13 @@ def setup_inbox_routes(
         limiter=inbox_rate_limiter(config),
         observe=metrics.inbox_result if (metrics := app.get(METRICS)) is not None else None,
         note_skew=ClockSkewRecorder(lambda: app[SESSIONS]),
+        is_relay=store.is_relay,
     )
     app[INBOX_HANDLERS] = dict(handlers or {})
     app[INBOX_WAKE] = wake
     app[INBOX_STORE] = store
     app[INBOX_RECEIVER] = receiver
+    app[INBOX_BACKLOG] = backlog
     app.router.add_post("/inbox", receiver.__call__)
     app.router.add_post("/c/{slug}/inbox", community_inbox)
     app.cleanup_ctx.append(_close_key_resolver)
@@ -302,8 +386,12 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
     an entry cut off mid-handler is handled again once its lease runs out.
     """
     handlers: dict[str, Handler] = app[INBOX_HANDLERS]
+    backlog = app[INBOX_BACKLOG]
     processor = InboxProcessor(
-        SqlInboxQueue(app[SESSIONS]), handlers, concurrency=handler_concurrency(app)
+        SqlInboxQueue(app[SESSIONS], backlog),
+        handlers,
+        concurrency=handler_concurrency(app),
+        batch_handler=app.get(INBOX_BATCH),
     )
     task = asyncio.create_task(
         processor.run_forever(
@@ -311,9 +399,11 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         name="inbox-processor",
     )
+    backlog.active = True
     try:
         yield
     finally:
+        backlog.active = False
         processor.stop()
         _, pending = await asyncio.wait([task], timeout=SHUTDOWN_GRACE_SECONDS)
         if pending:
@@ -322,11 +412,14 @@ async def inbox_processor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 __all__ = [
+    "INBOX_BACKLOG",
+    "INBOX_BATCH",
     "INBOX_HANDLERS",
     "INBOX_RECEIVER",
     "INBOX_STORE",
     "INBOX_WAKE",
     "GroupCommit",
+    "InboxBacklog",
     "SqlInboxQueue",
     "SqlInboxStore",
     "inbox_processor_ctx",

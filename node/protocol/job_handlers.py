@@ -10,6 +10,8 @@
 - `crawl_peer`, `refresh_directory`: learning the network (`node.protocol.crawl`).
 - `fetch_image`: fetch and store our copy of a mirrored listing's photo
   (`node.protocol.remote_media`).
+- `relay_fetch`: fetch an object a relay announced from its own server and
+  mirror it if its community owns it (`node.protocol.relays`).
 
 Each is queued once per piece of work (`dedupe_key`), so a burst of Accepts
 or a reconciliation round during a running backfill adds nothing twice.
@@ -30,6 +32,7 @@ from node.protocol.context import FederationContext
 from node.protocol.crawl import REFRESH_ACTOR, crawl_handlers
 from node.protocol.jobs import JobFailed, JobHandler, JobRun, RetryJob, enqueue_job
 from node.protocol.mirror import SyncLimits, SyncProgress, backfill
+from node.protocol.relays import relay_handlers
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
 from node.protocol.remote_media import media_handlers, sweep_media
 from storage.dialect import refresh_statistics
@@ -208,6 +211,7 @@ def job_handlers(app: web.Application) -> dict[str, JobHandler]:
         RECONCILE: run_reconcile(ctx),
         **crawl_handlers(ctx),
         **media_handlers(ctx),
+        **relay_handlers(ctx),
     }
 
 

@@ -144,8 +144,19 @@ class JobWorker:
         return len(runs)
 
     async def run_forever(self, poll_seconds: float, wake: asyncio.Event) -> None:
+        """Claim and run until stopped. A claim that fails (SQLite locked past its
+        busy timeout by a long write of another process, PostgreSQL gone for a
+        moment) is logged and tried again at the next poll: it must not end the
+        worker, which nothing would restart."""
+        failures = 0
         while not self._stopping:
-            ran = await self.run_once()
+            try:
+                ran = await self.run_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("claiming jobs failed (%d in a row)", failures)
+                ran = 0
             if ran:
                 continue
             wake.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -23,7 +23,12 @@ from node.protocol.remote_media import sync_remote_images
 from storage.models import Community, RemoteListing
 from storage.repositories import CommunityRepository
 from storage.repositories.partnerships import PartnershipRepository
-from storage.repositories.remote_listings import NotTheOrigin, RemoteListingRepository
+from storage.repositories.remote_listings import (
+    MirrorItem,
+    NotTheOrigin,
+    PageWrite,
+    RemoteListingRepository,
+)
 from storage.states import Audience, Visibility
 
 log = logging.getLogger(__name__)
@@ -45,17 +50,19 @@ def check_origin(note: Note, origin: Community) -> None:
 
 async def _check_not_anothers(session: AsyncSession, note: Note, origin: Community) -> None:
     """A listing under another community's actor id is that community's, even on one host."""
-    others = await _other_owners(session, [note], origin)
+    others = await _other_owners(session, [(note, origin)])
     if note.id in others:
         raise NotMirrored(f"{note.id} belongs to {others[note.id]}, not {origin.ap_id}")
 
 
 async def _other_owners(
-    session: AsyncSession, notes: list[Note], origin: Community
+    session: AsyncSession, notes: Sequence[tuple[Note, Community]]
 ) -> dict[str, str]:
-    """Note id -> the other community whose actor id is a prefix of it, for a whole
-    page in one query (a page's ids share a handful of prefixes)."""
-    prefixes = {note.id: _path_prefixes(note.id) for note in notes}
+    """Note id -> the other community (than the one sending it) whose actor id is a
+    prefix of it, for a whole page in one query (a page's ids share a handful of
+    prefixes)."""
+    prefixes = {note.id: _path_prefixes(note.id) for note, _ in notes}
+    senders = {note.id: origin.id for note, origin in notes}
     wanted = sorted({prefix for found in prefixes.values() for prefix in found})
     communities = CommunityRepository(session)
     owners: dict[str, int] = {}
@@ -64,7 +71,8 @@ async def _other_owners(
             owners[owner.ap_id] = owner.id
     others = {}
     for note_id, found in prefixes.items():
-        other = next((p for p in found if p in owners and owners[p] != origin.id), None)
+        sender = senders[note_id]
+        other = next((p for p in found if p in owners and owners[p] != sender), None)
         if other is not None:
             others[note_id] = other
     return others
@@ -184,9 +192,9 @@ class SyncLimits:
     it reached.
     """
 
-    max_pages: int = 200
-    max_items: int = 5_000
-    max_bytes: int = 20 * 1024 * 1024
+    max_pages: int = 2_500
+    max_items: int = 50_000
+    max_bytes: int = 200 * 1024 * 1024
 
 
 @dataclass
@@ -208,35 +216,11 @@ async def _mirror_page(
     ctx: FederationContext, origin: Community, notes: list[Note], audience: str
 ) -> set[str]:
     """One short transaction per page, so the inbox never waits long on the database,
-    and a handful of statements per page whatever its size: ownership for the whole
-    page in one query, then `RemoteListingRepository.upsert_page`."""
-    candidates: list[Note] = []
-    for note in notes:
-        if audience_of(note) != audience:
-            continue
-        try:
-            check_origin(note, origin)
-        except NotMirrored as exc:
-            log.info("sync from %s skipped %s: %s", origin.ap_id, note.id, exc)
-            continue
-        candidates.append(note)
+    and a handful of statements per page whatever its size (`mirror_notes`)."""
+    candidates = [note for note in notes if audience_of(note) == audience]
     async with ctx.sessions() as session:
-        others = await _other_owners(session, candidates, origin)
-        items = []
-        page_notes: list[Note] = []
-        for note in candidates:
-            if note.id in others:
-                log.info(
-                    "sync from %s skipped %s: belongs to %s", origin.ap_id, note.id, others[note.id]
-                )
-                continue
-            items.append((note.id, _row_fields(note)))
-            page_notes.append(note)
-        written = await RemoteListingRepository(session).upsert_page(origin, audience, items)
-        await _sync_page_images(
-            session,
-            {ap_id: page_notes[at] for ap_id, at in written.current.items()},
-            ctx.config.remote_images_per_source,
+        written = await mirror_notes(
+            session, origin, audience, candidates, ctx.config.remote_images_per_source
         )
         await session.commit()
     for ap_id, reason in written.refused.items():
@@ -244,17 +228,75 @@ async def _mirror_page(
     return written.kept
 
 
+async def mirror_notes(
+    session: AsyncSession,
+    origin: Community,
+    audience: str,
+    notes: Sequence[Note],
+    per_source_images: int = 2000,
+) -> PageWrite:
+    """`mirror_note` for many notes of one origin and audience at once (`mirror_many`)."""
+    return await mirror_many(
+        session, [(note, origin, audience) for note in notes], per_source_images
+    )
+
+
+async def mirror_many(
+    session: AsyncSession,
+    notes: Sequence[tuple[Note, Community, str]],
+    per_source_images: int = 2000,
+) -> PageWrite:
+    """`mirror_note` for many (note, origin, audience) at once, in order, by the same
+    rules: ownership for all of them in one query, then
+    `RemoteListingRepository.upsert_many`, then the photos of every note not older
+    than its cached copy. `refused_at` says why each note left out (by its
+    position in `notes`) was left out; `refused`, the same by note id."""
+    refusals: dict[int, str] = {}
+    candidates: list[tuple[int, Note, Community, str]] = []
+    for at, (note, origin, audience) in enumerate(notes):
+        try:
+            check_origin(note, origin)
+        except NotMirrored as exc:
+            refusals[at] = str(exc)
+            continue
+        candidates.append((at, note, origin, audience))
+    others = await _other_owners(session, [(note, origin) for _, note, origin, _ in candidates])
+    items: list[MirrorItem] = []
+    positions: list[int] = []
+    for at, note, origin, audience in candidates:
+        if note.id in others:
+            refusals[at] = f"{note.id} belongs to {others[note.id]}, not {origin.ap_id}"
+            continue
+        items.append(MirrorItem(note.id, origin.id, origin.ap_id, audience, _row_fields(note)))
+        positions.append(at)
+    written = await RemoteListingRepository(session).upsert_many(items)
+    current = {ap_id: notes[positions[at]][0] for ap_id, at in written.current.items()}
+    await _sync_page_images(session, current, per_source_images, fresh=written.fresh)
+    for at, reason in written.refused_at.items():
+        refusals[positions[at]] = reason
+    written.refused_at = refusals
+    written.refused = {notes[at][0].id: reason for at, reason in sorted(refusals.items())}
+    return written
+
+
 async def _sync_page_images(
-    session: AsyncSession, current: dict[str, Note], per_source: int
+    session: AsyncSession, current: dict[str, Note], per_source: int, *, fresh: set[str]
 ) -> None:
     """`mirror_note`'s photo rule for a page: every note not older than what is
     cached (written or unchanged) brings its listing's photos up to date. The
     rows come in one query; a note with no attachments whose listing has no
-    photos has nothing to do."""
+    photos has nothing to do, and its row is not even loaded (`fresh`: listings
+    this page inserted, which have none)."""
     if not current:
         return
-    rows = await RemoteListingRepository(session).get_many(list(current))
-    for cached in rows:
+    repo = RemoteListingRepository(session)
+    bare = [ap_id for ap_id, note in current.items() if not note.attachments]
+    bare = [ap_id for ap_id in bare if ap_id not in fresh]
+    with_photos = await repo.with_images(bare) if bare else set()
+    wanted = [ap_id for ap_id, note in current.items() if note.attachments or ap_id in with_photos]
+    if not wanted:
+        return
+    for cached in await repo.get_many(wanted):
         note = current[cached.ap_id]
         if not note.attachments and not cached.images:
             continue

@@ -19,19 +19,22 @@ from storage.repositories.actors import host_is_blocked
 from storage.repositories.deliveries import ClaimedDelivery, inbox_host
 from storage.repositories.follows import FollowRepository
 from storage.repositories.partnerships import PartnershipRepository
+from storage.repositories.relays import RelayRepository
 from storage.states import Visibility
 
 
 @dataclass(frozen=True)
 class Audience:
     """Who may see a listing of one visibility: active partners (actor id -> inbox),
-    and for public listings the followers' inboxes (shared where they have one)."""
+    and for public listings the followers' inboxes (shared where they have one) and
+    the inboxes of the relays the community has an active subscription to."""
 
     partners: dict[str, str] = field(default_factory=dict)
     followers: frozenset[str] = frozenset()
+    relays: frozenset[str] = frozenset()
 
     def inboxes(self) -> set[str]:
-        return set(self.partners.values()) | self.followers
+        return set(self.partners.values()) | self.followers | self.relays
 
 
 NOBODY = Audience()
@@ -65,7 +68,11 @@ async def audience_for(session: AsyncSession, community: Community, visibility: 
     partners = await partner_inboxes(session, community)
     if visibility == Visibility.PARTNERS:
         return Audience(partners=partners)
-    return Audience(partners=partners, followers=await follower_inboxes(session, community))
+    return Audience(
+        partners=partners,
+        followers=await follower_inboxes(session, community),
+        relays=await RelayRepository(session).active_inboxes(community.id),
+    )
 
 
 class SendTimeCheck:
@@ -113,7 +120,10 @@ class SendTimeCheck:
             )
         return QueuedRecipient(
             is_active_partner=delivery.target_inbox in audience.partners.values(),
-            is_follower=delivery.target_inbox in audience.followers,
+            is_follower=(
+                delivery.target_inbox in audience.followers
+                or delivery.target_inbox in audience.relays
+            ),
             is_blocked=host_is_blocked(self._blocked, delivery.host),
         )
 

@@ -12,8 +12,9 @@ from node.appkeys import CONFIG
 from node.media.store import remove_orphans_after_commit
 from node.protocol.documents import setup_document_routes
 from node.protocol.handlers import inbox_handlers
-from node.protocol.inbox import inbox_processor_ctx, setup_inbox_routes
+from node.protocol.inbox import INBOX_BATCH, inbox_processor_ctx, setup_inbox_routes
 from node.protocol.jobs import WAKE_JOBS
+from node.protocol.listing_batches import ListingBatch
 from node.protocol.publishing import WAKE_DELIVERY
 from node.protocol.workers import delivery_worker_ctx, job_worker_ctx, wake_delivery, wake_jobs
 
@@ -42,6 +43,7 @@ def setup_federation(app: web.Application, *, workers: bool = True) -> None:
     """
     setup_document_routes(app)
     setup_inbox_routes(app, inbox_handlers(app))
+    app[INBOX_BATCH] = ListingBatch(app)
     app.cleanup_ctx.append(_document_loader_ctx)
     if workers:
         app.cleanup_ctx.append(delivery_worker_ctx)

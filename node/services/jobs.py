@@ -20,6 +20,7 @@ _KIND_LABELS = {
     "reconcile": "Checking mirrors for missed changes",
     "crawl_peer": "Reading another node's communities",
     "refresh_directory": "Refreshing the directory of communities",
+    "relay_fetch": "Fetching a listing a relay announced",
 }
 
 
@@ -68,6 +69,12 @@ def summarize(progress: dict[str, Any]) -> str:
     """A line of plain words for the progress a job reported."""
     if "skipped" in progress:
         return str(progress["skipped"])
+    if "ignored" in progress:
+        return f"Ignored: {progress['ignored']}"
+    if "mirrored" in progress:
+        return "Kept as a public listing"
+    if "removed" in progress:
+        return "Removed: its node no longer has it"
     parts = []
     for key, label in (("current", "so far"), ("public", "public"), ("partners", "partners")):
         line = _sync_summary(progress.get(key, {}))

@@ -19,6 +19,7 @@ from node.errors import ApiError, NotFound
 from node.protocol.context import FederationContext
 from node.protocol.peers import PeerUnavailable, learn_peer, normalize_peer_url
 from node.services import federation as service
+from node.services import relays as relay_service
 from node.services.jobs import federation_jobs_page
 from node.web.guards import FormData, Page, member_page, redirect
 from node.web.steward_pages import require_steward
@@ -33,6 +34,13 @@ STATE_LABELS = {
     "backing_off": "Backing off",
     "unreachable": "Unreachable",
     "blocked": "Blocked",
+}
+
+
+RELAY_STATE_LABELS = {
+    "pending": "Waiting for the relay",
+    "active": "Subscribed",
+    "rejected": "Refused by the relay",
 }
 
 
@@ -68,6 +76,7 @@ class FederationForms:
     block_domain: str = ""
     block_reason: str = ""
     peer_url: str = ""
+    relay_url: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -104,6 +113,8 @@ async def _render(
         peers=[(peer, describe_skew(peer.clock_skew_seconds, allowed)) for peer in peers],
         states=STATE_LABELS,
         blocks=await service.blocks(page.db),
+        relays=await relay_service.list_relays(page.db, page.member),
+        relay_states=RELAY_STATE_LABELS,
         jobs=jobs,
         next_peers_url=(
             f"{PAGE_PATH}?{_query(peers_after=next_peers, jobs_cursor=jobs_cursor)}#peers"
@@ -220,4 +231,44 @@ async def follow_node(page: Page) -> web.StreamResponse:
         page.request,
         PAGE_PATH + "#follow",
         ("success", f"Following {learned.base_url} ({names}). Its neighbours are read next."),
+    )
+
+
+@routes.post(PAGE_PATH + "/relays", name="federation_add_relay")
+@member_page
+async def add_relay(page: Page) -> web.StreamResponse:
+    require_steward(page.member)
+    forms = FederationForms(relay_url=_text(await page.form(), "url").strip())
+    if not forms.relay_url:
+        forms.errors["relay"] = "Give the relay's address, such as https://relay.example/actor."
+        return await _render(page, forms, 422)
+    ctx = FederationContext.from_app(page.request.app)
+    try:
+        relay = await relay_service.add_relay(ctx, page.db, page.member, forms.relay_url)
+    except ApiError as exc:
+        if exc.status not in (400, 409, 422):
+            raise
+        # Refused before anything was written; returning without a commit keeps nothing.
+        forms.errors["relay"] = exc.message[:1:].upper() + exc.message[1:] + "."
+        return await _render(page, forms, 422)
+    await page.db.commit()  # sends the Follow
+    return redirect(
+        page.request,
+        PAGE_PATH + "#relays",
+        ("success", f"Asked {relay.name or relay.actor_id} to relay our public listings."),
+    )
+
+
+@routes.post(PAGE_PATH + "/relays/remove", name="federation_remove_relay")
+@member_page
+async def remove_relay(page: Page) -> web.StreamResponse:
+    require_steward(page.member)
+    relay = await relay_service.remove_relay(
+        page.db, page.member, _text(await page.form(), "relay", 64)
+    )
+    await page.db.commit()  # sends the Undo
+    return redirect(
+        page.request,
+        PAGE_PATH + "#relays",
+        ("success", f"Unsubscribed from {relay.name or relay.actor_id}."),
     )

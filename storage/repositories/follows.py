@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,6 +109,21 @@ class FollowRepository:
             .limit(1)
         )
         return found is not None
+
+    async def followed_among(self, remote_actors: Collection[str]) -> set[str]:
+        """`is_followed` for many actors in one query."""
+        if not remote_actors:
+            return set()
+        result = await self.session.scalars(
+            select(Follow.remote_actor)
+            .where(
+                Follow.direction == "out",
+                Follow.remote_actor.in_(sorted(remote_actors)),
+                Follow.state.in_((FollowState.PENDING, FollowState.ACTIVE)),
+            )
+            .distinct()
+        )
+        return set(result.all())
 
     async def following_from(self, local_community_id: int) -> Sequence[Follow]:
         """Follows one of our communities sent (any state)."""

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -94,6 +94,20 @@ class PartnershipRepository:
             .limit(1)
         )
         return found is not None
+
+    async def partnered_among(self, remote_community_ids: Collection[int]) -> set[int]:
+        """`is_anyone_partnered_with` for many communities in one query."""
+        if not remote_community_ids:
+            return set()
+        result = await self.session.scalars(
+            select(CommunityPartnership.remote_community_id)
+            .where(
+                CommunityPartnership.remote_community_id.in_(sorted(remote_community_ids)),
+                CommunityPartnership.state == PartnershipState.ACTIVE,
+            )
+            .distinct()
+        )
+        return set(result.all())
 
     async def count_pending_from_host(self, local_community_id: int, host: str) -> int:
         """Proposals from communities on `host` that our stewards have not answered."""

@@ -12,8 +12,15 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.dialect import insert_ignoring_conflicts
-from storage.models import Community, CommunityPartnership, RemoteListing, new_id, utcnow
+from storage.dialect import among, insert_ignoring_conflicts
+from storage.models import (
+    Community,
+    CommunityPartnership,
+    ListingImage,
+    RemoteListing,
+    new_id,
+    utcnow,
+)
 from storage.paging import Position
 from storage.repositories.actors import BlockRepository, host_is_blocked
 from storage.repositories.browse import Found, Source, mirror_sources, newest, own_source
@@ -63,6 +70,22 @@ class PageWrite:
     refused: dict[str, str] = field(default_factory=dict)
     inserted: int = 0
     updated: int = 0
+    refused_at: dict[int, str] = field(default_factory=dict)
+    """The refusals by the item's position (one id may come twice, once refused)."""
+    fresh: set[str] = field(default_factory=set)
+    """Ids this page inserted (so no photos yet); empty when any insert met a row
+    written meanwhile, since which ones did is then unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorItem:
+    """One listing for `upsert_many`: its id, who sends it, to whom, and its fields."""
+
+    ap_id: str
+    origin_id: int
+    origin_ap_id: str
+    audience: str
+    fields: dict[str, Any]
 
 
 _TABLE = cast(Table, RemoteListing.__table__)
@@ -98,6 +121,22 @@ class RemoteListingRepository:
             )
             rows.extend(result.all())
         return rows
+
+    async def with_images(self, ap_ids: Sequence[str]) -> set[str]:
+        """Those of `ap_ids` whose cached listing has photos: ids only, in one
+        query per chunk, so a page of listings without photos loads no rows."""
+        found: set[str] = set()
+        for chunk in _chunks(ap_ids):
+            result = await self.session.scalars(
+                select(RemoteListing.ap_id).where(
+                    among(self.session, RemoteListing.ap_id, chunk),
+                    select(ListingImage.id)
+                    .where(ListingImage.remote_listing_id == RemoteListing.id)
+                    .exists(),
+                )
+            )
+            found.update(result.all())
+        return found
 
     async def upsert(
         self, ap_id: str, origin: Community, audience: str, fields: dict[str, Any]
@@ -141,28 +180,43 @@ class RemoteListingRepository:
         Items apply in order, as if upserted one by one. A row that would not
         change (same fields and audience, not tombstoned) is not written.
         """
+        return await self.upsert_many(
+            [
+                MirrorItem(ap_id, origin.id, origin.ap_id, audience, fields)
+                for ap_id, fields in items
+            ]
+        )
+
+    async def upsert_many(self, items: Sequence[MirrorItem]) -> PageWrite:
+        """`upsert_page` for items of several origins and audiences (what an inbox
+        receives in a burst): the same rules and statements, each item held to
+        its own origin."""
         now = utcnow()
         table = _TABLE
-        cached = await self._cached_rows(list(dict.fromkeys(ap_id for ap_id, _ in items)))
+        cached = await self._cached_rows(list(dict.fromkeys(item.ap_id for item in items)))
         stamps = {ap_id: row["remote_updated_at"] for ap_id, row in cached.items()}
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[str, tuple[MirrorItem, dict[str, Any]]] = {}
         done = PageWrite()
-        for position, (ap_id, raw) in enumerate(items):
+        for position, item in enumerate(items):
+            ap_id = item.ap_id
             row = cached.get(ap_id)
-            if row is not None and row["origin_community_id"] != origin.id:
-                done.refused[ap_id] = (
-                    f"{ap_id} was received from another community than {origin.ap_id}"
-                )
+            first = latest.get(ap_id)
+            owner = row["origin_community_id"] if row is not None else None
+            if owner is None and first is not None:
+                owner = first[0].origin_id
+            if owner is not None and owner != item.origin_id:
+                reason = f"{ap_id} was received from another community than {item.origin_ap_id}"
+                done.refused[ap_id] = done.refused_at[position] = reason
                 continue
             done.kept.add(ap_id)
-            fields = _clamped(raw, now)
+            fields = _clamped(item.fields, now)
             if _is_older(fields, stamps.get(ap_id)):
                 continue
             stamps[ap_id] = fields.get("remote_updated_at")
-            latest[ap_id] = fields
+            latest[ap_id] = (item, fields)
             done.current[ap_id] = position
         inserts, updates = [], []
-        for ap_id, fields in latest.items():
+        for ap_id, (item, fields) in latest.items():
             row = cached.get(ap_id)
             if row is None:
                 shown = fields.get("published_at") or now
@@ -170,8 +224,8 @@ class RemoteListingRepository:
                     {
                         "id": new_id(),
                         "ap_id": ap_id,
-                        "origin_community_id": origin.id,
-                        "audience": audience,
+                        "origin_community_id": item.origin_id,
+                        "audience": item.audience,
                         "received_at": now,
                         "updated_at": now,
                         "is_tombstoned": False,
@@ -181,18 +235,21 @@ class RemoteListingRepository:
                 )
                 continue
             fields = {**fields, "shown_at": fields.get("published_at") or row["received_at"]}
-            if not _unchanged(row, audience, fields):
-                changed = {"audience": audience, "is_tombstoned": False, "updated_at": now}
-                updates.append({"b_id": row["id"], **fields, **changed})
+            if not _unchanged(row, item.audience, fields):
+                changed = {"audience": item.audience, "is_tombstoned": False, "updated_at": now}
+                updates.append({"b_id": row["id"], "b_origin": item.origin_id, **fields, **changed})
         # A listing stored meanwhile by the inbox (its Create arriving during the
         # walk) is left as the inbox wrote it, not a unique-key error for the job.
         done.inserted = await insert_ignoring_conflicts(
             self.session, RemoteListing, inserts, conflict_columns=["ap_id"]
         )
+        if done.inserted == len(inserts):
+            done.fresh = {row["ap_id"] for row in inserts}
         if updates:
             await self.session.execute(
                 update(table).where(
-                    table.c.id == bindparam("b_id"), table.c.origin_community_id == origin.id
+                    table.c.id == bindparam("b_id"),
+                    table.c.origin_community_id == bindparam("b_origin"),
                 ),
                 updates,
             )
@@ -204,7 +261,9 @@ class RemoteListingRepository:
         rows: dict[str, dict[str, Any]] = {}
         columns = _TABLE.c
         for chunk in _chunks(ap_ids):
-            result = await self.session.execute(select(*columns).where(columns.ap_id.in_(chunk)))
+            result = await self.session.execute(
+                select(*columns).where(among(self.session, columns.ap_id, chunk))
+            )
             rows.update((row.ap_id, dict(row._mapping)) for row in result)
         return rows
 

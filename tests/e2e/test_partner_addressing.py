@@ -78,7 +78,11 @@ async def test_each_partner_is_named_alone_in_what_it_receives_and_fetches(
     for reader, other, other_node in ((b, cedar, c), (c, birch, b)):
         seen = [received(reader)]
         seen.append(await signed_fetch(http, drill["ap_id"], reader))
-        seen.append(await signed_fetch(http, f"{a.base_url}/c/alder/partner-listings", reader))
+        collection = f"{a.base_url}/c/alder/partner-listings"
+        seen.append(await signed_fetch(http, collection, reader))
+        first_page = await signed_fetch(http, f"{collection}?page=true", reader)
+        assert "Partners drill 2" in first_page
+        seen.append(first_page)
         for text in seen:
             assert other not in text
             assert host_of(other_node) not in text

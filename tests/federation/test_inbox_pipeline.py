@@ -863,3 +863,92 @@ async def test_an_activity_json_ld_reads_as_another_is_not_handled() -> None:
     [outcome] = queue.outcomes
     assert outcome.state == "failed" and "JSON-LD reads it as" in (outcome.error or "")
     assert recorder.seen == []
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+def announce(n: int, actor: str = ALICE) -> QueuedActivity:
+    """An activity of another type than `follow`'s, for a batch handler to take."""
+    host = actor.split("/")[2]
+    document = {
+        "id": f"https://{host}/announces/{n}",
+        "type": "Announce",
+        "actor": actor,
+        "object": f"https://{host}/notes/{n}",
+    }
+    return QueuedActivity(n, orjson.dumps(document).decode(), None, 1, actor)
+
+
+class AnnounceBatch:
+    """Takes Announces in runs; fails the ones whose number is in `refuse`."""
+
+    def __init__(self, refuse: frozenset[int] = frozenset(), explode: bool = False) -> None:
+        self.runs: list[list[int]] = []
+        self.refuse = refuse
+        self.explode = explode
+
+    def takes(self, activity: Activity) -> bool:
+        return activity.type == "Announce"
+
+    async def handle(self, batch: Sequence[InboundActivity]) -> list[BaseException | None]:
+        self.runs.append([inbound.entry_id for inbound in batch])
+        if self.explode:
+            raise RuntimeError("the database went away")
+        return [
+            IgnoreActivity("not ours") if inbound.entry_id in self.refuse else None
+            for inbound in batch
+        ]
+
+
+async def test_runs_of_what_the_batch_handler_takes_go_to_it_in_order() -> None:
+    entries = [announce(1), announce(2), queued(3, ALICE), announce(4), announce(5), announce(6)]
+    queue = ListQueue(entries)
+    seen: list[int] = []
+
+    async def handle(inbound: InboundActivity) -> None:
+        seen.append(inbound.entry_id)
+
+    batch = AnnounceBatch(refuse=frozenset({5}))
+    processor = InboxProcessor(queue, {"Follow": handle}, batch_handler=batch, batch_size=10)
+    assert await processor.run_once() == 6
+    assert batch.runs == [[1, 2], [4, 5, 6]], "the Follow in between splits the run"
+    assert seen == [3]
+    states = {outcome.entry_id: outcome.state for outcome in queue.outcomes}
+    assert states == {
+        1: "handled",
+        2: "handled",
+        3: "handled",
+        4: "handled",
+        5: "ignored",
+        6: "handled",
+    }
+
+
+async def test_a_run_is_cut_at_the_batch_size() -> None:
+    queue = ListQueue([announce(n) for n in range(1, 8)])
+    batch = AnnounceBatch()
+    processor = InboxProcessor(queue, {}, batch_handler=batch, batch_size=3)
+    assert await processor.run_once(7) == 7
+    assert batch.runs == [[1, 2, 3], [4, 5, 6], [7]]
+
+
+async def test_a_failing_batch_is_handled_again_one_entry_at_a_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue = ListQueue([announce(1), announce(2), announce(3)])
+    seen: list[int] = []
+
+    async def handle(inbound: InboundActivity) -> None:
+        seen.append(inbound.entry_id)
+        if inbound.entry_id == 2:
+            raise IgnoreActivity("not ours")
+
+    batch = AnnounceBatch(explode=True)
+    processor = InboxProcessor(queue, {"Announce": handle}, batch_handler=batch)
+    with caplog.at_level(logging.ERROR):
+        assert await processor.run_once() == 3
+    assert batch.runs == [[1, 2, 3]] and seen == [1, 2, 3]
+    states = [outcome.state for outcome in sorted(queue.outcomes, key=lambda o: o.entry_id)]
+    assert states == ["handled", "ignored", "handled"], "one bad entry never costs the others"
+    assert "handling them one by one" in caplog.text

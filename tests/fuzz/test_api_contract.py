@@ -46,11 +46,13 @@ SEED = 20240601
 # and every kind of invalid value the schema allows, whatever the profile).
 MAX_EXAMPLES = examples(100)
 
-# These fetch a URL named in the body (learn a peer, resolve a partner by WebFinger).
-# Fuzzed bodies could name any host on the internet, so they are never fuzzed.
+# These fetch a URL named in the body (learn a peer, resolve a partner by WebFinger,
+# read a relay's actor). Fuzzed bodies could name any host on the internet, so they
+# are never fuzzed.
 NETWORK_OPERATIONS = {
     ("POST", "/api/v1/discovery/peers"): "add_peer",
     ("POST", "/api/v1/partnerships/propose"): "propose_partnership",
+    ("POST", "/api/v1/relays"): "add_relay",
 }
 # These revoke the fuzzing token itself (its id is a small number a fuzzer soon tries);
 # tests/node/test_auth_tokens.py covers them.
@@ -260,6 +262,16 @@ HOSTILE: dict[tuple[str, str], list[Any]] = {
         {"url": {"href": "http://127.0.0.1/"}},
         {"url": ["http://127.0.0.1/"]},
         {"href": "http://127.0.0.1/"},
+    ],
+    ("POST", "/api/v1/relays"): [
+        {"url": 1},
+        {"url": None},
+        {"url": ""},
+        {"url": "short"},
+        {"url": "x" * 2049},
+        {"url": {"href": "http://127.0.0.1/actor"}},
+        {"url": ["http://127.0.0.1/actor"]},
+        {"href": "http://127.0.0.1/actor"},
     ],
     ("POST", "/api/v1/categories"): [
         {"slug": "Bad Slug!", "label": "x"},

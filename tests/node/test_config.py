@@ -29,7 +29,7 @@ def test_written_config_is_valid_toml_that_reads_back(tmp_path: Path) -> None:
     config = load_config(tmp_path, {})
     assert config.base_url == "http://tools.test:8080"
     assert config.host == "tools.test:8080" and config.listen_port == 8080
-    assert config.backfill_max_items == 5_000  # defaults fill in what the file omits
+    assert config.backfill_max_items == 50_000  # defaults fill in what the file omits
     assert path.stat().st_mode & 0o077 == 0
 
 

@@ -25,6 +25,7 @@ from node.protocol.inbox import (
     INBOX_HANDLERS,
     INBOX_RECEIVER,
     GroupCommit,
+    InboxBacklog,
     SqlInboxQueue,
     inbox_processor_ctx,
 )
@@ -472,3 +473,40 @@ async def test_a_repeated_activity_is_answered_without_touching_the_inbox_log(
         event.remove(engine, "before_cursor_execute", count_inbox_inserts)
     assert len(inserts) == 2, "one write for each new activity, none for the repeats"
     assert len(await node.entries()) == 2
+
+
+# --- the backlog brake ------------------------------------------------------------------------
+
+
+async def test_past_the_backlog_limit_stores_wait_for_the_processor_to_make_room(
+    make_node: NodeFactory,
+) -> None:
+    node = await make_node()
+    backlog = InboxBacklog(3, max_wait=5.0)
+    backlog.active = True
+    writes = GroupCommit(node.app[SESSIONS], backlog=backlog)
+    assert await asyncio.gather(*(writes.add(entry(n)) for n in range(3))) == [True] * 3
+    assert backlog.waiting == 3
+
+    held = asyncio.create_task(writes.add(entry(4)))
+    await asyncio.sleep(0.2)
+    assert not held.done(), "a fourth waits while three are unhandled"
+    assert len(await node.entries()) == 3, "and is not stored meanwhile"
+    backlog.handled(2)
+    assert await asyncio.wait_for(held, 5) is True
+    assert len(await node.entries()) == 4
+
+
+async def test_the_backlog_brake_never_holds_a_store_past_its_wait(
+    make_node: NodeFactory,
+) -> None:
+    node = await make_node()
+    backlog = InboxBacklog(1, max_wait=0.1)
+    backlog.active = True
+    writes = GroupCommit(node.app[SESSIONS], backlog=backlog)
+    assert await writes.add(entry(1)) is True
+    assert await asyncio.wait_for(writes.add(entry(2)), 5) is True, "stored after the wait"
+
+    backlog.active = False  # the processor runs elsewhere: no brake at all
+    backlog.max_wait = 60.0
+    assert await asyncio.wait_for(writes.add(entry(3)), 5) is True

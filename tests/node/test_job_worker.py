@@ -199,3 +199,38 @@ async def test_a_locked_database_when_recording_an_outcome_leaves_the_job_to_run
     assert await worker(sessions, handler, clock).run_once() == 1
     assert runs == [1, 1]
     assert (await the_job(sessions)).state == "done"
+
+
+async def test_a_locked_database_when_claiming_does_not_end_the_worker(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    runs: list[int] = []
+    claim_due = JobRepository.claim_due
+    refusals = [1, 1]
+
+    async def handler(run: JobRun) -> None:
+        runs.append(1)
+
+    async def sometimes_locked(self: JobRepository, *args: object, **kwargs: object) -> object:
+        if refusals:
+            refusals.pop()
+            raise OperationalError(
+                "UPDATE jobs", {}, sqlite3.OperationalError("database is locked")
+            )
+        return await claim_due(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(JobRepository, "claim_due", sometimes_locked)
+    await queue(sessions, clock)
+    jobs = worker(sessions, handler, clock)
+    running = asyncio.create_task(jobs.run_forever(0.01, asyncio.Event()))
+    try:
+        for _ in range(500):
+            if runs:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        jobs.stop()
+        await asyncio.wait_for(running, 5)
+    assert runs == [1] and not refusals
+    assert (await the_job(sessions)).state == "done"

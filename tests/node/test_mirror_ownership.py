@@ -10,7 +10,7 @@ updates must still land.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,12 +29,15 @@ from federation.builders import (
     build_note,
     ordered_collection,
 )
+from federation.inbox_processor import InboundActivity, InboxProcessor, Outcome, QueuedActivity
 from federation.keys import generate_key_pair
 from federation.signatures import sign_request
 from federation.vocab import PUBLIC
 from node.app import init_app
 from node.appkeys import SESSIONS
 from node.config import write_config
+from node.protocol.handlers import inbox_handlers
+from node.protocol.listing_batches import ListingBatch
 from node.services.accounts import create_member
 from storage.engine import create_engine, create_session_factory
 from storage.models import InboxEntry, RemoteListing, new_id
@@ -298,3 +301,72 @@ async def test_a_future_updated_is_clamped_so_later_updates_still_land(
     assert await outcome(node, fake, "victim", "Update", second) == "handled"
     cached = await node.cached(ladder)
     assert cached is not None and cached[0] == "Ladder v2"
+
+
+# --- the same rules when a burst is handled as one batch -----------------------------------
+
+
+def queued_activity(
+    fake: FakeHost, entry_id: int, slug: str, activity_type: str, document: dict[str, Any]
+) -> QueuedActivity:
+    actor = fake.actor(slug)
+    activity = build_activity(
+        activity_type, f"{actor}/activities/{new_id()}", actor, document, to=[PUBLIC]
+    )
+    raw = orjson.dumps(activity).decode()
+    return QueuedActivity(entry_id, raw, None, 1, actor, str(activity["id"]))
+
+
+@dataclass
+class ListQueue:
+    """Hands out fixed entries once and keeps what was recorded."""
+
+    entries: list[QueuedActivity]
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+
+    async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[QueuedActivity]:
+        claimed, self.entries = self.entries[:limit], self.entries[limit:]
+        return claimed
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        self.outcomes.update((outcome.entry_id, outcome) for outcome in outcomes)
+
+
+async def test_a_burst_handled_as_one_batch_keeps_every_rule_in_arrival_order(
+    node: LiveNode, fake: FakeHost
+) -> None:
+    """Ownership, older-never-wins and who we follow decide each entry of a batch
+    as they decide one activity at a time; a stranger's is retried, not lost."""
+    victim, mallory = fake.actor("victim"), fake.actor("mallory")
+    ladder, drill = f"{victim}/listings/{new_id()}", f"{mallory}/listings/{new_id()}"
+    now = datetime.now(UTC)
+    burst = [
+        ("victim", "Create", note(ladder, victim, "Ladder v1", updated=now - timedelta(hours=1))),
+        ("mallory", "Update", note(ladder, mallory, "Hijacked", updated=FAR_FUTURE)),
+        ("mallory", "Create", note(f"{victim}/listings/{new_id()}", mallory, "Squatted")),
+        ("mallory", "Create", note(drill, mallory, "Mallory's own drill")),
+        ("victim", "Update", note(ladder, victim, "Ladder v2", updated=now)),
+        ("victim", "Update", note(ladder, victim, "Ladder v0", updated=now - timedelta(days=1))),
+        ("stranger", "Create", note(f"{fake.actor('stranger')}/listings/1", None, "Who?")),
+    ]
+    entries = [queued_activity(fake, n, *sent) for n, sent in enumerate(burst, 1)]
+    queue = ListQueue(entries)
+    handlers = inbox_handlers(node.app)
+    batches: list[int] = []
+    batch = ListingBatch(node.app)
+    real_handle = batch.handle
+
+    async def counting(run: Sequence[InboundActivity]) -> list[BaseException | None]:
+        batches.append(len(run))
+        return await real_handle(run)
+
+    batch.handle = counting  # type: ignore[method-assign]
+    processor = InboxProcessor(queue, handlers, batch_handler=batch, retry_delays=[timedelta(1)])
+    assert await processor.run_once() == len(burst)
+
+    assert batches == [len(burst)], "the burst went to the batch handler at once"
+    states = [queue.outcomes[n].state for n in range(1, len(burst) + 1)]
+    assert states == ["handled", "ignored", "ignored", "handled", "handled", "handled", "retry"]
+    cached = await node.cached(ladder)
+    assert cached is not None and cached[:2] == ("Ladder v2", victim), "the newest version wins"
+    assert (await node.cached(drill) or ("",))[0] == "Mallory's own drill"
