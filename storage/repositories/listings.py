@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Listing
+from storage.paging import Position, page_after
 from storage.repositories.images import ImageRepository
 from storage.search import terms, text_condition
 from storage.states import ListingStatus, Visibility
