@@ -147,14 +147,19 @@ async def newest_matches(
     where: Sequence[ColumnElement[bool]],
     position: Position | None,
     limit: int,
+    *,
+    since: datetime | None = None,
 ) -> list[Row[Any]]:
-    """Up to `limit + 1` rows of `source` matching `words`, newest first, after `position`.
+    """Up to `limit + 1` rows of `source` matching `words`, newest first, after `position`
+    and no older than `since`.
 
     `source` is a `storage.repositories.browse.Source`; `where` its conditions.
     """
+    if since is not None:
+        where = [*where, source.time >= since]
     if is_postgresql(session):
         return await _pg_newest(session, source, words, where, position, limit)
-    return await _sqlite_newest(session, source, words, where, position, limit)
+    return await _sqlite_newest(session, source, words, where, position, limit, since)
 
 
 def _ordered_newest(source: Any, query: Select[Any], position: Position | None) -> Select[Any]:
@@ -186,8 +191,10 @@ async def _sqlite_newest(
     where: Sequence[ColumnElement[bool]],
     position: Position | None,
     limit: int,
+    since: datetime | None,
 ) -> list[Row[Any]]:
-    """Walk the matches by descending search key (time order) and stop after a page.
+    """Walk the matches by descending search key (time order) and stop after a page
+    (or at `since`'s millisecond, which bounds the walk in the index itself).
 
     Keys order rows by millisecond only, so the rows of the page's last
     millisecond are all read again and sorted by (time, id) like any page.
@@ -200,6 +207,8 @@ async def _sqlite_newest(
     base = source.select_from(select(*columns), lead).where(
         _fts_match(words), search_keys.c.source == source.search_key, *where
     )
+    if since is not None:
+        base = base.where(fts.c.rowid >= key_ms(since) * KEY_SLOTS)
     if position is not None:
         assert isinstance(position.sort, datetime)
         base = base.where(
@@ -367,36 +376,76 @@ class Point:
     lon: float
 
 
-def bounding_box(point: Point, radius_km: float, lat: Expr, lon: Expr) -> ColumnElement[bool]:
-    """A condition an index on (lat, lon) can serve that holds for everything within
-    `radius_km` of `point` (and a little more, which the exact distance removes)."""
+@dataclass(frozen=True)
+class Box:
+    """The bounds of `bounding_box`: latitudes south..north and, unless the circle
+    covers a pole or every longitude (`west` None), longitudes west..east, or, when
+    it `wraps` across the antimeridian, from `west` on or up to `east`."""
+
+    south: float
+    north: float
+    west: float | None = None
+    east: float | None = None
+    wraps: bool = False
+
+
+def box_of(point: Point, radius_km: float) -> Box:
     dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
     south, north = point.lat - dlat, point.lat + dlat
-    condition = lat.between(max(south, -90.0), min(north, 90.0))
+    clamped = max(south, -90.0), min(north, 90.0)
     if south <= -90 or north >= 90:
-        return condition  # the circle covers a pole: every longitude
+        return Box(*clamped)  # the circle covers a pole: every longitude
     dlon = math.degrees(radius_km / (EARTH_RADIUS_KM * math.cos(math.radians(point.lat))))
     if dlon >= 180:
-        return condition
+        return Box(*clamped)
     west, east = point.lon - dlon, point.lon + dlon
     if west < -180:
-        return and_(condition, or_(lon >= west + 360, lon <= east))
+        return Box(*clamped, west + 360, east, wraps=True)
     if east > 180:
-        return and_(condition, or_(lon >= west, lon <= east - 360))
+        return Box(*clamped, west, east - 360, wraps=True)
+    return Box(*clamped, west, east)
+
+
+def box_condition(box: Box, lat: Expr, lon: Expr, bounds: Sequence[Any]) -> ColumnElement[bool]:
+    """`box` as SQL on (lat, lon), with `bounds` standing for its south, north, west and
+    east (its values, or parameters that will carry them)."""
+    south, north, west, east = bounds
+    condition = lat.between(south, north)
+    if box.west is None:
+        return condition
+    if box.wraps:
+        return and_(condition, or_(lon >= west, lon <= east))
     return and_(condition, lon.between(west, east))
 
 
+def bounding_box(point: Point, radius_km: float, lat: Expr, lon: Expr) -> ColumnElement[bool]:
+    """A condition an index on (lat, lon) can serve that holds for everything within
+    `radius_km` of `point` (and a little more, which the exact distance removes)."""
+    box = box_of(point, radius_km)
+    return box_condition(box, lat, lon, (box.south, box.north, box.west, box.east))
+
+
 def distance_km(session: AsyncSession, point: Point, lat: Expr, lon: Expr) -> ColumnElement[float]:
-    """Great-circle distance in SQL (both databases have the math functions).
+    """Great-circle distance in SQL (both databases have the math functions)."""
+    cos_lat = math.cos(math.radians(point.lat))
+    return distance_from(session, (point.lat, point.lon, cos_lat), lat, lon)
+
+
+def distance_from(
+    session: AsyncSession, point: Sequence[Any], lat: Expr, lon: Expr
+) -> ColumnElement[float]:
+    """`distance_km` from `point` given as (latitude, longitude, cosine of the latitude):
+    values, or parameters that will carry them.
 
     The haversine term is clamped to 1, since rounding can push it a hair
     above for antipodal points and asin() of that fails on PostgreSQL.
     """
-    half_dlat = func.radians(lat - point.lat) / 2
-    half_dlon = func.radians(lon - point.lon) / 2
-    h = func.pow(func.sin(half_dlat), 2) + math.cos(math.radians(point.lat)) * func.cos(
-        func.radians(lat)
-    ) * func.pow(func.sin(half_dlon), 2)
+    p_lat, p_lon, cos_p_lat = point
+    half_dlat = func.radians(lat - p_lat) / 2
+    half_dlon = func.radians(lon - p_lon) / 2
+    h = func.pow(func.sin(half_dlat), 2) + cos_p_lat * func.cos(func.radians(lat)) * func.pow(
+        func.sin(half_dlon), 2
+    )
     root = func.sqrt(h)
     clamped = func.least(root, 1.0) if is_postgresql(session) else func.min(root, 1.0)
     return (2 * EARTH_RADIUS_KM * func.asin(clamped)).cast(Float)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from node.api.schemas import (
     AuthorRef,
     ImageOut,
@@ -78,9 +80,15 @@ def image_out(image: ImageView, base_url: str) -> ImageOut | None:
 
 def listing_out(view: ListingView, base_url: str = "") -> ListingOut:
     """`base_url` (this node's) makes photo URLs absolute."""
+    return ListingOut(**listing_fields(view, base_url))
+
+
+def listing_fields(view: ListingView, base_url: str = "") -> dict[str, Any]:
+    """What `ListingOut` is made of, for models that extend it (a browse item adds its
+    distance) to be built in one step rather than by copying a `ListingOut`."""
     location = view.location
     images = [out for image in view.images if (out := image_out(image, base_url)) is not None]
-    return ListingOut(
+    return dict(
         id=view.id,
         ap_id=view.ap_id,
         kind=view.kind,

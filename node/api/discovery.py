@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from node.api.converters import community_out, listing_out
+from node.api.converters import community_out, listing_fields
 from node.api.paging import decode_cursor, encode_cursor
 from node.api.router import api
 from node.api.routing import ApiCall, base_url
@@ -129,10 +129,9 @@ async def browse(call: ApiCall[None, BrowseQueryIn]) -> BrowseList:
             after=decode_cursor(q.cursor),
         ),
     )
+    url = base_url(call)
     out = [
-        BrowseListing(
-            **listing_out(item.listing, base_url(call)).model_dump(), distance_km=item.distance_km
-        )
+        BrowseListing(**listing_fields(item.listing, url), distance_km=item.distance_km)
         for item in items
     ]
     return BrowseList(items=out, next=encode_cursor(after) if after else None)

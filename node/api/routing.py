@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.appkeys import CONFIG, SESSIONS
 from node.errors import Forbidden, NotFound, UnsupportedMediaType, ValidationFailed
-from node.responses import json_response
 from node.services.auth_context import authenticate_bearer
 from storage.models import AuthToken, Member
 
@@ -163,7 +162,10 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.Response]]
             await session.commit()
         if result is None:
             return web.Response(status=op.status)
-        return json_response(result.model_dump(mode="json"), op.status)
+        # Pydantic writes the JSON itself: the same text as dumping to Python values and
+        # encoding those, without building a page's worth of intermediate objects.
+        payload = result.model_dump_json().encode()
+        return web.Response(body=payload, status=op.status, content_type="application/json")
 
     endpoint.__name__ = op.handler.__name__
     return endpoint

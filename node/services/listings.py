@@ -156,26 +156,19 @@ async def list_listings_for_member(
     to `limit`, they are exactly the next page, and one left over means
     there is another. Returns the page and where the next one starts.
     """
-    own = await ListingRepository(session).page_for_community(
-        member.community_id, filters, after, limit
+    found = await RemoteListingRepository(session).page_visible_to(
+        member.community_id,
+        filters,
+        after,
+        limit,
+        include_public=include_public,
+        include_partners=include_partners,
+        include_own=True,
     )
-    views = [view_of_listing(x) for x in own]
-    if include_public or include_partners:
-        cached = await RemoteListingRepository(session).page_visible_to(
-            member.community_id,
-            filters,
-            after,
-            limit,
-            include_public=include_public,
-            include_partners=include_partners,
-        )
-        views += [
-            view_of_row(
-                f.row, CommunityRef(id=f.home.ap_id, handle=f.home.handle, name=f.home.name)
-            )
-            for f in cached
-        ]
-    views.sort(key=lambda view: (view.created_at, view.ap_id), reverse=True)
+    views = [
+        view_of_row(f.row, CommunityRef(id=f.home.ap_id, handle=f.home.handle, name=f.home.name))
+        for f in found
+    ]
     page = views[:limit]
     more = len(views) > limit
     return page, Position(page[-1].created_at, page[-1].ap_id) if more and page else None

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Community, CommunityPartnership
 from storage.paging import Column, Position, page_after
+from storage.repositories.block_cache import blocked_community_ids
 from storage.repositories.browse import (
     DISTANCE,
     NEWEST,
@@ -16,7 +17,6 @@ from storage.repositories.browse import (
     BrowseFilters,
     BrowseRepository,
     Found,
-    blocked_community_ids,
 )
 from storage.search import NO_DISTANCE_KM, Located, Point, distance_km, within
 from storage.states import PartnershipState

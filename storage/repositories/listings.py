@@ -97,15 +97,6 @@ class ListingRepository:
         result = await self.session.execute(_apply_filters(query, filters))
         return result.scalars().all()
 
-    async def page_for_community(
-        self, community_id: int, filters: ListingFilters, after: Position | None, limit: int
-    ) -> Sequence[Listing]:
-        """Newest first by (created_at, ap_id), keyset-paged: up to `limit + 1` rows."""
-        query = _filtered(select(Listing).where(Listing.community_id == community_id), filters)
-        query = query.where(words_match(self.session, Listing, "local", filters.q))
-        page = page_after(query, Listing.created_at, Listing.ap_id, after, limit)
-        return (await self.session.scalars(page)).all()
-
     async def get_public_listings(
         self, community_id: int | None = None, filters: ListingFilters = ListingFilters()
     ) -> Sequence[Listing]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialect import lock_rows
@@ -69,6 +69,13 @@ class MemberRepository:
         return list(result.scalars().all())
 
 
+_TOKEN_BY_HASH = select(AuthToken).where(
+    AuthToken.token_hash == bindparam("token_hash"), AuthToken.kind == bindparam("kind")
+)
+"""Made once: every API request looks its token up, and building the statement anew
+each time cost about as much as running it."""
+
+
 class TokenRepository:
     """Tokens are looked up by the SHA-256 of the secret; the secret is never stored."""
 
@@ -82,7 +89,7 @@ class TokenRepository:
 
     async def get_valid(self, token_hash: str, kind: str, now: datetime) -> AuthToken | None:
         result = await self.session.execute(
-            select(AuthToken).where(AuthToken.token_hash == token_hash, AuthToken.kind == kind)
+            _TOKEN_BY_HASH, {"token_hash": token_hash, "kind": kind}
         )
         token = result.scalar_one_or_none()
         if token is None or (token.expires_at is not None and token.expires_at <= now):

@@ -23,7 +23,7 @@ from storage.models import (
 )
 from storage.paging import Position
 from storage.repositories.actors import BlockRepository, host_is_blocked
-from storage.repositories.browse import Found, mirror_sources, newest
+from storage.repositories.browse import Found, Source, mirror_sources, newest, own_source
 from storage.repositories.images import ImageRepository
 from storage.repositories.listings import ListingFilters, words_match
 from storage.states import Audience, ListingStatus, PartnershipState
@@ -400,25 +400,37 @@ class RemoteListingRepository:
         *,
         include_public: bool,
         include_partners: bool,
+        include_own: bool = False,
     ) -> list[Found]:
-        """What local community `community_id` may show of the mirror, newest first, paged.
+        """What local community `community_id` may show of the mirror (and, with
+        `include_own`, its own listings, whatever their visibility), newest first, paged.
 
-        One index walk per audience and status, merged; blocked origins are
-        left out in the query, before the limit.
+        One index walk per source (our listings; each audience and status of the
+        mirror), all in one statement, merged; blocked origins are left out in the
+        query, before the limit.
         """
-        statuses = [filters.status] if filters.status else list(ListingStatus)
-        sources = await mirror_sources(
-            self.session,
-            community_id,
-            public=include_public,
-            partners=include_partners,
-            statuses=statuses,
-        )
+        sources: list[Source] = []
+        if include_own:
+            sources.append(own_source(community_id, filters.status, filters.author_id))
+        if include_public or include_partners:
+            statuses = [filters.status] if filters.status else list(ListingStatus)
+            sources += await mirror_sources(
+                self.session,
+                community_id,
+                public=include_public,
+                partners=include_partners,
+                statuses=statuses,
+            )
         extra: list[tuple[str, Any]] = []
         if filters.kind:
             extra.append(("kind", filters.kind))
         if filters.category:
             extra.append(("category", filters.category))
         if filters.q:
-            extra.append(("where", words_match(self.session, RemoteListing, "remote", filters.q)))
+            sources = [
+                source.with_condition(
+                    words_match(self.session, source.model, source.search_key, filters.q)
+                )
+                for source in sources
+            ]
         return await newest(self.session, sources, extra, after, limit)
