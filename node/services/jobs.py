@@ -79,7 +79,8 @@ def summarize(progress: dict[str, Any]) -> str:
         return "Removed: its node no longer has it"
     parts = []
     if "queued" in progress:
-        parts.append(f"{progress['queued']} of {_count(progress.get('total', 0), 'listing')} queued")
+        total = _count(progress.get("total", 0), "listing")
+        parts.append(f"{progress['queued']} of {total} queued")
         if "stopped" in progress:
             parts.append(f"stopped: {progress['stopped']}")
     elif "stopped" in progress:
