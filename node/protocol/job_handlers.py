@@ -10,6 +10,9 @@
 - `crawl_peer`, `refresh_directory`: learning the network (`node.protocol.crawl`).
 - `fetch_image`: fetch and store our copy of a mirrored listing's photo
   (`node.protocol.remote_media`).
+- `partner_push`, `partner_withdraw`: queue a `Create` (a new partnership)
+  or a `Delete` (one that ended) of each of our partner-only listings for
+  the partner, a page at a time (`node.protocol.partner_sharing`).
 - `relay_fetch`: fetch an object a relay announced from its own server and
   mirror it if its community owns it (`node.protocol.relays`).
 
@@ -32,6 +35,7 @@ from node.protocol.context import FederationContext
 from node.protocol.crawl import REFRESH_ACTOR, crawl_handlers
 from node.protocol.jobs import JobFailed, JobHandler, JobRun, RetryJob, enqueue_job
 from node.protocol.mirror import SyncLimits, SyncProgress, backfill
+from node.protocol.partner_sharing import partner_sharing_handlers
 from node.protocol.relays import relay_handlers
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor
 from node.protocol.remote_media import media_handlers, sweep_media
@@ -212,6 +216,7 @@ def job_handlers(app: web.Application) -> dict[str, JobHandler]:
         **crawl_handlers(ctx),
         **media_handlers(ctx),
         **relay_handlers(ctx),
+        **partner_sharing_handlers(ctx),
     }
 
 

@@ -63,11 +63,21 @@ class JobRun:
     attempts: int
     progress: dict[str, Any] = field(default_factory=dict)
     _reporter: Callable[[JobRun], Awaitable[bool]] | None = None
+    lease: timedelta = DEFAULT_LEASE
+    clock: Callable[[], datetime] = utcnow
 
     async def report(self, **progress: Any) -> None:
         """Store progress and renew the lease; raises `JobCancelled` if the row was cancelled."""
         self.progress.update(progress)
         if self._reporter is not None and not await self._reporter(self):
+            raise JobCancelled(self.id)
+
+    async def record(self, session: AsyncSession, **progress: Any) -> None:
+        """As `report`, in the caller's transaction, so that work and the position it
+        reached commit together; raises `JobCancelled` (roll back) if the row was cancelled."""
+        self.progress.update(progress)
+        repo = JobRepository(session)
+        if not await repo.report_progress(self.id, self.progress, self.clock(), self.lease):
             raise JobCancelled(self.id)
 
 
@@ -138,7 +148,7 @@ class JobWorker:
             claimed = await JobRepository(session).claim_due(
                 self._clock(), self._concurrency, self._lease, list(self._handlers)
             )
-            runs = [_to_run(job, self._report) for job in claimed]
+            runs = [_to_run(job, self._report, self._lease, self._clock) for job in claimed]
         if runs:
             await asyncio.gather(*(self._run(run) for run in runs))
         return len(runs)
@@ -229,7 +239,12 @@ class JobWorker:
             await JobRepository(session).release([run.id])
 
 
-def _to_run(job: Job, reporter: Callable[[JobRun], Awaitable[bool]]) -> JobRun:
+def _to_run(
+    job: Job,
+    reporter: Callable[[JobRun], Awaitable[bool]],
+    lease: timedelta,
+    clock: Callable[[], datetime],
+) -> JobRun:
     return JobRun(
         id=job.id,
         kind=job.kind,
@@ -237,4 +252,6 @@ def _to_run(job: Job, reporter: Callable[[JobRun], Awaitable[bool]]) -> JobRun:
         attempts=job.attempts,
         progress=decode(job.progress),
         _reporter=reporter,
+        lease=lease,
+        clock=clock,
     )

@@ -1,8 +1,10 @@
 """The partnership protocol: a Follow flagged `partnership`, answered by Accept/Reject,
 ended by Undo (the proposer) or Reject (the other side). Both sides keep a row.
 
-On activation each side queues a backfill job of the other's collections; on dissolution
-each side purges the other's partner listings and withdraws its own.
+On activation each side queues a backfill job of the other's collections, and the
+proposer a job sending its partner-only listings; on dissolution each side purges the
+other's partner listings and queues a job withdrawing its own
+(`node.protocol.partner_sharing`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.builders import build_tombstone
 from federation.vocab import Activity
 from node.domain import urls
 from node.protocol.context import FederationContext
 from node.protocol.job_handlers import cancel_backfill, enqueue_backfill
-from node.protocol.publishing import send, send_to_partner
+from node.protocol.partner_sharing import start_push, start_withdrawal
+from node.protocol.publishing import send
 from storage.models import Community, CommunityPartnership, Notification, utcnow
-from storage.repositories import DeliveryRepository, ListingRepository
+from storage.repositories import DeliveryRepository
 from storage.repositories.partnerships import NotificationRepository, PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
 from storage.states import Initiator, PartnershipState
@@ -93,30 +95,6 @@ async def send_dissolution(session: AsyncSession, partnership: CommunityPartners
         await send_answer(session, partnership, "Reject")
 
 
-async def withdraw_partner_listings(
-    session: AsyncSession, partnership: CommunityPartnership
-) -> None:
-    """Deletes for our partner-only listings, so the former partner drops its copies."""
-    local, remote = partnership.local_community, partnership.remote_community
-    for listing in await ListingRepository(session).list_partners_only(local.id):
-        tombstone = build_tombstone(listing.ap_id, former_type="Note", deleted=utcnow())
-        await send(session, local, "Delete", tombstone, inbox_of(remote), to=[remote.ap_id])
-
-
-async def push_partner_listings(session: AsyncSession, partnership: CommunityPartnership) -> None:
-    """Creates for our partner-only listings, so a new partner holds them at once.
-
-    The approving side cannot pull them itself: until our Accept handler has
-    run, we would not yet serve our partner collection to it.
-    """
-    local, remote = partnership.local_community, partnership.remote_community
-    inbox = urls.delivery_inbox(remote.inbox_url, remote.shared_inbox_url, fan_out=False)
-    if not inbox:
-        return
-    for listing in await ListingRepository(session).list_partners_only(local.id):
-        await send_to_partner(session, local, "Create", listing, remote.ap_id, inbox)
-
-
 async def end_partnership(
     session: AsyncSession, partnership: CommunityPartnership, state: str
 ) -> None:
@@ -138,12 +116,14 @@ async def end_partnership(
             await RemoteListingRepository(session).remove_from_origin(
                 partnership.remote_community_id, "partners"
             )
+        # The push is cancelled first, so that a page it is writing finishes
+        # before the deliveries queued for the partner are cancelled.
+        await start_withdrawal(session, partnership.local_community, partnership.remote_community)
         await DeliveryRepository(session).cancel_for_recipient(
             partnership.local_community_id,
             partnership.remote_community.ap_id,
             "partnership ended",
         )
-        await withdraw_partner_listings(session, partnership)
 
 
 async def receive_proposal(
@@ -196,7 +176,10 @@ async def receive_accept(
         return
     partnership.state = ACTIVE
     partnership.updated_at = utcnow()
-    await push_partner_listings(session, partnership)
+    # The other side could not page our partner collection yet (its backfill ran
+    # at its steward's approval, before this Accept reached us): we send it our
+    # partner-only listings, from a job, a page at a time.
+    await start_push(session, partnership.local_community, partnership.remote_community)
     await enqueue_backfill(session, partnership.local_community, partnership.remote_community)
 
 

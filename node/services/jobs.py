@@ -21,6 +21,8 @@ _KIND_LABELS = {
     "crawl_peer": "Reading another node's communities",
     "refresh_directory": "Refreshing the directory of communities",
     "relay_fetch": "Fetching a listing a relay announced",
+    "partner_push": "Sending our partner-only listings to a new partner",
+    "partner_withdraw": "Withdrawing our partner-only listings from a former partner",
 }
 
 
@@ -76,6 +78,13 @@ def summarize(progress: dict[str, Any]) -> str:
     if "removed" in progress:
         return "Removed: its node no longer has it"
     parts = []
+    if "queued" in progress:
+        total = _count(progress.get("total", 0), "listing")
+        parts.append(f"{progress['queued']} of {total} queued")
+        if "stopped" in progress:
+            parts.append(f"stopped: {progress['stopped']}")
+    elif "stopped" in progress:
+        parts.append(f"Stopped: {progress['stopped']}")
     for key, label in (("current", "so far"), ("public", "public"), ("partners", "partners")):
         line = _sync_summary(progress.get(key, {}))
         if line is not None:

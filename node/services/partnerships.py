@@ -14,6 +14,7 @@ from node.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFai
 from node.protocol import partnerships as protocol
 from node.protocol.context import FederationContext
 from node.protocol.job_handlers import enqueue_backfill
+from node.protocol.partner_sharing import cancel_withdrawal
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
 from storage.models import Community, CommunityPartnership, Member, utcnow
 from storage.repositories import ListingRepository
@@ -118,9 +119,12 @@ async def approve(
     partnership.approved_by_id = member.id
     partnership.approved_at = partnership.updated_at = utcnow()
     await protocol.send_answer(session, partnership, "Accept")
+    local, remote = partnership.local_community, partnership.remote_community
     # Its public listings now; its partner-only ones arrive as Creates once our
-    # Accept lands (it serves its partner collection to us only then).
-    await enqueue_backfill(session, partnership.local_community, partnership.remote_community)
+    # Accept lands (it serves its partner collection to us only then). It pages
+    # ours once it has the Accept, so a withdrawal still walking can stop.
+    await enqueue_backfill(session, local, remote)
+    await cancel_withdrawal(session, local, remote)
     await NotificationRepository(session).mark_read(member.community_id, partnership.id)
     return partnership
 
@@ -157,7 +161,7 @@ async def list_partnerships(
 
 async def partner_shared_count(session: AsyncSession, community: Community) -> int:
     """How many listings a new partner would see beyond the public ones."""
-    return len(await ListingRepository(session).list_partners_only(community.id, "active"))
+    return await ListingRepository(session).count_partners_only(community.id, "active")
 
 
 async def active_partner_names(session: AsyncSession, community: Community) -> list[str]:

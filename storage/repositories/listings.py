@@ -107,36 +107,27 @@ class ListingRepository:
         result = await self.session.execute(_apply_filters(query, filters))
         return result.scalars().all()
 
-    async def list_partners_only(
-        self, community_id: int, status: str | None = None
-    ) -> Sequence[Listing]:
-        """A community's listings shared with partners only (not public), newest first."""
-        query = select(Listing).where(
-            Listing.community_id == community_id, Listing.visibility == Visibility.PARTNERS
-        )
-        if status is not None:
-            query = query.where(Listing.status == status)
-        result = await self.session.execute(query.order_by(Listing.created_at.desc()))
-        return result.scalars().all()
-
     async def page_partners_only(
         self, community_id: int, after: Position | None, limit: int
     ) -> Sequence[Listing]:
-        """`list_partners_only` a page at a time, newest first by (created_at, id),
-        keyset-paged: up to `limit + 1` rows after `after`."""
+        """A community's listings shared with partners only (not public), a page at
+        a time, newest first by (created_at, id), keyset-paged: up to `limit + 1`
+        rows after `after`."""
         query = select(Listing).where(
             Listing.community_id == community_id, Listing.visibility == Visibility.PARTNERS
         )
         page = page_after(query, Listing.created_at, Listing.id, after, limit)
         return (await self.session.scalars(page)).all()
 
-    async def count_partners_only(self, community_id: int) -> int:
-        result = await self.session.execute(
+    async def count_partners_only(self, community_id: int, status: str | None = None) -> int:
+        query = (
             select(func.count())
             .select_from(Listing)
             .where(Listing.community_id == community_id, Listing.visibility == Visibility.PARTNERS)
         )
-        return int(result.scalar_one())
+        if status is not None:
+            query = query.where(Listing.status == status)
+        return int((await self.session.execute(query)).scalar_one())
 
     async def count_public(self, community_id: int, kind: str) -> int:
         result = await self.session.execute(

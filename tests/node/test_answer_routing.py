@@ -190,5 +190,7 @@ async def test_a_partnership_answer_from_a_third_party_changes_nothing(
     assert partnership.state == "proposed"
     await on_answer(ctx(node), answer("Accept", REMOTE, follow_id, partnership=True))
     [partnership] = await _rows(node, CommunityPartnership)
-    [job] = await _rows(node, Job)
-    assert partnership.state == "active" and job.kind == "backfill"
+    jobs = await _rows(node, Job)
+    assert partnership.state == "active"
+    # Its backfill of them, and the job sending them our partner-only listings.
+    assert sorted(job.kind for job in jobs) == ["backfill", "partner_push"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pytest
@@ -22,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from federation.delivery import DeliveryJob
 from federation.keys import generate_key_pair
 from node.protocol.delivery_queue import SqlDeliveryQueue
+from node.protocol.jobs import JobWorker
+from node.protocol.partner_sharing import partner_sharing_handlers
 from node.protocol.partnerships import end_partnership
 from node.protocol.publishing import publish_listing_change
 from storage.engine import create_engine, create_session_factory
@@ -67,8 +71,12 @@ class World:
     birch: Community
     cedar: Community
 
+    @staticmethod
+    def queue_clock() -> datetime:
+        return datetime.now(UTC) + timedelta(1)
+
     def queue(self) -> SqlDeliveryQueue:
-        return SqlDeliveryQueue(self.sessions, clock=lambda: datetime.now(UTC) + timedelta(1))
+        return SqlDeliveryQueue(self.sessions, clock=self.queue_clock)
 
     async def claim(self) -> list[DeliveryJob]:
         return await self.queue().claim(50, LEASE)
@@ -306,6 +314,10 @@ async def test_ending_a_partnership_cancels_at_once_and_still_sends_the_withdraw
         "cancelled",
         "partnership ended",
     )
+    # The withdrawal is a job of its own, which queues the Deletes.
+    ctx: Any = SimpleNamespace(sessions=world.sessions)
+    handlers = partner_sharing_handlers(ctx)
+    assert await JobWorker(world.sessions, handlers, clock=world.queue_clock).run_once() == 1
     sent = bodies(await world.claim())
     assert {inbox: body["type"] for inbox, body in sent.items()} == {
         f"{BIRCH}/inbox": "Delete",
