@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import Session, assert_accessible, tab
+from tests.support.processes import free_port_run
 
 pytestmark = pytest.mark.browser
 
@@ -32,30 +32,13 @@ STARTUP_SECONDS = 180
 NODES = 4
 
 
-def _free_base(count: int) -> int:
-    for base in range(30000, 60000, 89):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free run of ports")
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
     """The running demo's nodes by slug, as demo.json lists them."""
     root = tmp_path_factory.mktemp("demo-shots")
     out = root / "demo.out"
     command = [sys.executable, "-m", "node.cli", "demo", "--data", str(root / "demo")]
-    command += ["--base-port", str(_free_base(NODES))]
+    command += ["--base-port", str(free_port_run(NODES))]
     with out.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
