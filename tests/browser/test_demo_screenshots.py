@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,15 @@ def sign_in(page: Any, entry: dict[str, Any], role: str) -> None:
     page.wait_for_url(lambda url: "/signin" not in url)
 
 
+@contextmanager
+def signed_in_tab(chromium: Any, entry: dict[str, Any], role: str, path: str) -> Iterator[Session]:
+    """A README-sized tab signed in to `entry`'s node as `role`, opened at `path`."""
+    with tab(chromium, entry["base_url"], role, README_VIEW) as session:
+        sign_in(session.page, entry, role)
+        session.page.goto(entry["base_url"] + path)
+        yield session
+
+
 def save(page: Any, name: str) -> None:
     """Check the page as it is, then keep the top of it for the README."""
     assert_accessible(page, name)
@@ -97,10 +107,8 @@ def api(entry: dict[str, Any], role: str, path: str) -> Any:
 
 def test_a_member_sees_the_communitys_listings(chromium: Any, demo: dict[str, Any]) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", "/listings") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(riverside["base_url"] + "/listings")
         shown = page.get_by_text(re.compile(r"Showing \d+ listings")).inner_text()
         assert int(re.findall(r"\d+", shown)[0]) >= 20
         assert page.locator(".listing-card").count() >= 20
@@ -111,10 +119,8 @@ def test_browsing_the_network_shows_partner_and_public_listings_on_a_map(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", "/network") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(riverside["base_url"] + "/network")
         cards = page.locator(".listing-card")
         assert cards.filter(has_text="Hillside Mutual Aid").count() > 0
         assert cards.filter(has_text="Partner").count() > 0
@@ -129,10 +135,8 @@ def test_the_communities_page_lists_neighbours_and_the_far_community(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", "/network/communities") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(riverside["base_url"] + "/network/communities")
         names = page.locator(".community-card__name").all_inner_texts()
         assert {"Hillside Mutual Aid", "Lakeside Time Bank", "Clydeside Repair Cafe"} <= set(names)
         show_from(page, ".community-card")
@@ -151,10 +155,8 @@ def test_a_listing_shows_its_author_and_how_to_ask_for_it(
         for item in listings["items"]
         if item["visibility"] == "public" and item["author"]["name"] != me
     )
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", f"/listings/{listing['id']}") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(f"{riverside['base_url']}/listings/{listing['id']}")
         assert page.get_by_role("heading", level=1).inner_text() == listing["title"]
         assert page.get_by_text(listing["author"]["name"]).count() > 0
         assert page.get_by_role("heading", name="Request this").is_visible()
@@ -165,10 +167,8 @@ def test_my_exchanges_show_a_request_across_communities(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", "/exchanges") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(riverside["base_url"] + "/exchanges")
         assert page.get_by_text("Across communities").count() > 0
         assert page.get_by_text("Waiting for an answer").count() > 0
         save(page, "exchanges")
@@ -178,10 +178,8 @@ def test_the_steward_sees_flows_to_and_from_other_communities(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "steward", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "steward", "/steward/flows") as session:
         page = session.page
-        sign_in(page, riverside, "steward")
-        page.goto(riverside["base_url"] + "/steward/flows")
         assert page.get_by_text("Leakage").count() > 0
         assert page.locator("table").filter(has_text="Hillside Mutual Aid").count() > 0
         save(page, "flows")
@@ -191,10 +189,8 @@ def test_the_third_communitys_steward_has_a_proposal_to_answer(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     lakeside = demo["lakeside"]
-    with tab(chromium, lakeside["base_url"], "steward", README_VIEW) as session:
+    with signed_in_tab(chromium, lakeside, "steward", "/steward") as session:
         page = session.page
-        sign_in(page, lakeside, "steward")
-        page.goto(lakeside["base_url"] + "/steward")
         assert page.get_by_text("Riverside Tool Library").count() > 0
         assert page.get_by_role("link", name=re.compile("Approve")).is_visible()
         save(page, "partnerships")
