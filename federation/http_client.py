@@ -14,11 +14,13 @@ not make us ask a third server anything in our name.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -195,32 +197,72 @@ def _get_headers(url: str, key_id: str | None, private_key_pem: str | None) -> d
     return sign_request("GET", url, headers, None, key_id, private_key_pem)
 
 
+@contextmanager
+def _network_errors(method: str, url: str) -> Iterator[None]:
+    """aiohttp's failures below HTTP as ours: a malformed URL is a `FetchError`,
+    anything on the wire (refused, reset, timed out) a `DeliveryNetworkError`."""
+    try:
+        yield
+    except aiohttp.InvalidURL as exc:
+        raise FetchError(f"invalid URL {url!r}", url=url) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        reason = network_reason(exc)
+        raise DeliveryNetworkError(f"{method} {url} failed: {reason}", url=url) from exc
+
+
+_Answer = TypeVar("_Answer")
+
+
+async def _follow_redirects(
+    url: str,
+    hop: Callable[[str, bool], Awaitable[str | _Answer]],
+    *,
+    allow_private: bool,
+    limits: HttpLimits,
+    same_host_only: bool = False,
+) -> _Answer:
+    """Ask `hop(address, on_asked_origin)` until it answers something other than a
+    redirect target (a `str`), at most `limits.max_redirects` redirects later.
+
+    Every address is checked (`check_url`) before it is asked; with
+    `same_host_only`, a redirect to another origin is refused (`FetchError`).
+    """
+    origin = _origin(url)
+    current = url
+    for _ in range(limits.max_redirects + 1):
+        await check_url(current, allow_private=allow_private)
+        here = _origin(current) == origin
+        if not here and same_host_only:
+            raise FetchError(f"{url} redirected to another host: {current}", url=url)
+        answer = await hop(current, here)
+        if not isinstance(answer, str):
+            return answer
+        current = answer
+    raise TooManyRedirects(f"{url} redirected more than {limits.max_redirects} times", url=url)
+
+
 @dataclass(frozen=True)
 class _Document:
     value: Any
 
 
-async def _get_hop(
+async def _get_once(
     session: aiohttp.ClientSession,
     url: str,
     headers: dict[str, str],
     limits: HttpLimits,
-    shape: type[dict[str, Any]] | type[list[Any]],
-) -> str | _Document:
-    """One GET without following redirects: a redirect target or the document."""
-    try:
+    read: Callable[[aiohttp.ClientResponse], Awaitable[_Answer]],
+) -> str | _Answer:
+    """One GET without following redirects: a redirect target, or what `read` makes
+    of a successful answer (an HTTP error status raises first)."""
+    with _network_errors("GET", url):
         async with session.get(
             url, headers=headers, allow_redirects=False, timeout=limits.client_timeout()
         ) as response:
             if response.status in _REDIRECT_STATUSES:
                 return _redirect_target(response, url)
             _raise_for_status(response.status, url)
-            body = await _read_limited(response, limits.max_response_bytes, url)
-    except aiohttp.InvalidURL as exc:
-        raise FetchError(f"invalid URL {url!r}", url=url) from exc
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryNetworkError(f"GET {url} failed: {network_reason(exc)}", url=url) from exc
-    return _Document(_json_document(body, url, shape))
+            return await read(response)
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
@@ -247,16 +289,11 @@ async def signed_get_json(
     origin vouches for them (an actor, a key), a document served by someone
     else is not the document asked for.
     """
-    document: dict[str, Any] = await _signed_get(
-        session,
-        url,
-        key_id=key_id,
-        private_key_pem=private_key_pem,
-        allow_private=allow_private,
-        limits=limits,
-        same_host_only=same_host_only,
-        shape=dict,
+    hop = _document_hop(session, limits, dict, key_id, private_key_pem)
+    found = await _follow_redirects(
+        url, hop, allow_private=allow_private, limits=limits, same_host_only=same_host_only
     )
+    document: dict[str, Any] = found.value
     return document
 
 
@@ -276,47 +313,37 @@ async def signed_get_json_array(
     of hosts is only worth what its own server says. Callers pass `limits`
     with a `max_response_bytes` sized for what they expect.
     """
-    document: list[Any] = await _signed_get(
-        session,
-        url,
-        key_id=key_id,
-        private_key_pem=private_key_pem,
-        allow_private=allow_private,
-        limits=limits,
-        same_host_only=True,
-        shape=list,
+    hop = _document_hop(session, limits, list, key_id, private_key_pem)
+    found = await _follow_redirects(
+        url, hop, allow_private=allow_private, limits=limits, same_host_only=True
     )
+    document: list[Any] = found.value
     return document
 
 
-async def _signed_get(
+def _document_hop(
     session: aiohttp.ClientSession,
-    url: str,
-    *,
+    limits: HttpLimits,
+    shape: type[dict[str, Any]] | type[list[Any]],
     key_id: str | None,
     private_key_pem: str | None,
-    allow_private: bool,
-    limits: HttpLimits,
-    same_host_only: bool,
-    shape: type[dict[str, Any]] | type[list[Any]],
-) -> Any:
-    origin = _origin(url)
-    current = url
-    for _ in range(limits.max_redirects + 1):
-        await check_url(current, allow_private=allow_private)
-        here = _origin(current) == origin
-        if not here and same_host_only:
-            raise FetchError(f"{url} redirected to another host: {current}", url=url)
+) -> Callable[[str, bool], Awaitable[str | _Document]]:
+    """A `_follow_redirects` hop for a JSON document of `shape`, signed (when a key is
+    given) on the asked origin only: a redirect elsewhere is asked unsigned."""
+
+    async def hop(current: str, here: bool) -> str | _Document:
+        async def read(response: aiohttp.ClientResponse) -> _Document:
+            body = await _read_limited(response, limits.max_response_bytes, current)
+            return _Document(_json_document(body, current, shape))
+
         headers = (
             _get_headers(current, key_id, private_key_pem)
             if here
             else _get_headers(current, None, None)
         )
-        result = await _get_hop(session, current, headers, limits, shape)
-        if isinstance(result, _Document):
-            return result.value
-        current = result
-    raise TooManyRedirects(f"{url} redirected more than {limits.max_redirects} times", url=url)
+        return await _get_once(session, current, headers, limits, read)
+
+    return hop
 
 
 async def signed_post(
@@ -345,17 +372,13 @@ async def signed_post(
         headers = await asyncio.get_running_loop().run_in_executor(
             sign_on, sign_request, "POST", url, base, body, key_id, private_key_pem
         )
-    try:
+    with _network_errors("POST", url):
         async with session.post(
             url, data=body, headers=headers, allow_redirects=False, timeout=limits.client_timeout()
         ) as response:
             excerpt = await _read_excerpt(response)
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             return PostResult(response.status, retry_after, excerpt)
-    except aiohttp.InvalidURL as exc:
-        raise FetchError(f"invalid URL {url!r}", url=url) from exc
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryNetworkError(f"POST {url} failed: {network_reason(exc)}", url=url) from exc
 
 
 @dataclass(frozen=True)
@@ -364,33 +387,6 @@ class Media:
 
     media_type: str
     data: bytes
-
-
-async def _get_media_hop(
-    session: aiohttp.ClientSession,
-    url: str,
-    headers: dict[str, str],
-    limits: HttpLimits,
-    accept: frozenset[str],
-) -> str | Media:
-    try:
-        async with session.get(
-            url, headers=headers, allow_redirects=False, timeout=limits.client_timeout()
-        ) as response:
-            if response.status in _REDIRECT_STATUSES:
-                return _redirect_target(response, url)
-            _raise_for_status(response.status, url)
-            media_type = response.content_type.lower()
-            if media_type not in accept:
-                raise FetchError(
-                    f"{url} is {media_type!r}, not an accepted type", url=url, status=415
-                )
-            body = await _read_limited(response, limits.max_response_bytes, url)
-    except aiohttp.InvalidURL as exc:
-        raise FetchError(f"invalid URL {url!r}", url=url) from exc
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryNetworkError(f"GET {url} failed: {network_reason(exc)}", url=url) from exc
-    return Media(media_type, body)
 
 
 async def get_media(
@@ -410,15 +406,20 @@ async def get_media(
     partner-only listing's photo) on the asked host only; a redirect
     elsewhere is followed unsigned.
     """
-    origin = _origin(url)
-    current = url
-    for _ in range(limits.max_redirects + 1):
-        await check_url(current, allow_private=allow_private)
+
+    async def hop(current: str, here: bool) -> str | Media:
+        async def read(response: aiohttp.ClientResponse) -> Media:
+            media_type = response.content_type.lower()
+            if media_type not in accept:
+                raise FetchError(
+                    f"{current} is {media_type!r}, not an accepted type", url=current, status=415
+                )
+            body = await _read_limited(response, limits.max_response_bytes, current)
+            return Media(media_type, body)
+
         headers = {"Accept": ", ".join(sorted(accept))}
-        if _origin(current) == origin and key_id is not None and private_key_pem is not None:
+        if here and key_id is not None and private_key_pem is not None:
             headers = sign_request("GET", current, headers, None, key_id, private_key_pem)
-        result = await _get_media_hop(session, current, headers, limits, accept)
-        if isinstance(result, Media):
-            return result
-        current = result
-    raise TooManyRedirects(f"{url} redirected more than {limits.max_redirects} times", url=url)
+        return await _get_once(session, current, headers, limits, read)
+
+    return await _follow_redirects(url, hop, allow_private=allow_private, limits=limits)

@@ -15,11 +15,11 @@ are printed beside each other with their ratio and written to
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from statistics import median
 
 import aiohttp
 from sqlalchemy import func, insert, select
@@ -28,9 +28,8 @@ from federation.http_client import HttpLimits, create_client_session, signed_pos
 from node.appkeys import SESSIONS
 from storage.models import Delivery, Follow
 from storage.states import DeliveryState
-from tests.benchmarks.delivery_node import BenchNode, bench_node, database_label, median
+from tests.benchmarks.delivery_node import BenchNode, bench_node, database_label, run_from_cli
 from tests.benchmarks.peers import PeerProcess
-from tests.benchmarks.results import record_results
 
 HOSTS = 200
 FOLLOWERS_PER_HOST = 5
@@ -168,16 +167,5 @@ async def run(quick: bool, database_url: str | None) -> dict[str, float]:
     return figures
 
 
-def main(quick: bool = False, database_url: str | None = None) -> dict[str, float]:
-    figures = asyncio.run(run(quick, database_url))
-    record_results(figures)
-    print("written to bench-results.json")
-    return figures
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database")
-    args = parser.parse_args()
-    main(args.quick, args.database_url)
+    run_from_cli(__doc__, run, "fewer rounds")

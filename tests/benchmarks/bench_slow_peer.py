@@ -20,10 +20,10 @@ Medians are printed beside their baselines, with ratios, and written to
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from datetime import timedelta
+from statistics import median
 from typing import Any
 
 import aiohttp
@@ -36,9 +36,8 @@ from node.protocol.workers import wake_delivery
 from storage.models import Delivery, utcnow
 from storage.repositories.deliveries import inbox_host
 from storage.states import DeliveryState
-from tests.benchmarks.delivery_node import BenchNode, bench_node, database_label, median
+from tests.benchmarks.delivery_node import BenchNode, bench_node, database_label, run_from_cli
 from tests.benchmarks.peers import PeerProcess
-from tests.benchmarks.results import record_results
 
 DELAY_MS = 50
 SLOW, FAST = 0, 1  # the peers' inbox numbers
@@ -179,16 +178,5 @@ async def run(quick: bool, database_url: str | None) -> dict[str, float]:
     return figures
 
 
-def main(quick: bool = False, database_url: str | None = None) -> dict[str, float]:
-    figures = asyncio.run(run(quick, database_url))
-    record_results(figures)
-    print("written to bench-results.json")
-    return figures
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer activities and rounds")
-    parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database")
-    args = parser.parse_args()
-    main(args.quick, args.database_url)
+    run_from_cli(__doc__, run, "fewer activities and rounds")

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import statistics
+import argparse
+import asyncio
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from node.appkeys import CONFIG, SESSIONS
 from node.config import write_config
 from node.services.provisioning import Person, provision_node
 from storage.models import Community
+from tests.benchmarks.results import record_results
 from tests.support.inprocess import serving
 from tests.support.processes import free_port
 
@@ -65,9 +67,19 @@ async def bench_node(
         yield BenchNode(app, config.base_url, community, token)
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def database_label(database_url: str | None) -> str:
     return "postgresql" if database_url and database_url.startswith("postgres") else "sqlite"
+
+
+BenchRun = Callable[[bool, str | None], Coroutine[None, None, dict[str, float]]]
+
+
+def run_from_cli(doc: str, run: BenchRun, quick_help: str) -> None:
+    """Run a delivery benchmark from its command line (`[--quick] [--database-url URL]`)
+    and merge its figures into `bench-results.json`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database")
+    args = parser.parse_args()
+    record_results(asyncio.run(run(args.quick, args.database_url)))
+    print("written to bench-results.json")

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +138,14 @@ class Session:
         self.page.get_by_label("Password").fill(password)
         self.page.get_by_role("button", name="Sign in").click()
 
+    def sign_in_as(self, username: str) -> None:
+        """Sign in whoever was signed in before, as on a shared computer, and see it took."""
+        from playwright.sync_api import expect  # present wherever a tab is
+
+        self.page.context.clear_cookies()
+        self.sign_in(username)
+        expect(self.page.locator(".account")).to_contain_text(username)
+
     def check_accessibility(self, label: str, skip_rules: Iterable[str] = ()) -> None:
         """Fail on any WCAG A/AA violation axe-core finds on the page as it is now."""
         assert_accessible(self.page, f"{self.name} {label}", skip_rules)
@@ -226,6 +236,18 @@ def tab(chromium: Any, base_url: str, name: str, device: dict[str, Any]) -> Iter
     assert session.problems == [], f"{name}: the browser console reported problems"
 
 
+def check_on_desktop_and_phone(desktop: Session, phone: Session, label: str, user: str) -> None:
+    """Screenshot and axe-check the desktop's page, then the same page at 390 px signed in
+    as `user`, which must fit."""
+    desktop.shot(label)
+    desktop.check_accessibility(label)
+    phone.sign_in_as(user)
+    phone.page.goto(desktop.page.url)
+    fits_phone(phone)
+    phone.shot(label)
+    phone.check_accessibility(label)
+
+
 def fits_phone(session: Session) -> None:
     overflow = session.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{session.page.url} scrolls sideways by {overflow}px"
@@ -283,12 +305,25 @@ class Node:
         )
         return str(body["token"])
 
+    def mirrored_titles(self) -> set[str]:
+        """The titles of the other nodes' listings this node holds (from its database)."""
+        with sqlite3.connect(self.database) as db:
+            return {row[0] for row in db.execute("SELECT title FROM remote_listings")}
+
 
 def start_node(
-    data: Path, slug: str, name: str, description: str = "", *, member: bool = True
+    data: Path,
+    slug: str,
+    name: str,
+    description: str = "",
+    *,
+    member: bool = True,
+    location: str = "",
 ) -> Node:
     """`init`, `member add`, `serve`: a community with a steward and (unless told) a member."""
     extra = ["--description", description] if description else []
+    if location:
+        extra += ["--location", location]
     base_url = init_node(
         data, slug=slug, name=name, port=free_port(), steward=STEWARD,
         password=PASSWORD, extra=extra,
@@ -299,6 +334,52 @@ def start_node(
         )
         assert added.returncode == 0, added.stderr
     return Node(slug, name, serve_node(data, base_url))
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """What `start_node` is given for one node of a test's network."""
+
+    slug: str
+    name: str
+    description: str = ""
+    member: bool = True
+    location: str = ""
+
+
+# The two communities most cross-node tests start from, under the keys "a" and "b".
+ALDER_AND_BIRCH = {
+    "a": NodeSpec("alder", "Alder Commons", "Tool library and seed swap by the river."),
+    "b": NodeSpec(
+        "birch", "Birch Commons", "Neighbours on Birch Hill sharing boats, tools and skills."
+    ),
+}
+
+
+@contextmanager
+def started_nodes(root: Path, specs: dict[str, NodeSpec]) -> Iterator[dict[str, Node]]:
+    """Start a node per spec under `root`, side by side (each takes seconds), yield them
+    under the specs' keys, and stop every one that started, whatever happens."""
+    started: dict[str, Node] = {}
+
+    def start(key: str) -> None:
+        spec = specs[key]
+        started[key] = start_node(
+            root / spec.slug,
+            spec.slug,
+            spec.name,
+            spec.description,
+            member=spec.member,
+            location=spec.location,
+        )
+
+    try:
+        with ThreadPoolExecutor(len(specs)) as pool:
+            list(pool.map(start, specs))
+        yield {key: started[key] for key in specs}
+    finally:
+        for node in started.values():
+            node.running.stop()
 
 
 def eventually(check: Callable[[], bool], what: str, within: float = FEDERATION_SECONDS) -> None:

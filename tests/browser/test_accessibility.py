@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,11 +30,13 @@ from tests.browser.conftest import (
     PHONE,
     STEWARD,
     Node,
+    NodeSpec,
     Session,
     assert_accessible,
     eventually,
     fits_phone,
     start_node,
+    started_nodes,
     tab,
     unavailable,
 )
@@ -77,25 +78,17 @@ def hillside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
-    root = tmp_path_factory.mktemp("a11y-peers")
-    started: dict[str, Node] = {}
     descriptions = {
         "birch": "Boats and bikes by the lake.",
         "cedar": "An orchard community.",
         "dogwood": "",
     }
-
-    def start(slug: str) -> None:
-        name = f"{slug.title()} Commons"
-        started[slug] = start_node(root / slug, slug, name, descriptions[slug], member=False)
-
-    try:
-        with ThreadPoolExecutor(len(descriptions)) as pool:  # a node takes seconds to start
-            list(pool.map(start, descriptions))
-        yield started
-    finally:
-        for node in started.values():
-            node.running.stop()
+    specs = {
+        slug: NodeSpec(slug, f"{slug.title()} Commons", description, member=False)
+        for slug, description in descriptions.items()
+    }
+    with started_nodes(tmp_path_factory.mktemp("a11y-peers"), specs) as nodes:
+        yield nodes
 
 
 @pytest.fixture
@@ -127,10 +120,10 @@ def sign_in_as(username: str | None) -> Step:
     """Whoever was signed in before, as on a shared computer; None stays signed out."""
 
     def step(session: Session) -> None:
-        session.page.context.clear_cookies()
-        if username is not None:
-            session.sign_in(username)
-            expect(session.page.locator(".account")).to_contain_text(username)
+        if username is None:
+            session.page.context.clear_cookies()
+        else:
+            session.sign_in_as(username)
 
     return step
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.browser.conftest import Session, assert_accessible, tab
+from tests.support.processes import free_port_run
 
 pytestmark = pytest.mark.browser
 
@@ -32,30 +33,13 @@ STARTUP_SECONDS = 180
 NODES = 4
 
 
-def _free_base(count: int) -> int:
-    for base in range(30000, 60000, 89):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free run of ports")
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
     """The running demo's nodes by slug, as demo.json lists them."""
     root = tmp_path_factory.mktemp("demo-shots")
     out = root / "demo.out"
     command = [sys.executable, "-m", "node.cli", "demo", "--data", str(root / "demo")]
-    command += ["--base-port", str(_free_base(NODES))]
+    command += ["--base-port", str(free_port_run(NODES))]
     with out.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -78,6 +62,15 @@ def sign_in(page: Any, entry: dict[str, Any], role: str) -> None:
     page.get_by_label("Password").fill(entry[role]["password"])
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/signin" not in url)
+
+
+@contextmanager
+def signed_in_tab(chromium: Any, entry: dict[str, Any], role: str, path: str) -> Iterator[Session]:
+    """A README-sized tab signed in to `entry`'s node as `role`, opened at `path`."""
+    with tab(chromium, entry["base_url"], role, README_VIEW) as session:
+        sign_in(session.page, entry, role)
+        session.page.goto(entry["base_url"] + path)
+        yield session
 
 
 def save(page: Any, name: str) -> None:
@@ -114,10 +107,8 @@ def api(entry: dict[str, Any], role: str, path: str) -> Any:
 
 def test_a_member_sees_the_communitys_listings(chromium: Any, demo: dict[str, Any]) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", "/listings") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(riverside["base_url"] + "/listings")
         shown = page.get_by_text(re.compile(r"Showing \d+ listings")).inner_text()
         assert int(re.findall(r"\d+", shown)[0]) >= 20
         assert page.locator(".listing-card").count() >= 20
@@ -128,10 +119,8 @@ def test_browsing_the_network_shows_partner_and_public_listings_on_a_map(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", "/network") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(riverside["base_url"] + "/network")
         cards = page.locator(".listing-card")
         assert cards.filter(has_text="Hillside Mutual Aid").count() > 0
         assert cards.filter(has_text="Partner").count() > 0
@@ -146,10 +135,8 @@ def test_the_communities_page_lists_neighbours_and_the_far_community(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", "/network/communities") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(riverside["base_url"] + "/network/communities")
         names = page.locator(".community-card__name").all_inner_texts()
         assert {"Hillside Mutual Aid", "Lakeside Time Bank", "Clydeside Repair Cafe"} <= set(names)
         show_from(page, ".community-card")
@@ -168,10 +155,8 @@ def test_a_listing_shows_its_author_and_how_to_ask_for_it(
         for item in listings["items"]
         if item["visibility"] == "public" and item["author"]["name"] != me
     )
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", f"/listings/{listing['id']}") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(f"{riverside['base_url']}/listings/{listing['id']}")
         assert page.get_by_role("heading", level=1).inner_text() == listing["title"]
         assert page.get_by_text(listing["author"]["name"]).count() > 0
         assert page.get_by_role("heading", name="Request this").is_visible()
@@ -182,10 +167,8 @@ def test_my_exchanges_show_a_request_across_communities(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "member", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "member", "/exchanges") as session:
         page = session.page
-        sign_in(page, riverside, "member")
-        page.goto(riverside["base_url"] + "/exchanges")
         assert page.get_by_text("Across communities").count() > 0
         assert page.get_by_text("Waiting for an answer").count() > 0
         save(page, "exchanges")
@@ -195,10 +178,8 @@ def test_the_steward_sees_flows_to_and_from_other_communities(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     riverside = demo["riverside"]
-    with tab(chromium, riverside["base_url"], "steward", README_VIEW) as session:
+    with signed_in_tab(chromium, riverside, "steward", "/steward/flows") as session:
         page = session.page
-        sign_in(page, riverside, "steward")
-        page.goto(riverside["base_url"] + "/steward/flows")
         assert page.get_by_text("Leakage").count() > 0
         assert page.locator("table").filter(has_text="Hillside Mutual Aid").count() > 0
         save(page, "flows")
@@ -208,10 +189,8 @@ def test_the_third_communitys_steward_has_a_proposal_to_answer(
     chromium: Any, demo: dict[str, Any]
 ) -> None:
     lakeside = demo["lakeside"]
-    with tab(chromium, lakeside["base_url"], "steward", README_VIEW) as session:
+    with signed_in_tab(chromium, lakeside, "steward", "/steward") as session:
         page = session.page
-        sign_in(page, lakeside, "steward")
-        page.goto(lakeside["base_url"] + "/steward")
         assert page.get_by_text("Riverside Tool Library").count() > 0
         assert page.get_by_role("link", name=re.compile("Approve")).is_visible()
         save(page, "partnerships")

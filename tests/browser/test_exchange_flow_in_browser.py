@@ -16,15 +16,16 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import (
+    ALDER_AND_BIRCH,
     DESKTOP,
     MEMBER,
     PHONE,
     STEWARD,
     Node,
     Session,
+    check_on_desktop_and_phone,
     eventually,
-    fits_phone,
-    start_node,
+    started_nodes,
     tab,
     unavailable,
 )
@@ -40,35 +41,13 @@ TITLE = "Alder public apple press"
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
-    root = tmp_path_factory.mktemp("exchange-nodes")
-    started: dict[str, Node] = {}
-    try:
-        for key, slug, description in (
-            ("a", "alder", "Tool library and seed swap by the river."),
-            ("b", "birch", "Neighbours on Birch Hill sharing boats, tools and skills."),
-        ):
-            started[key] = start_node(root / slug, slug, f"{slug.title()} Commons", description)
-        yield started
-    finally:
-        for node in started.values():
-            node.running.stop()
-
-
-def sign_in_as(session: Session, username: str) -> None:
-    session.page.context.clear_cookies()
-    session.sign_in(username)
-    expect(session.page.locator(".account")).to_contain_text(username)
+    with started_nodes(tmp_path_factory.mktemp("exchange-nodes"), ALDER_AND_BIRCH) as nodes:
+        yield nodes
 
 
 def look(session: Session, phone: Session, label: str, user: str = MEMBER) -> None:
     """Screenshot and check the page on a desktop, then at 390 px, which must fit."""
-    session.shot(label)
-    session.check_accessibility(label)
-    sign_in_as(phone, user)
-    phone.page.goto(session.page.url)
-    fits_phone(phone)
-    phone.shot(label)
-    phone.check_accessibility(label)
+    check_on_desktop_and_phone(session, phone, label, user)
 
 
 def exchange_card(session: Session) -> Any:
@@ -98,7 +77,7 @@ def test_a_member_requests_a_remote_listing_and_both_sides_complete_it(
         tab(chromium, a.base_url, "phone", PHONE) as alder_phone,
         tab(chromium, b.base_url, "phone", PHONE) as birch_phone,
     ):
-        sign_in_as(birch, MEMBER)
+        birch.sign_in_as(MEMBER)
 
         def mirrored() -> bool:
             birch.goto("/network")
@@ -126,7 +105,7 @@ def test_a_member_requests_a_remote_listing_and_both_sides_complete_it(
         expect(card).to_contain_text("Across communities")
         look(birch, birch_phone, "exchange-birch-requested")
 
-        sign_in_as(alder, MEMBER)
+        alder.sign_in_as(MEMBER)
         eventually(reload_shows(alder, "/exchanges", "Waiting for an answer"), "A hears of it")
         card = exchange_card(alder)
         expect(card).to_contain_text("Could we use it on Saturday morning?")
@@ -157,7 +136,7 @@ def test_a_member_requests_a_remote_listing_and_both_sides_complete_it(
         expect(exchange_card(alder)).to_contain_text("Perfect, see you there.")
         look(alder, alder_phone, "exchange-alder-completed")
 
-        sign_in_as(alder, STEWARD)
+        alder.sign_in_as(STEWARD)
         alder.goto("/steward")
         alder.page.get_by_role("link", name="Flows between communities").click()
         flows = alder.page

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,10 +27,11 @@ from tests.browser.conftest import (
     PHONE,
     STEWARD,
     Node,
+    NodeSpec,
     Session,
     eventually,
     fits_phone,
-    start_node,
+    started_nodes,
     tab,
     unavailable,
 )
@@ -47,20 +47,12 @@ DOWN_HOST = "127.0.0.1:9"
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
-    root = tmp_path_factory.mktemp("federation-page")
-    started: dict[str, Node] = {}
-
-    def start(slug: str) -> None:
-        name = {"alder": "Alder Valley Tool Library", "birch": "Birch Commons"}[slug]
-        started[slug] = start_node(root / slug, slug, name, member=slug == "alder")
-
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(start, ("alder", "birch")))
-        yield started
-    finally:
-        for node in started.values():
-            node.running.stop()
+    specs = {
+        "alder": NodeSpec("alder", "Alder Valley Tool Library"),
+        "birch": NodeSpec("birch", "Birch Commons", member=False),
+    }
+    with started_nodes(tmp_path_factory.mktemp("federation-page"), specs) as nodes:
+        yield nodes
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ checked to draw their markers with no tile at all. Every new page passes axe.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,13 +22,15 @@ from tests.browser.conftest import (
     PHONE,
     STEWARD,
     Node,
+    NodeSpec,
     Session,
     eventually,
     fits_phone,
+    started_nodes,
     tab,
     unavailable,
 )
-from tests.support.processes import UNREACHABLE_TILES, cli, free_port, init_node, serve_node
+from tests.support.processes import UNREACHABLE_TILES
 
 try:
     from playwright.sync_api import expect
@@ -45,30 +46,13 @@ PLACES = {
 TILE_ORIGIN = UNREACHABLE_TILES.split("/tiles/")[0]
 
 
-def start(root: Any, slug: str) -> Node:
-    name, location = PLACES[slug]
-    data = root / slug
-    base_url = init_node(
-        data, slug=slug, name=name, port=free_port(), steward=STEWARD, password=PASSWORD,
-        extra=["--location", location, "--description", f"{name}: sharing between neighbours."],
-    )  # fmt: skip
-    added = cli("member", "add", "--data", str(data), "--username", MEMBER, "--password", PASSWORD)
-    assert added.returncode == 0, added.stderr
-    return Node(slug, name, serve_node(data, base_url))
-
-
-def mirrored(node: Node) -> set[str]:
-    with sqlite3.connect(node.database) as db:
-        return {row[0] for row in db.execute("SELECT title FROM remote_listings")}
-
-
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
-    root = tmp_path_factory.mktemp("network-nodes")
-    nodes: dict[str, Node] = {}
-    try:
-        for slug in PLACES:
-            nodes[slug] = start(root, slug)
+    specs = {
+        slug: NodeSpec(slug, name, f"{name}: sharing between neighbours.", location=location)
+        for slug, (name, location) in PLACES.items()
+    }
+    with started_nodes(tmp_path_factory.mktemp("network-nodes"), specs) as nodes:
         home, hill, north = nodes["riverside"], nodes["hillside"], nodes["northside"]
         for node, kind, title, category in (
             (hill, "offer", "Hillside cordless drill", "tools"),
@@ -81,15 +65,14 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node
         token = home.token(STEWARD)
         for peer in (hill, north):
             home.api("POST", "/api/v1/discovery/peers", token, {"url": peer.base_url})
-        eventually(lambda: len(mirrored(home)) == 4, "Riverside mirrors four public listings")
+        eventually(
+            lambda: len(home.mirrored_titles()) == 4, "Riverside mirrors four public listings"
+        )
         eventually(
             lambda: len(home.api("GET", "/api/v1/discovery/communities", token)["items"]) == 3,
             "Riverside knows both peers' communities",
         )
         yield nodes
-    finally:
-        for node in nodes.values():
-            node.running.stop()
 
 
 def tiles_only(session: Session) -> list[str]:

@@ -11,22 +11,24 @@ so every cross-node expectation is polled against a deadline.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests.browser.conftest import (
+    ALDER_AND_BIRCH,
     DESKTOP,
     MEMBER,
     PHONE,
     STEWARD,
     Node,
+    NodeSpec,
     Session,
+    check_on_desktop_and_phone,
     eventually,
     fits_phone,
-    start_node,
+    started_nodes,
     tab,
     unavailable,
 )
@@ -47,26 +49,16 @@ TITLES = {
 }
 
 
-def cached_titles(node: Node) -> set[str]:
-    with sqlite3.connect(node.database) as db:
-        return {row[0] for row in db.execute("SELECT title FROM remote_listings")}
-
-
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
-    root = tmp_path_factory.mktemp("partnership-nodes")
-    started: dict[str, Node] = {}
-    try:
-        for key, slug, description in (
-            ("a", "alder", "Tool library and seed swap by the river."),
-            ("b", "birch", "Neighbours on Birch Hill sharing boats, tools and skills."),
-            ("c", "cedar", "A community that only follows the others publicly."),
-        ):
-            started[key] = start_node(root / slug, slug, f"{slug.title()} Commons", description)
-        yield started
-    finally:
-        for node in started.values():
-            node.running.stop()
+    specs = {
+        **ALDER_AND_BIRCH,
+        "c": NodeSpec(
+            "cedar", "Cedar Commons", "A community that only follows the others publicly."
+        ),
+    }
+    with started_nodes(tmp_path_factory.mktemp("partnership-nodes"), specs) as nodes:
+        yield nodes
 
 
 def shows(session: Session, path: str, selector: str, text: str) -> Callable[[], bool]:
@@ -79,22 +71,9 @@ def shows(session: Session, path: str, selector: str, text: str) -> Callable[[],
     return check
 
 
-def sign_in_as(session: Session, username: str) -> None:
-    """Whoever was signed in before, as on a shared computer."""
-    session.page.context.clear_cookies()
-    session.sign_in(username)
-    expect(session.page.locator(".account")).to_contain_text(username)
-
-
 def both(desktop: Session, phone: Session, label: str, user: str = STEWARD) -> None:
     """Screenshot what the desktop shows, and the same page at 390 px, which must fit."""
-    desktop.shot(label)
-    desktop.check_accessibility(label)
-    sign_in_as(phone, user)
-    phone.page.goto(desktop.page.url)
-    fits_phone(phone)
-    phone.shot(label)
-    phone.check_accessibility(label)
+    check_on_desktop_and_phone(desktop, phone, label, user)
 
 
 def propose(steward: Session, target: Node) -> None:
@@ -190,13 +169,13 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
         tab(chromium, a.base_url, "phone", PHONE) as alder_phone,
         tab(chromium, b.base_url, "phone", PHONE) as birch_phone,
     ):
-        sign_in_as(birch, MEMBER)
+        birch.sign_in_as(MEMBER)
         post_by_form(birch, TITLES["b_partners"], "Partner communities")
         post_by_form(birch, TITLES["b_community"], None)
 
-        sign_in_as(alder, STEWARD)
+        alder.sign_in_as(STEWARD)
         propose(alder, b)
-        sign_in_as(birch, STEWARD)
+        birch.sign_in_as(STEWARD)
         approve(birch, birch_phone, a)
         eventually(shows(alder, "/steward", "#active", b.name), "A sees the partnership active")
         both(alder, alder_phone, "alder-dashboard-active")
@@ -205,7 +184,7 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
             (alder, b, TITLES["b_partners"]),
             (birch, a, TITLES["a_partners"]),
         ):
-            sign_in_as(session, MEMBER)
+            session.sign_in_as(MEMBER)
             eventually(
                 shows(session, "/network?origin=partner", "article", title),
                 f"a member of {partner.name}'s partner sees {title!r}",
@@ -218,14 +197,16 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
         )
         both(alder, alder_phone, "alder-listings-network", MEMBER)
 
-        eventually(lambda: TITLES["a_public"] in cached_titles(c), "C mirrors A's public listing")
+        eventually(
+            lambda: TITLES["a_public"] in c.mirrored_titles(), "C mirrors A's public listing"
+        )
         everything = "/api/v1/listings?include_public=true&include_partners=true"
         c_titles = {item["title"] for item in c.api("GET", everything, cedar)["items"]}
         assert TITLES["a_public"] in c_titles
         for secret in (TITLES["a_partners"], TITLES["b_partners"], TITLES["b_community"]):
-            assert secret not in c_titles and secret not in cached_titles(c)
+            assert secret not in c_titles and secret not in c.mirrored_titles()
 
-        sign_in_as(alder, STEWARD)
+        alder.sign_in_as(STEWARD)
         alder.goto("/steward")
         alder.page.locator("#active").get_by_role("link", name="Dissolve…").click()
         expect(alder.page.get_by_role("heading", level=1)).to_have_text(
@@ -237,13 +218,13 @@ def test_stewards_form_and_dissolve_a_partnership_in_the_browser(
         expect(alder.page.locator("#history")).to_contain_text(b.name)
         both(alder, alder_phone, "alder-dashboard-history")
 
-        sign_in_as(alder, MEMBER)
+        alder.sign_in_as(MEMBER)
         for session, title in ((alder, TITLES["b_partners"]), (birch, TITLES["a_partners"])):
             listed = shows(session, "/network", "article", title)
             eventually(lambda listed=listed: not listed(), f"{title!r} is gone again")
-        assert TITLES["b_partners"] not in cached_titles(a)
-        assert TITLES["a_partners"] not in cached_titles(b)
-        assert cached_titles(c).isdisjoint({TITLES["a_partners"], TITLES["b_partners"]})
+        assert TITLES["b_partners"] not in a.mirrored_titles()
+        assert TITLES["a_partners"] not in b.mirrored_titles()
+        assert c.mirrored_titles().isdisjoint({TITLES["a_partners"], TITLES["b_partners"]})
 
         public_page(birch, birch_phone, b)
         propose_on_phone(alder_phone, b)
@@ -277,7 +258,7 @@ def public_page(desktop: Session, phone: Session, node: Node) -> None:
 
 
 def propose_on_phone(phone: Session, target: Node) -> None:
-    sign_in_as(phone, STEWARD)
+    phone.sign_in_as(STEWARD)
     phone.goto("/steward/partnerships/new")
     fits_phone(phone)
     phone.shot("alder-propose-form")

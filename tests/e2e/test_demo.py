@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,30 +22,13 @@ import aiohttp
 import pytest
 
 from tests.support.api import ApiClient, eventually
+from tests.support.processes import free_port_run
 
 pytestmark = pytest.mark.e2e
 
 SCALE = "0.25"
 NODES = 4  # three neighbours and the far one
 STARTUP_SECONDS = 120
-
-
-def free_port_run(count: int) -> int:
-    """A base port with `count` free ports after it."""
-    for base in range(20000, 60000, 97):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free run of ports")
 
 
 @dataclass

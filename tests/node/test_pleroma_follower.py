@@ -9,70 +9,48 @@ copy and never ask.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import orjson
 from aiohttp import web
 
 import federation.contexts
 from federation.keys import generate_key_pair
-from federation.signatures import sign_request
 from node.protocol.context import FederationContext
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
 from tests.support.api import eventually
 from tests.support.inprocess import running_node, serving
 from tests.support.processes import free_port
+from tests.support.recorded_server import RecordedServer, post_signed
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "pleroma"
 LITEPUB_PATH = "/schemas/litepub-0.1.jsonld"
 LITEPUB_COPY = Path(federation.contexts.__file__).parent / "litepub-0.1.json"
 PRIVATE_KEY, PUBLIC_KEY = generate_key_pair()
 
 
 @dataclass
-class FakePleroma:
-    base: str
-    received: list[dict[str, Any]] = field(default_factory=list)
+class FakePleroma(RecordedServer):
     context_fetches: int = 0
 
     @property
     def actor_id(self) -> str:
         return f"{self.base}/users/mira"
 
-    def load(self, name: str, community: str) -> dict[str, Any]:
-        text = (FIXTURES / name).read_text()
-        text = text.replace("https://pleroma.example", self.base)
-        text = text.replace("https://commons.example/c/riverside", community)
-        return dict(json.loads(text))
-
-    async def actor(self, _request: web.Request) -> web.Response:
-        document = self.load("actor.json", "")
-        document["publicKey"]["publicKeyPem"] = PUBLIC_KEY
-        return web.json_response(document, content_type="application/activity+json")
-
     async def litepub_context(self, _request: web.Request) -> web.Response:
         self.context_fetches += 1
         return web.Response(body=LITEPUB_COPY.read_bytes(), content_type="application/ld+json")
-
-    async def inbox(self, request: web.Request) -> web.Response:
-        self.received.append(orjson.loads(await request.read()))
-        return web.Response(status=200)
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [activity for activity in self.received if activity.get("type") == kind]
 
 
 @asynccontextmanager
 async def fake_pleroma() -> AsyncIterator[FakePleroma]:
     port = free_port()
-    fake = FakePleroma(f"http://127.0.0.1:{port}")
+    fake = FakePleroma(
+        f"http://127.0.0.1:{port}", "pleroma", "https://pleroma.example", PUBLIC_KEY, 200
+    )
     app = web.Application()
     app.router.add_get("/users/mira", fake.actor)
     app.router.add_get(LITEPUB_PATH, fake.litepub_context)
@@ -80,17 +58,6 @@ async def fake_pleroma() -> AsyncIterator[FakePleroma]:
     app.router.add_post("/inbox", fake.inbox)
     async with serving(app, port):
         yield fake
-
-
-async def post_signed(
-    http: aiohttp.ClientSession, url: str, activity: dict[str, Any], key_id: str
-) -> tuple[int, str]:
-    body = orjson.dumps(activity)
-    headers = sign_request(
-        "POST", url, {"Content-Type": "application/activity+json"}, body, key_id, PRIVATE_KEY
-    )
-    async with http.post(url, data=body, headers=headers) as resp:
-        return resp.status, await resp.text()
 
 
 async def followers_of(ctx: FederationContext, slug: str) -> list[str]:
@@ -114,22 +81,17 @@ async def test_pleroma_follow_naming_its_host_context_is_accepted_and_undone(
         follow = pleroma.load("follow.json", community)
         assert follow["@context"][1] == f"{pleroma.base}{LITEPUB_PATH}"
 
-        status, text = await post_signed(http, f"{community}/inbox", follow, key_id)
+        status, text = await post_signed(http, f"{community}/inbox", follow, key_id, PRIVATE_KEY)
         assert status == 202, text
 
-        async def accepted() -> dict[str, Any]:
-            accepts = pleroma.of_type("Accept")
-            assert accepts, pleroma.received
-            return accepts[0]
-
-        accept = await eventually(accepted)
+        accept = await pleroma.first_received("Accept")
         assert accept["actor"] == community
         assert accept["object"]["id"] == follow["id"]
         assert accept["object"]["actor"] == pleroma.actor_id
         assert await followers_of(ctx, "riverside") == [pleroma.actor_id]
 
         undo = pleroma.load("undo_follow.json", community)
-        status, text = await post_signed(http, f"{community}/inbox", undo, key_id)
+        status, text = await post_signed(http, f"{community}/inbox", undo, key_id, PRIVATE_KEY)
         assert status == 202, text
 
         async def unfollowed() -> None:
