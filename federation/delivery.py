@@ -11,6 +11,7 @@ queue's business; nothing here knows about tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
@@ -54,6 +55,9 @@ JITTER = 0.10
 # misconfiguration rather than wait a week on one header.
 MAX_RETRY_AFTER = timedelta(hours=24)
 _ERROR_CHARS = 300
+# Outcomes are recorded together: after this long, or once this many are known.
+RECORD_DELAY = 0.05
+RECORD_BATCH = 100
 
 
 def next_delay(attempts: int, rng: random.Random | None = None) -> timedelta | None:
@@ -237,13 +241,14 @@ class DeliveryWorker:
 
     At most `concurrency` POSTs are in flight and at most `per_host` to one
     host, so a slow or dead host holds `per_host` slots and never the rest.
-    The worker holds at most `batch_size` leases (by default twice what it
-    may send, answers not yet recorded included), up to `per_host` waiting
-    behind the `per_host` sending to each host. It claims again as soon as a
+    The worker holds at most `batch_size` leases (by default four times what
+    it may send, so one claim covers a fan-out to a few hundred hosts), up to
+    `per_host` waiting behind the `per_host` sending to each host. It claims again as soon as a
     host's waiting jobs run out or half its room is free, at most each host's
     room per claim, round-robin over hosts: a thousand queued activities for
     one host do not keep a new one for another host waiting. Outcomes are
-    recorded in batches, by one recording task at a time.
+    recorded in batches, by one recording task at a time, every
+    `RECORD_DELAY` or `RECORD_BATCH` outcomes.
 
     Signing is on the event loop unless `sign_on` names an executor. Threads
     would let `cryptography` sign on every core, but each signature then
@@ -279,7 +284,7 @@ class DeliveryWorker:
         self._limits = limits
         self._concurrency = concurrency
         self._per_host = per_host
-        self._batch_size = batch_size or 2 * concurrency
+        self._batch_size = batch_size or 4 * concurrency
         self._lease = lease
         self._rng = rng or random.Random()
         self._clock = clock
@@ -297,6 +302,7 @@ class DeliveryWorker:
         self._settled: list[Settlement] = []
         self._unsent: list[DeliveryJob] = []
         self._recording: asyncio.Task[None] | None = None
+        self._flush = asyncio.Event()
 
     async def run_once(self) -> int:
         """Claim once, attempt every job claimed, record them; return how many were attempted."""
@@ -341,9 +347,16 @@ class DeliveryWorker:
         room.update(dict.fromkeys(self._resting, 0))
         return room
 
+    def _free(self) -> int:
+        """Room for more leases. Answers waiting to be recorded do not take any
+        unless recording falls a whole batch behind (the database is struggling)."""
+        if self._unrecorded >= self._batch_size:
+            return 0
+        return self._batch_size - self._held
+
     def _claim_is_due(self) -> bool:
         """More is due, and there is room for a worthwhile claim."""
-        free = self._batch_size - self._held - self._unrecorded
+        free = self._free()
         if free <= 0:
             return False
         if self._more and free >= self._batch_size // 2:
@@ -353,7 +366,7 @@ class DeliveryWorker:
 
     async def _fill(self) -> None:
         """Claim what there is room for and start sending it."""
-        limit = self._batch_size - self._held - self._unrecorded
+        limit = self._free()
         if limit <= 0:
             return
         room = self._room()
@@ -523,14 +536,27 @@ class DeliveryWorker:
 
     def _record_soon(self) -> None:
         """Start the recording task unless one runs; it takes everything settled meanwhile."""
+        if len(self._settled) >= RECORD_BATCH or self._unsent or not self._held:
+            self._flush.set()
         if self._recording is None or self._recording.done():
             self._recording = asyncio.create_task(self._record_all(), name="delivery-recorder")
+
+    async def _gather_outcomes(self) -> None:
+        """Let outcomes pile up for `RECORD_DELAY` (or until `RECORD_BATCH` of them,
+        nothing left in flight, or a stop): one transaction then records them all,
+        instead of one per handful of answers."""
+        if self._flush.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._flush.wait(), RECORD_DELAY)
 
     async def _record_all(self) -> None:
         """Record settled jobs in batches until none are left, then give back
         what a failing host left waiting. A task of its own, so stopping the
         worker never cuts a recording short."""
         while self._settled or self._unsent:
+            await self._gather_outcomes()
+            self._flush.clear()
             settled, self._settled = self._settled, []
             unsent, self._unsent = self._unsent, []
             if settled:
@@ -557,6 +583,7 @@ class DeliveryWorker:
             await self._record_logged([one])
 
     async def _recorded(self) -> None:
+        self._flush.set()
         while self._recording is not None and not self._recording.done():
             await asyncio.shield(self._recording)
 
@@ -572,6 +599,7 @@ class DeliveryWorker:
         self._sending.clear()
         self._unsent = []
         self._held = 0
+        self._flush.set()
         if self._recording is not None:
             await asyncio.gather(self._recording, return_exceptions=True)
         await self._release(unsent)

@@ -24,7 +24,13 @@ from federation.delivery import DeliveryJob, Settlement, Verdict, host_backoff
 from node.protocol.recipients import SendTimeCheck
 from storage.models import Community, utcnow
 from storage.repositories import DeliveryRepository
-from storage.repositories.deliveries import NOTHING, Carried, ClaimedDelivery, HostCaps
+from storage.repositories.deliveries import (
+    NOTHING,
+    Carried,
+    ClaimedDelivery,
+    HostCaps,
+    Outcomes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -133,22 +139,22 @@ class SqlDeliveryQueue:
         one statement, each host's health once, as if recorded one by one in order.
         """
         now = self._clock()
+        delivered: list[tuple[int, int]] = []
+        retries: list[tuple[int, datetime, int | None, str]] = []
+        failed: list[tuple[int, int | None, str]] = []
+        for settled in settlements:
+            job_id, status, error = settled.job.id, settled.status, settled.error
+            if settled.verdict is Verdict.DELIVERED:
+                assert status is not None
+                delivered.append((job_id, status))
+            elif settled.verdict is Verdict.RETRY:
+                assert settled.retry_at is not None
+                retries.append((job_id, settled.retry_at, status, error))
+            else:
+                failed.append((job_id, status, error))
         async with self._sessions() as session, session.begin():
             repo = DeliveryRepository(session)
-            delivered: dict[int, list[int]] = {}
-            for settled in settlements:
-                if settled.verdict is Verdict.DELIVERED:
-                    assert settled.status is not None
-                    delivered.setdefault(settled.status, []).append(settled.job.id)
-                elif settled.verdict is Verdict.RETRY:
-                    assert settled.retry_at is not None
-                    await repo.mark_retry(
-                        settled.job.id, settled.retry_at, settled.status, settled.error
-                    )
-                else:
-                    await repo.mark_failed(settled.job.id, settled.status, settled.error)
-            for status, ids in delivered.items():
-                await repo.mark_delivered_many(ids, now, status)
+            await repo.record_outcomes(Outcomes(delivered, retries, failed), now)
             await self._record_hosts(repo, settlements, now)
         for settled in settlements:
             self._observe(_OUTCOMES[settled.verdict])

@@ -25,6 +25,8 @@ from sqlalchemy import (
     CursorResult,
     Row,
     Select,
+    Table,
+    bindparam,
     case,
     exists,
     func,
@@ -184,6 +186,53 @@ def _due_fairly(now: datetime, limit: int, blocked_hosts: set[str], caps: HostCa
         .limit(limit)
     )
     return select(Delivery.id).where(Delivery.id.in_(picked))
+
+
+_TABLE = Delivery.__table__
+assert isinstance(_TABLE, Table)
+_QUEUED_ROW = (_TABLE.c.id == bindparam("row_id")) & (_TABLE.c.state == QUEUED)
+_ENDED = {"attempts": _TABLE.c.attempts + 1, "locked_until": None}
+# Built once: the worker records every outcome through these, as executemany.
+_MARK_DELIVERED = (
+    update(_TABLE)
+    .where(_QUEUED_ROW)
+    .values(
+        **_ENDED,
+        state=DELIVERED,
+        delivered_at=bindparam("at"),
+        last_status=bindparam("status"),
+        last_error=None,
+    )
+)
+_MARK_RETRY = (
+    update(_TABLE)
+    .where(_QUEUED_ROW)
+    .values(
+        **_ENDED,
+        next_attempt_at=bindparam("at"),
+        last_status=bindparam("status"),
+        last_error=bindparam("error"),
+    )
+)
+_MARK_FAILED = (
+    update(_TABLE)
+    .where(_QUEUED_ROW)
+    .values(**_ENDED, state=FAILED, last_status=bindparam("status"), last_error=bindparam("error"))
+)
+
+
+_HOSTS_SUCCESS: dict[str, Any] = {}  # the upsert, by dialect name
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Many deliveries' outcomes, for `DeliveryRepository.record_outcomes`:
+    `delivered` as (id, status), `retries` as (id, next attempt, status, error),
+    `failed` as (id, status, error)."""
+
+    delivered: Sequence[tuple[int, int]] = ()
+    retries: Sequence[tuple[int, datetime, int | None, str]] = ()
+    failed: Sequence[tuple[int, int | None, str]] = ()
 
 
 def _rowcount(result: Any) -> int:
@@ -361,6 +410,33 @@ class DeliveryRepository:
         )
         return _rowcount(result)
 
+    async def record_outcomes(self, outcomes: Outcomes, now: datetime) -> None:
+        """End many leases at once, one executemany of a prebuilt statement per kind
+        of outcome; like `mark_delivered`, `mark_retry` and `mark_failed`, a row no
+        longer queued is left as it is."""
+        connection = await self.session.connection()
+        if outcomes.delivered:
+            await connection.execute(
+                _MARK_DELIVERED,
+                [{"row_id": i, "at": now, "status": status} for i, status in outcomes.delivered],
+            )
+        if outcomes.retries:
+            await connection.execute(
+                _MARK_RETRY,
+                [
+                    {"row_id": i, "at": at, "status": status, "error": error}
+                    for i, at, status, error in outcomes.retries
+                ],
+            )
+        if outcomes.failed:
+            await connection.execute(
+                _MARK_FAILED,
+                [
+                    {"row_id": i, "status": status, "error": error}
+                    for i, status, error in outcomes.failed
+                ],
+            )
+
     async def mark_retry(
         self, delivery_id: int, at: datetime, status: int | None, error: str
     ) -> bool:
@@ -477,16 +553,20 @@ class DeliveryRepository:
         ]
         if not rows:
             return
-        insert = dialect.conflict_insert(self.session, PeerHost.__table__)  # type: ignore[arg-type]
-        upsert = insert.on_conflict_do_update(
-            index_elements=["host"],
-            set_={
-                "consecutive_failures": 0,
-                "backoff_until": None,
-                "last_success_at": insert.excluded.last_success_at,
-            },
-        )
-        await self.session.execute(upsert, rows)  # executemany: one cached statement
+        name = dialect.dialect_name(self.session)
+        upsert = _HOSTS_SUCCESS.get(name)
+        if upsert is None:
+            insert = dialect.conflict_insert(self.session, PeerHost.__table__)  # type: ignore[arg-type]
+            upsert = _HOSTS_SUCCESS[name] = insert.on_conflict_do_update(
+                index_elements=["host"],
+                set_={
+                    "consecutive_failures": 0,
+                    "backoff_until": None,
+                    "last_success_at": insert.excluded.last_success_at,
+                },
+            )
+        connection = await self.session.connection()
+        await connection.execute(upsert, rows)  # executemany of a statement built once
 
     async def record_clock_skew(self, host: str, skew_seconds: float, now: datetime) -> None:
         """What the `Date` of a verified signed request from `host` said, against our clock."""
