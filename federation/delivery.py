@@ -16,11 +16,11 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -58,6 +58,10 @@ _ERROR_CHARS = 300
 # Outcomes are recorded together: after this long, or once this many are known.
 RECORD_DELAY = 0.05
 RECORD_BATCH = 100
+# A worker holds up to this many times `per_host` leases of one host (sending
+# and waiting), and claims more of it once half of that is free: a busy host
+# costs one claim per `2 * per_host` deliveries.
+HOLD_PER_HOST = 4
 
 
 def next_delay(attempts: int, rng: random.Random | None = None) -> timedelta | None:
@@ -224,6 +228,18 @@ class DeliveryQueue(Protocol):
     async def release(self, jobs: Sequence[DeliveryJob]) -> None: ...
 
 
+@dataclass(frozen=True)
+class Vacancy:
+    """What a running worker takes straight from a transaction that queues
+    deliveries, leased as they are inserted, instead of claiming them after the
+    commit: at most `limit`, at most `room[host]` (else `per_host`) of one host."""
+
+    lease_until: datetime
+    limit: int
+    per_host: int
+    room: Mapping[str, int]
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -236,25 +252,54 @@ class _Host:
     waiting: deque[DeliveryJob] = field(default_factory=deque)
 
 
+class _Signers(Executor):
+    """The signing executor, counting what it has not finished yet. Each count is
+    written by one thread only (submissions on the loop, completions on the pool),
+    so `busy` needs no lock."""
+
+    def __init__(self, inner: Executor) -> None:
+        self._inner = inner
+        self._submitted = 0
+        self._finished = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._submitted > self._finished
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self._submitted += 1
+        future = self._inner.submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future[Any]) -> None:
+        self._finished += 1
+
+
 class DeliveryWorker:
     """Sends due deliveries continuously, a bounded number at once per host.
 
     At most `concurrency` POSTs are in flight and at most `per_host` to one
     host, so a slow or dead host holds `per_host` slots and never the rest.
-    The worker holds at most `batch_size` leases (by default four times what
-    it may send, so one claim covers a fan-out to a few hundred hosts), up to
-    `per_host` waiting behind the `per_host` sending to each host. It claims again as soon as a
-    host's waiting jobs run out or half its room is free, at most each host's
-    room per claim, round-robin over hosts: a thousand queued activities for
-    one host do not keep a new one for another host waiting. Outcomes are
+    The worker holds at most `batch_size` leases, answers not yet recorded
+    included (by default four times what it may send, so one claim covers a
+    fan-out to a few hundred hosts), and
+    `HOLD_PER_HOST * per_host` of one host, sending or waiting. It claims
+    again as soon as half the batch or half a busy host's room is free, at
+    most each host's room per claim, round-robin over hosts: a thousand
+    queued activities for one host do not keep a new one for another host
+    waiting. Deliveries queued in this process may also be handed over
+    without a claim (`vacancy`, `take`). Outcomes are
     recorded in batches, by one recording task at a time, every
     `RECORD_DELAY` or `RECORD_BATCH` outcomes.
 
-    Signing is on the event loop unless `sign_on` names an executor. Threads
-    would let `cryptography` sign on every core, but each signature then
-    waits for the GIL to come back from a busy loop: measured on two cores,
-    a pool of two made 500 deliveries to a slow peer take 5-8 s instead of
-    3.4 s inline, and left a fan-out to 200 hosts no faster.
+    With `sign_on` (a pool as wide as the cores), jobs started together, as
+    when a fan-out is claimed, are signed on it, and so is any job started
+    while it still signs: `cryptography` releases the GIL while it signs, so
+    a burst is signed on every core. A job started alone, as a slot frees
+    up in a steady stream, is signed on the event loop: handing one
+    signature to a thread costs it a wait for the GIL to come back from the
+    busy loop, which on a loaded machine cost more than the thread gave.
 
     `run_once()` is one round (tests call it directly): one claim, every job
     sent and recorded. `run_forever()` is the production loop. Cancelling
@@ -284,11 +329,12 @@ class DeliveryWorker:
         self._limits = limits
         self._concurrency = concurrency
         self._per_host = per_host
+        self._hold = HOLD_PER_HOST * per_host
         self._batch_size = batch_size or 4 * concurrency
         self._lease = lease
         self._rng = rng or random.Random()
         self._clock = clock
-        self._sign_on = sign_on
+        self._signers = None if sign_on is None else _Signers(sign_on)
         self._hosts: dict[str, _Host] = {}
         self._sending: dict[int, DeliveryJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -303,6 +349,7 @@ class DeliveryWorker:
         self._unsent: list[DeliveryJob] = []
         self._recording: asyncio.Task[None] | None = None
         self._flush = asyncio.Event()
+        self._running = False
 
     async def run_once(self) -> int:
         """Claim once, attempt every job claimed, record them; return how many were attempted."""
@@ -318,11 +365,31 @@ class DeliveryWorker:
             raise
         return self._attempted - before
 
+    def vacancy(self) -> Vacancy | None:
+        """Room for deliveries handed over by a transaction (`take`), while running."""
+        limit = self._free() if self._running else 0
+        if limit <= 0:
+            return None
+        lease_until = self._clock() + self._lease
+        return Vacancy(lease_until, limit, self._hold, self._room())
+
+    def take(self, jobs: Sequence[DeliveryJob]) -> None:
+        """Send jobs whose rows a committed transaction queued already leased to us
+        (within a `vacancy`). A stopped worker leaves them; their leases lapse."""
+        if not self._running:
+            return
+        for job in jobs:
+            self._hosts.setdefault(job.host, _Host()).waiting.append(job)
+        self._held += len(jobs)
+        self._dispatch()
+        self._changed.set()
+
     async def run_forever(
         self, poll_interval: float = 1.0, wake: asyncio.Event | None = None
     ) -> None:
         """Deliver until cancelled; `wake` cuts the wait short when work is enqueued."""
         errors = 0
+        self._running = True
         try:
             while True:
                 try:
@@ -335,24 +402,25 @@ class DeliveryWorker:
                     continue
                 await self._until_claim_is_due(poll_interval, wake)
         except asyncio.CancelledError:
+            self._running = False
             await self._stop_cleanly()
             raise
+        finally:
+            self._running = False
 
     # --- claiming ---------------------------------------------------------------
 
     def _room(self) -> dict[str, int]:
         """How many more jobs this worker takes of each host it holds any of."""
-        hold = 2 * self._per_host
+        hold = self._hold
         room = {name: hold - host.sending - len(host.waiting) for name, host in self._hosts.items()}
         room.update(dict.fromkeys(self._resting, 0))
         return room
 
     def _free(self) -> int:
-        """Room for more leases. Answers waiting to be recorded do not take any
-        unless recording falls a whole batch behind (the database is struggling)."""
-        if self._unrecorded >= self._batch_size:
-            return 0
-        return self._batch_size - self._held
+        """Room for more leases: answers not yet recorded still hold theirs, so a
+        worker killed at any moment leaves at most `batch_size` to be sent again."""
+        return self._batch_size - self._held - self._unrecorded
 
     def _claim_is_due(self) -> bool:
         """More is due, and there is room for a worthwhile claim."""
@@ -362,7 +430,7 @@ class DeliveryWorker:
         if self._more and free >= self._batch_size // 2:
             return True
         room = self._room()
-        return any(room.get(host, 2 * self._per_host) >= self._per_host for host in self._capped)
+        return any(room.get(host, self._hold) >= self._hold // 2 for host in self._capped)
 
     async def _fill(self) -> None:
         """Claim what there is room for and start sending it."""
@@ -379,7 +447,7 @@ class DeliveryWorker:
         # Hosts that may have more due: those that filled their room now, and
         # those that had none, were skipped, and had filled it before.
         still_full = {h for h in self._capped if room.get(h, 1) <= 0}
-        filled = {h for h, n in taken.items() if n >= room.get(h, 2 * self._per_host)}
+        filled = {h for h, n in taken.items() if n >= room.get(h, self._hold)}
         self._capped = filled | still_full
         self._more = len(jobs) >= limit  # more of other hosts may be due
         self._dispatch()
@@ -389,7 +457,7 @@ class DeliveryWorker:
         are released, so a worker going away leaves nothing locked behind.
         """
         claiming = asyncio.ensure_future(
-            self._queue.claim(limit, self._lease, per_host=2 * self._per_host, room=room)
+            self._queue.claim(limit, self._lease, per_host=self._hold, room=room)
         )
         try:
             return await asyncio.shield(claiming)
@@ -431,32 +499,37 @@ class DeliveryWorker:
 
     def _dispatch(self) -> None:
         """Start waiting jobs while there are free slots, one host at a time in turn."""
+        starting: list[tuple[DeliveryJob, _Host]] = []
+        free = self._concurrency - len(self._sending)
         started = True
-        while started and len(self._sending) < self._concurrency:
+        while started and len(starting) < free:
             started = False
             for name in list(self._hosts):
                 host = self._hosts[name]
                 if not host.waiting or host.sending >= self._per_host:
                     continue
-                if len(self._sending) >= self._concurrency:
-                    return
-                self._start(host.waiting.popleft(), host)
+                if len(starting) >= free:
+                    break
+                host.sending += 1
+                starting.append((host.waiting.popleft(), host))
                 self._hosts[name] = self._hosts.pop(name)  # to the back of the turn
                 started = True
+        pooled = self._signers is not None and (len(starting) > 1 or self._signers.busy)
+        for job, host in starting:
+            self._start(job, host, pooled)
 
-    def _start(self, job: DeliveryJob, host: _Host) -> None:
-        host.sending += 1
+    def _start(self, job: DeliveryJob, host: _Host, pooled: bool) -> None:
         self._sending[job.id] = job
         self._attempted += 1
-        task = asyncio.create_task(self._send(job, host), name=f"deliver-{job.id}")
+        task = asyncio.create_task(self._send(job, host, pooled), name=f"deliver-{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, job: DeliveryJob, host: _Host) -> None:
+    async def _send(self, job: DeliveryJob, host: _Host, pooled: bool) -> None:
         """Attempt one job. Once its answer is known it is settled at once (no await
         in between), so an answered POST is recorded, never released for a re-send.
         """
-        outcome = await self._attempt(job)
+        outcome = await self._attempt(job, self._signers if pooled else None)
         del self._sending[job.id]
         host.sending -= 1
         self._held -= 1
@@ -479,7 +552,7 @@ class DeliveryWorker:
         self._held -= len(host.waiting)
         host.waiting.clear()
 
-    async def _attempt(self, job: DeliveryJob) -> Outcome:
+    async def _attempt(self, job: DeliveryJob, sign_on: Executor | None) -> Outcome:
         try:
             result = await signed_post(
                 self._http,
@@ -489,7 +562,7 @@ class DeliveryWorker:
                 private_key_pem=job.private_key_pem,
                 allow_private=self._allow_private,
                 limits=self._limits,
-                sign_on=self._sign_on,
+                sign_on=sign_on,
             )
         except FetchError as exc:
             return classify(exc)

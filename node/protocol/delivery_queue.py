@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.delivery import DeliveryJob, Settlement, Verdict, host_backoff
+from node.protocol.handoff import HANDED, HANDOFF
 from node.protocol.recipients import SendTimeCheck
 from storage.models import Community, utcnow
 from storage.repositories import DeliveryRepository
@@ -29,7 +30,9 @@ from storage.repositories.deliveries import (
     Carried,
     ClaimedDelivery,
     HostCaps,
+    LeasedRow,
     Outcomes,
+    PreLease,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,9 @@ async def enqueue_activity(
 
     Runs in the caller's session and does not commit; once the caller has
     committed, `node.protocol.workers.wake_delivery(app)` sends it at once
-    instead of at the worker's next poll. `carried` says which listing it
+    instead of at the worker's next poll. Where this process runs a delivery
+    worker with room, the rows go in leased to it and are handed over on
+    commit (`node.protocol.handoff`). `carried` says which listing it
     shares and with whom, for the check at send time. Returns how many
     deliveries were new.
     """
@@ -57,9 +62,32 @@ async def enqueue_activity(
     if not sender.is_local or not sender.key_id or not sender.private_key_pem:
         raise ValueError(f"{sender.ap_id} cannot sign: it is not a local community with keys")
     body = orjson.dumps(activity).decode("utf-8")
-    return await DeliveryRepository(session).enqueue(
-        activity_id, sender.id, inboxes, body, carried=carried
+    repo = DeliveryRepository(session)
+    handoff = session.info.get(HANDOFF)
+    vacancy = handoff.vacancy(session.sync_session) if handoff is not None else None
+    if vacancy is None:
+        return await repo.enqueue(activity_id, sender.id, inboxes, body, carried=carried)
+    leased: list[LeasedRow] = []
+    lease = PreLease(vacancy.lease_until, vacancy.limit, vacancy.per_host, vacancy.room)
+    added = await repo.enqueue(
+        activity_id, sender.id, inboxes, body, carried=carried, lease=lease, leased_out=leased
     )
+    if leased:
+        data = body.encode("utf-8")
+        session.info.setdefault(HANDED, []).extend(
+            DeliveryJob(
+                id=row.id,
+                activity_id=activity_id,
+                target_inbox=row.target_inbox,
+                host=row.host,
+                body=data,
+                key_id=sender.key_id,
+                private_key_pem=sender.private_key_pem,
+                attempts=0,
+            )
+            for row in leased
+        )
+    return added
 
 
 def _ignore(_outcome: str) -> None:

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -106,6 +107,7 @@ class HostSummary:
     clock_skew_at: datetime | None = None
 
 
+@lru_cache(maxsize=4096)
 def inbox_host(inbox: str) -> str:
     """The host a delivery counts against: `host`, or `host:port` off the default port.
 
@@ -188,8 +190,7 @@ def _due_fairly(now: datetime, limit: int, blocked_hosts: set[str], caps: HostCa
     return select(Delivery.id).where(Delivery.id.in_(picked))
 
 
-_TABLE = Delivery.__table__
-assert isinstance(_TABLE, Table)
+_TABLE = cast(Table, Delivery.__table__)
 _QUEUED_ROW = (_TABLE.c.id == bindparam("row_id")) & (_TABLE.c.state == QUEUED)
 _ENDED = {"attempts": _TABLE.c.attempts + 1, "locked_until": None}
 # Built once: the worker records every outcome through these, as executemany.
@@ -235,6 +236,27 @@ class Outcomes:
     failed: Sequence[tuple[int, int | None, str]] = ()
 
 
+@dataclass(frozen=True)
+class PreLease:
+    """Lease some of the rows being queued to this process's worker as they are
+    inserted: at most `limit`, at most `room[host]` (else `per_host`) of one
+    host, none of a host in backoff, each until `until`."""
+
+    until: datetime
+    limit: int
+    per_host: int
+    room: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class LeasedRow:
+    """A row queued already leased (`PreLease`), as its worker needs it."""
+
+    id: int
+    target_inbox: str
+    host: str
+
+
 def _rowcount(result: Any) -> int:
     assert isinstance(result, CursorResult)
     return result.rowcount
@@ -255,12 +277,18 @@ class DeliveryRepository:
         *,
         now: datetime | None = None,
         carried: Carried = NOTHING,
+        lease: PreLease | None = None,
+        leased_out: list[LeasedRow] | None = None,
     ) -> int:
         """Queue `body` for each distinct inbox; returns how many rows were added.
 
         Enqueuing the same activity to the same inbox again is a no-op, so a
         retried request or handler never sends twice. Blocked hosts get nothing.
+        With `lease`, the new rows it allows are inserted leased and listed in
+        `leased_out`, for this process's worker to send without claiming them.
         """
+        if lease is not None and leased_out is None:
+            raise ValueError("a lease needs a list to report the leased rows in")
         hosts = {inbox: inbox_host(inbox) for inbox in dict.fromkeys(inboxes)}
         blocked = await self._blocked_among(set(hosts.values()))
         when = now or utcnow()
@@ -282,9 +310,45 @@ class DeliveryRepository:
             for inbox, host in hosts.items()
             if host not in blocked
         ]
-        return await dialect.insert_ignoring_conflicts(
-            self.session, Delivery, rows, conflict_columns=("activity_id", "target_inbox")
+        if lease is None or not rows:
+            return await dialect.insert_ignoring_conflicts(
+                self.session, Delivery, rows, conflict_columns=("activity_id", "target_inbox")
+            )
+        assert leased_out is not None
+        await self._pre_lease(rows, lease, when)
+        inserted = await self._insert_returning(rows)
+        leased_out.extend(
+            LeasedRow(row_id, inbox, hosts[inbox]) for row_id, inbox, leased in inserted if leased
         )
+        return len(inserted)
+
+    async def _pre_lease(self, rows: list[dict[str, Any]], lease: PreLease, now: datetime) -> None:
+        """Mark the rows `lease` allows as leased, in queue order."""
+        hosts = {row["host"] for row in rows}
+        resting = set(
+            await self.session.scalars(
+                select(PeerHost.host).where(PeerHost.host.in_(hosts), PeerHost.backoff_until > now)
+            )
+        )
+        taken: dict[str, int] = {}
+        left = lease.limit
+        for row in rows:
+            host = row["host"]
+            fits = left > 0 and host not in resting
+            fits = fits and taken.get(host, 0) < lease.room.get(host, lease.per_host)
+            row["locked_until"] = lease.until if fits else None
+            if fits:
+                taken[host] = taken.get(host, 0) + 1
+                left -= 1
+
+    async def _insert_returning(self, rows: list[dict[str, Any]]) -> list[tuple[int, str, bool]]:
+        """Insert, skipping rows already queued; (id, inbox, leased) of each new row."""
+        insert = dialect.conflict_insert(self.session, _TABLE)
+        statement = insert.on_conflict_do_nothing(
+            index_elements=["activity_id", "target_inbox"]
+        ).returning(_TABLE.c.id, _TABLE.c.target_inbox, _TABLE.c.locked_until.is_not(None))
+        result = await self.session.execute(statement, rows)
+        return [(row_id, inbox, bool(leased)) for row_id, inbox, leased in result.all()]
 
     async def _blocked_among(self, hosts: Iterable[str]) -> set[str]:
         """Which of `hosts` are blocked, by the one rule `host_is_blocked` keeps."""
