@@ -56,8 +56,8 @@ JITTER = 0.10
 MAX_RETRY_AFTER = timedelta(hours=24)
 _ERROR_CHARS = 300
 # Outcomes are recorded together: after this long, or once this many are known.
-RECORD_DELAY = 0.05
-RECORD_BATCH = 100
+RECORD_DELAY = 0.1
+RECORD_BATCH = 200
 # A worker holds up to this many times `per_host` leases of one host (sending
 # and waiting), and claims more of it once half of that is free: a busy host
 # costs one claim per `2 * per_host` deliveries.
@@ -336,6 +336,8 @@ class DeliveryWorker:
         self._clock = clock
         self._signers = None if sign_on is None else _Signers(sign_on)
         self._hosts: dict[str, _Host] = {}
+        self._turns: deque[str] = deque()
+        self._in_turn: set[str] = set()
         self._sending: dict[int, DeliveryJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._held = 0
@@ -380,6 +382,7 @@ class DeliveryWorker:
             return
         for job in jobs:
             self._hosts.setdefault(job.host, _Host()).waiting.append(job)
+            self._take_turn(job.host)
         self._held += len(jobs)
         self._dispatch()
         self._changed.set()
@@ -442,6 +445,7 @@ class DeliveryWorker:
         taken: dict[str, int] = {}
         for job in jobs:
             self._hosts.setdefault(job.host, _Host()).waiting.append(job)
+            self._take_turn(job.host)
             taken[job.host] = taken.get(job.host, 0) + 1
         self._held += len(jobs)
         # Hosts that may have more due: those that filled their room now, and
@@ -498,25 +502,30 @@ class DeliveryWorker:
     # --- sending ----------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Start waiting jobs while there are free slots, one host at a time in turn."""
+        """Start waiting jobs while there are free slots, one host at a time in turn.
+
+        Only hosts that have jobs waiting and a free slot take turns, so a
+        completion costs the same with a few hosts or a few hundred."""
         starting: list[tuple[DeliveryJob, _Host]] = []
         free = self._concurrency - len(self._sending)
-        started = True
-        while started and len(starting) < free:
-            started = False
-            for name in list(self._hosts):
-                host = self._hosts[name]
-                if not host.waiting or host.sending >= self._per_host:
-                    continue
-                if len(starting) >= free:
-                    break
-                host.sending += 1
-                starting.append((host.waiting.popleft(), host))
-                self._hosts[name] = self._hosts.pop(name)  # to the back of the turn
-                started = True
+        while len(starting) < free and self._turns:
+            name = self._turns.popleft()
+            self._in_turn.discard(name)
+            host = self._hosts.get(name)
+            if host is None or not host.waiting or host.sending >= self._per_host:
+                continue
+            host.sending += 1
+            starting.append((host.waiting.popleft(), host))
+            if host.waiting and host.sending < self._per_host:
+                self._take_turn(name)  # to the back of the turn
         pooled = self._signers is not None and (len(starting) > 1 or self._signers.busy)
         for job, host in starting:
             self._start(job, host, pooled)
+
+    def _take_turn(self, name: str) -> None:
+        if name not in self._in_turn:
+            self._in_turn.add(name)
+            self._turns.append(name)
 
     def _start(self, job: DeliveryJob, host: _Host, pooled: bool) -> None:
         self._sending[job.id] = job
@@ -532,6 +541,8 @@ class DeliveryWorker:
         outcome = await self._attempt(job, self._signers if pooled else None)
         del self._sending[job.id]
         host.sending -= 1
+        if host.waiting:
+            self._take_turn(job.host)
         self._held -= 1
         settlement = self._settle(job, outcome)
         if settlement.host_failed:
@@ -669,6 +680,8 @@ class DeliveryWorker:
         for host in self._hosts.values():
             unsent.extend(host.waiting)
         self._hosts.clear()
+        self._turns.clear()
+        self._in_turn.clear()
         self._sending.clear()
         self._unsent = []
         self._held = 0
