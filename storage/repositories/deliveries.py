@@ -346,9 +346,9 @@ class DeliveryRepository:
         insert = dialect.conflict_insert(self.session, _TABLE)
         statement = insert.on_conflict_do_nothing(
             index_elements=["activity_id", "target_inbox"]
-        ).returning(_TABLE.c.id, _TABLE.c.target_inbox, _TABLE.c.locked_until.is_not(None))
+        ).returning(_TABLE.c.id, _TABLE.c.target_inbox, _TABLE.c.locked_until)
         result = await self.session.execute(statement, rows)
-        return [(row_id, inbox, bool(leased)) for row_id, inbox, leased in result.all()]
+        return [(row_id, inbox, until is not None) for row_id, inbox, until in result.all()]
 
     async def _blocked_among(self, hosts: Iterable[str]) -> set[str]:
         """Which of `hosts` are blocked, by the one rule `host_is_blocked` keeps."""
