@@ -184,6 +184,11 @@ class DeliveryJob:
     key_id: str
     private_key_pem: str = field(repr=False)
     attempts: int
+    leased_until: datetime | None = None
+    """When the queue's lease on it ends, if the queue says: the worker starts
+    it only while half the lease is left, and forgets it otherwise (the row is
+    claimed again once the lease lapses), so it never sends what another
+    worker may have claimed meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -514,14 +519,22 @@ class DeliveryWorker:
             host = self._hosts.get(name)
             if host is None or not host.waiting or host.sending >= self._per_host:
                 continue
-            host.sending += 1
-            starting.append((host.waiting.popleft(), host))
+            job = host.waiting.popleft()
+            if self._lease_ending(job):
+                self._held -= 1
+                logger.warning("delivery %s waited past half its lease; left for a claim", job.id)
+            else:
+                host.sending += 1
+                starting.append((job, host))
             if host.waiting and host.sending < self._per_host:
                 self._take_turn(name)  # to the back of the turn
         fanning_out = len(starting) > 1 or len(self._turns) > 1  # several hosts wait
         pooled = self._signers is not None and (fanning_out or self._signers.busy)
         for job, host in starting:
             self._start(job, host, pooled)
+
+    def _lease_ending(self, job: DeliveryJob) -> bool:
+        return job.leased_until is not None and job.leased_until - self._clock() < self._lease / 2
 
     def _take_turn(self, name: str) -> None:
         if name not in self._in_turn:

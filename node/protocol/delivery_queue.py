@@ -84,6 +84,7 @@ async def enqueue_activity(
                 key_id=sender.key_id,
                 private_key_pem=sender.private_key_pem,
                 attempts=0,
+                leased_until=lease.until,
             )
             for row in leased
         )
@@ -94,7 +95,9 @@ def _ignore(_outcome: str) -> None:
     """The default `observe`: nobody is counting."""
 
 
-def _job(delivery: ClaimedDelivery, sender: Community) -> DeliveryJob | None:
+def _job(
+    delivery: ClaimedDelivery, sender: Community, leased_until: datetime
+) -> DeliveryJob | None:
     if not sender.key_id or not sender.private_key_pem:
         return None
     return DeliveryJob(
@@ -106,6 +109,7 @@ def _job(delivery: ClaimedDelivery, sender: Community) -> DeliveryJob | None:
         key_id=sender.key_id,
         private_key_pem=sender.private_key_pem,
         attempts=delivery.attempts,
+        leased_until=leased_until,
     )
 
 
@@ -147,14 +151,15 @@ class SqlDeliveryQueue:
             repo = DeliveryRepository(session)
             check = SendTimeCheck(session)
             jobs: list[DeliveryJob] = []
-            for delivery, sender in await repo.claim_due_rows(self._clock(), limit, lease, caps):
+            now = self._clock()
+            for delivery, sender in await repo.claim_due_rows(now, limit, lease, caps):
                 refusal = await check.refusal(delivery, sender)
                 if refusal is not None:
                     logger.info("delivery %s cancelled: %s", delivery.id, refusal)
                     if await repo.cancel(delivery.id, refusal):
                         self._observe("cancelled")
                     continue
-                job = _job(delivery, sender)
+                job = _job(delivery, sender, now + lease)
                 if job is None:
                     logger.warning("delivery %s: sender %s has no key", delivery.id, sender.ap_id)
                     await repo.mark_failed(delivery.id, None, "sender has no signing key")

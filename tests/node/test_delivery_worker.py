@@ -11,7 +11,7 @@ import asyncio
 import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -713,3 +713,25 @@ async def test_enqueue_refuses_what_could_never_be_sent(sessions: Sessions) -> N
             await enqueue_activity(session, activity(), remote, ["http://far.test/inbox"])
         with pytest.raises(ValueError, match="id"):
             await enqueue_activity(session, {"type": "Create"}, remote, [])
+
+
+class LateQueue(SqlDeliveryQueue):
+    """Hands out jobs whose lease is nearly over, as if they had waited in memory."""
+
+    async def claim(self, limit: int, lease: timedelta, **caps: Any) -> list[DeliveryJob]:
+        jobs = await super().claim(limit, lease, **caps)
+        return [replace(job, leased_until=self._clock() + lease / 4) for job in jobs]
+
+
+async def test_a_job_whose_lease_is_running_out_is_left_for_a_later_claim(
+    sessions: Sessions, sender: Community, http: aiohttp.ClientSession, clock: Clock, new_inbox: Any
+) -> None:
+    inbox = await new_inbox()
+    await enqueue(sessions, sender, [inbox.url()])
+    late = make_worker(sessions, http, clock, queue=LateQueue(sessions, clock=clock))
+
+    assert await late.run_once() == 0
+    assert inbox.received == []
+    clock.advance(timedelta(minutes=6))  # the lease lapses; an ordinary claim sends it once
+    assert await make_worker(sessions, http, clock).run_once() == 1
+    assert len(inbox.accepted) == 1
