@@ -76,7 +76,7 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = SqlDeliveryQueue(
         app[SESSIONS], observe=metrics.delivery_outcome if metrics is not None else None
     )
-    signers = ThreadPoolExecutor(len(os.sched_getaffinity(0)), thread_name_prefix="sign")
+    signers = ThreadPoolExecutor(_cores(), thread_name_prefix="sign")
     worker = DeliveryWorker(
         queue,
         app[HTTP],
@@ -99,6 +99,13 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
         handoff.attach(None)
     await _stop(task)
     signers.shutdown(wait=False, cancel_futures=True)
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of them where that is not known)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 async def job_worker_ctx(app: web.Application) -> AsyncIterator[None]:
