@@ -20,9 +20,9 @@ from typing import TypeAlias
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
-from yarl import URL
 
 from federation.errors import DeliveryNetworkError, Refused
+from federation.hosts import parsed_url
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -85,7 +85,7 @@ async def check_url(url: str, *, allow_private: bool) -> None:
     `DeliveryNetworkError`, which is worth retrying later.
     """
     try:
-        parsed = URL(url)
+        parsed = parsed_url(url)
     except (ValueError, TypeError) as exc:
         raise Refused(f"refusing malformed URL: {exc}", url=url) from exc
     if parsed.scheme not in ALLOWED_SCHEMES:

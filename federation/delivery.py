@@ -11,15 +11,16 @@ queue's business; nothing here knows about tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -54,6 +55,13 @@ JITTER = 0.10
 # misconfiguration rather than wait a week on one header.
 MAX_RETRY_AFTER = timedelta(hours=24)
 _ERROR_CHARS = 300
+# Outcomes are recorded together: after this long, or once this many are known.
+RECORD_DELAY = 0.1
+RECORD_BATCH = 200
+# A worker holds up to this many times `per_host` leases of one host (sending
+# and waiting), and claims more of it once half of that is free: a busy host
+# costs one claim per `2 * per_host` deliveries.
+HOLD_PER_HOST = 4
 
 
 def next_delay(attempts: int, rng: random.Random | None = None) -> timedelta | None:
@@ -176,6 +184,11 @@ class DeliveryJob:
     key_id: str
     private_key_pem: str = field(repr=False)
     attempts: int
+    leased_until: datetime | None = None
+    """When the queue's lease on it ends, if the queue says: the worker starts
+    it only while half the lease is left, and forgets it otherwise (the row is
+    claimed again once the lease lapses), so it never sends what another
+    worker may have claimed meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +233,18 @@ class DeliveryQueue(Protocol):
     async def release(self, jobs: Sequence[DeliveryJob]) -> None: ...
 
 
+@dataclass(frozen=True)
+class Vacancy:
+    """What a running worker takes straight from a transaction that queues
+    deliveries, leased as they are inserted, instead of claiming them after the
+    commit: at most `limit`, at most `room[host]` (else `per_host`) of one host."""
+
+    lease_until: datetime
+    limit: int
+    per_host: int
+    room: Mapping[str, int]
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -232,24 +257,54 @@ class _Host:
     waiting: deque[DeliveryJob] = field(default_factory=deque)
 
 
+class _Signers(Executor):
+    """The signing executor, counting what it has not finished yet. Each count is
+    written by one thread only (submissions on the loop, completions on the pool),
+    so `busy` needs no lock."""
+
+    def __init__(self, inner: Executor) -> None:
+        self._inner = inner
+        self._submitted = 0
+        self._finished = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._submitted > self._finished
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self._submitted += 1
+        future = self._inner.submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future[Any]) -> None:
+        self._finished += 1
+
+
 class DeliveryWorker:
     """Sends due deliveries continuously, a bounded number at once per host.
 
     At most `concurrency` POSTs are in flight and at most `per_host` to one
     host, so a slow or dead host holds `per_host` slots and never the rest.
-    The worker holds at most `batch_size` leases (by default twice what it
-    may send, answers not yet recorded included), up to `per_host` waiting
-    behind the `per_host` sending to each host. It claims again as soon as a
-    host's waiting jobs run out or half its room is free, at most each host's
-    room per claim, round-robin over hosts: a thousand queued activities for
-    one host do not keep a new one for another host waiting. Outcomes are
-    recorded in batches, by one recording task at a time.
+    The worker holds at most `batch_size` leases, answers not yet recorded
+    included (by default four times what it may send, so one claim covers a
+    fan-out to a few hundred hosts), and
+    `HOLD_PER_HOST * per_host` of one host, sending or waiting. It claims
+    again as soon as half the batch or half a busy host's room is free, at
+    most each host's room per claim, round-robin over hosts: a thousand
+    queued activities for one host do not keep a new one for another host
+    waiting. Deliveries queued in this process may also be handed over
+    without a claim (`vacancy`, `take`). Outcomes are
+    recorded in batches, by one recording task at a time, every
+    `RECORD_DELAY` or `RECORD_BATCH` outcomes.
 
-    Signing is on the event loop unless `sign_on` names an executor. Threads
-    would let `cryptography` sign on every core, but each signature then
-    waits for the GIL to come back from a busy loop: measured on two cores,
-    a pool of two made 500 deliveries to a slow peer take 5-8 s instead of
-    3.4 s inline, and left a fan-out to 200 hosts no faster.
+    With `sign_on` (a pool as wide as the cores), jobs started together or
+    while jobs for several hosts wait for a slot (a fan-out), or while the
+    pool still signs, are signed on it: `cryptography` releases the GIL
+    while it signs, so a fan-out is signed on every core. A steady stream to
+    one host is signed on the event loop: handing each signature to a
+    thread costs it a wait for the GIL to come back from the busy loop,
+    which cost a tenth more CPU per delivery to a slow peer.
 
     `run_once()` is one round (tests call it directly): one claim, every job
     sent and recorded. `run_forever()` is the production loop. Cancelling
@@ -279,12 +334,15 @@ class DeliveryWorker:
         self._limits = limits
         self._concurrency = concurrency
         self._per_host = per_host
-        self._batch_size = batch_size or 2 * concurrency
+        self._hold = HOLD_PER_HOST * per_host
+        self._batch_size = batch_size or 4 * concurrency
         self._lease = lease
         self._rng = rng or random.Random()
         self._clock = clock
-        self._sign_on = sign_on
+        self._signers = None if sign_on is None else _Signers(sign_on)
         self._hosts: dict[str, _Host] = {}
+        self._turns: deque[str] = deque()
+        self._in_turn: set[str] = set()
         self._sending: dict[int, DeliveryJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._held = 0
@@ -297,6 +355,8 @@ class DeliveryWorker:
         self._settled: list[Settlement] = []
         self._unsent: list[DeliveryJob] = []
         self._recording: asyncio.Task[None] | None = None
+        self._flush = asyncio.Event()
+        self._running = False
 
     async def run_once(self) -> int:
         """Claim once, attempt every job claimed, record them; return how many were attempted."""
@@ -312,11 +372,32 @@ class DeliveryWorker:
             raise
         return self._attempted - before
 
+    def vacancy(self) -> Vacancy | None:
+        """Room for deliveries handed over by a transaction (`take`), while running."""
+        limit = self._free() if self._running else 0
+        if limit <= 0:
+            return None
+        lease_until = self._clock() + self._lease
+        return Vacancy(lease_until, limit, self._hold, self._room())
+
+    def take(self, jobs: Sequence[DeliveryJob]) -> None:
+        """Send jobs whose rows a committed transaction queued already leased to us
+        (within a `vacancy`). A stopped worker leaves them; their leases lapse."""
+        if not self._running:
+            return
+        for job in jobs:
+            self._hosts.setdefault(job.host, _Host()).waiting.append(job)
+            self._take_turn(job.host)
+        self._held += len(jobs)
+        self._dispatch()
+        self._changed.set()
+
     async def run_forever(
         self, poll_interval: float = 1.0, wake: asyncio.Event | None = None
     ) -> None:
         """Deliver until cancelled; `wake` cuts the wait short when work is enqueued."""
         errors = 0
+        self._running = True
         try:
             while True:
                 try:
@@ -329,31 +410,39 @@ class DeliveryWorker:
                     continue
                 await self._until_claim_is_due(poll_interval, wake)
         except asyncio.CancelledError:
+            self._running = False
             await self._stop_cleanly()
             raise
+        finally:
+            self._running = False
 
     # --- claiming ---------------------------------------------------------------
 
     def _room(self) -> dict[str, int]:
         """How many more jobs this worker takes of each host it holds any of."""
-        hold = 2 * self._per_host
+        hold = self._hold
         room = {name: hold - host.sending - len(host.waiting) for name, host in self._hosts.items()}
         room.update(dict.fromkeys(self._resting, 0))
         return room
 
+    def _free(self) -> int:
+        """Room for more leases: answers not yet recorded still hold theirs, so a
+        worker killed at any moment leaves at most `batch_size` to be sent again."""
+        return self._batch_size - self._held - self._unrecorded
+
     def _claim_is_due(self) -> bool:
         """More is due, and there is room for a worthwhile claim."""
-        free = self._batch_size - self._held - self._unrecorded
+        free = self._free()
         if free <= 0:
             return False
         if self._more and free >= self._batch_size // 2:
             return True
         room = self._room()
-        return any(room.get(host, 2 * self._per_host) >= self._per_host for host in self._capped)
+        return any(room.get(host, self._hold) >= self._hold // 2 for host in self._capped)
 
     async def _fill(self) -> None:
         """Claim what there is room for and start sending it."""
-        limit = self._batch_size - self._held - self._unrecorded
+        limit = self._free()
         if limit <= 0:
             return
         room = self._room()
@@ -361,12 +450,13 @@ class DeliveryWorker:
         taken: dict[str, int] = {}
         for job in jobs:
             self._hosts.setdefault(job.host, _Host()).waiting.append(job)
+            self._take_turn(job.host)
             taken[job.host] = taken.get(job.host, 0) + 1
         self._held += len(jobs)
         # Hosts that may have more due: those that filled their room now, and
         # those that had none, were skipped, and had filled it before.
         still_full = {h for h in self._capped if room.get(h, 1) <= 0}
-        filled = {h for h, n in taken.items() if n >= room.get(h, 2 * self._per_host)}
+        filled = {h for h, n in taken.items() if n >= room.get(h, self._hold)}
         self._capped = filled | still_full
         self._more = len(jobs) >= limit  # more of other hosts may be due
         self._dispatch()
@@ -376,7 +466,7 @@ class DeliveryWorker:
         are released, so a worker going away leaves nothing locked behind.
         """
         claiming = asyncio.ensure_future(
-            self._queue.claim(limit, self._lease, per_host=2 * self._per_host, room=room)
+            self._queue.claim(limit, self._lease, per_host=self._hold, room=room)
         )
         try:
             return await asyncio.shield(claiming)
@@ -417,35 +507,56 @@ class DeliveryWorker:
     # --- sending ----------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Start waiting jobs while there are free slots, one host at a time in turn."""
-        started = True
-        while started and len(self._sending) < self._concurrency:
-            started = False
-            for name in list(self._hosts):
-                host = self._hosts[name]
-                if not host.waiting or host.sending >= self._per_host:
-                    continue
-                if len(self._sending) >= self._concurrency:
-                    return
-                self._start(host.waiting.popleft(), host)
-                self._hosts[name] = self._hosts.pop(name)  # to the back of the turn
-                started = True
+        """Start waiting jobs while there are free slots, one host at a time in turn.
 
-    def _start(self, job: DeliveryJob, host: _Host) -> None:
-        host.sending += 1
+        Only hosts that have jobs waiting and a free slot take turns, so a
+        completion costs the same with a few hosts or a few hundred."""
+        starting: list[tuple[DeliveryJob, _Host]] = []
+        free = self._concurrency - len(self._sending)
+        while len(starting) < free and self._turns:
+            name = self._turns.popleft()
+            self._in_turn.discard(name)
+            host = self._hosts.get(name)
+            if host is None or not host.waiting or host.sending >= self._per_host:
+                continue
+            job = host.waiting.popleft()
+            if self._lease_ending(job):
+                self._held -= 1
+                logger.warning("delivery %s waited past half its lease; left for a claim", job.id)
+            else:
+                host.sending += 1
+                starting.append((job, host))
+            if host.waiting and host.sending < self._per_host:
+                self._take_turn(name)  # to the back of the turn
+        fanning_out = len(starting) > 1 or len(self._turns) > 1  # several hosts wait
+        pooled = self._signers is not None and (fanning_out or self._signers.busy)
+        for job, host in starting:
+            self._start(job, host, pooled)
+
+    def _lease_ending(self, job: DeliveryJob) -> bool:
+        return job.leased_until is not None and job.leased_until - self._clock() < self._lease / 2
+
+    def _take_turn(self, name: str) -> None:
+        if name not in self._in_turn:
+            self._in_turn.add(name)
+            self._turns.append(name)
+
+    def _start(self, job: DeliveryJob, host: _Host, pooled: bool) -> None:
         self._sending[job.id] = job
         self._attempted += 1
-        task = asyncio.create_task(self._send(job, host), name=f"deliver-{job.id}")
+        task = asyncio.create_task(self._send(job, host, pooled), name=f"deliver-{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, job: DeliveryJob, host: _Host) -> None:
+    async def _send(self, job: DeliveryJob, host: _Host, pooled: bool) -> None:
         """Attempt one job. Once its answer is known it is settled at once (no await
         in between), so an answered POST is recorded, never released for a re-send.
         """
-        outcome = await self._attempt(job)
+        outcome = await self._attempt(job, self._signers if pooled else None)
         del self._sending[job.id]
         host.sending -= 1
+        if host.waiting:
+            self._take_turn(job.host)
         self._held -= 1
         settlement = self._settle(job, outcome)
         if settlement.host_failed:
@@ -466,7 +577,7 @@ class DeliveryWorker:
         self._held -= len(host.waiting)
         host.waiting.clear()
 
-    async def _attempt(self, job: DeliveryJob) -> Outcome:
+    async def _attempt(self, job: DeliveryJob, sign_on: Executor | None) -> Outcome:
         try:
             result = await signed_post(
                 self._http,
@@ -476,7 +587,7 @@ class DeliveryWorker:
                 private_key_pem=job.private_key_pem,
                 allow_private=self._allow_private,
                 limits=self._limits,
-                sign_on=self._sign_on,
+                sign_on=sign_on,
             )
         except FetchError as exc:
             return classify(exc)
@@ -523,14 +634,27 @@ class DeliveryWorker:
 
     def _record_soon(self) -> None:
         """Start the recording task unless one runs; it takes everything settled meanwhile."""
+        if len(self._settled) >= RECORD_BATCH or self._unsent or not self._held:
+            self._flush.set()
         if self._recording is None or self._recording.done():
             self._recording = asyncio.create_task(self._record_all(), name="delivery-recorder")
+
+    async def _gather_outcomes(self) -> None:
+        """Let outcomes pile up for `RECORD_DELAY` (or until `RECORD_BATCH` of them,
+        nothing left in flight, or a stop): one transaction then records them all,
+        instead of one per handful of answers."""
+        if self._flush.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._flush.wait(), RECORD_DELAY)
 
     async def _record_all(self) -> None:
         """Record settled jobs in batches until none are left, then give back
         what a failing host left waiting. A task of its own, so stopping the
         worker never cuts a recording short."""
         while self._settled or self._unsent:
+            await self._gather_outcomes()
+            self._flush.clear()
             settled, self._settled = self._settled, []
             unsent, self._unsent = self._unsent, []
             if settled:
@@ -557,6 +681,7 @@ class DeliveryWorker:
             await self._record_logged([one])
 
     async def _recorded(self) -> None:
+        self._flush.set()
         while self._recording is not None and not self._recording.done():
             await asyncio.shield(self._recording)
 
@@ -569,9 +694,12 @@ class DeliveryWorker:
         for host in self._hosts.values():
             unsent.extend(host.waiting)
         self._hosts.clear()
+        self._turns.clear()
+        self._in_turn.clear()
         self._sending.clear()
         self._unsent = []
         self._held = 0
+        self._flush.set()
         if self._recording is not None:
             await asyncio.gather(self._recording, return_exceptions=True)
         await self._release(unsent)

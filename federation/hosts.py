@@ -9,11 +9,22 @@ case, with the default port left out, so that `https://A.example:443/x` and
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from yarl import URL
+
 _SCHEME_PORTS: Final = {"http": 80, "https": 443}
 _HEADER_DEFAULT_PORTS: Final = frozenset(_SCHEME_PORTS.values())
+
+
+@lru_cache(maxsize=4096)
+def parsed_url(url: str) -> URL:
+    """`URL(url)`, parsed once: a delivery's inbox is read by the address guard,
+    the signature and the request, for every activity sent to it. (`URL` is
+    immutable, so sharing one is safe; a malformed URL raises each time.)"""
+    return URL(url)
 
 
 def _joined(name: str, port: int | None) -> str:

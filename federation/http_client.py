@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import aiohttp
@@ -36,6 +37,7 @@ from federation.errors import (
     SignatureError,
     TooManyRedirects,
 )
+from federation.hosts import parsed_url
 from federation.signatures import sign_request
 
 ACCEPT_ACTIVITY = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
@@ -56,7 +58,13 @@ class HttpLimits:
     max_redirects: int = 3
 
     def client_timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=self.total_timeout, sock_connect=self.connect_timeout)
+        return _client_timeout(self)
+
+
+@lru_cache(maxsize=16)
+def _client_timeout(limits: HttpLimits) -> aiohttp.ClientTimeout:
+    """One (immutable) `ClientTimeout` per set of limits, not one per request."""
+    return aiohttp.ClientTimeout(total=limits.total_timeout, sock_connect=limits.connect_timeout)
 
 
 @dataclass(frozen=True)
@@ -374,7 +382,11 @@ async def signed_post(
         )
     with _network_errors("POST", url):
         async with session.post(
-            url, data=body, headers=headers, allow_redirects=False, timeout=limits.client_timeout()
+            parsed_url(url),
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            timeout=limits.client_timeout(),
         ) as response:
             excerpt = await _read_excerpt(response)
             retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -54,10 +54,9 @@ from typing import Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from yarl import URL
 
 from federation.errors import FederationError, FetchError, InvalidKeyError, SignatureError
-from federation.hosts import normalize_host
+from federation.hosts import normalize_host, parsed_url
 from federation.keys import load_private_key, load_public_key
 
 logger = logging.getLogger(__name__)
@@ -176,7 +175,7 @@ def sign_request(
     kept (and signed); a supplied `Digest` is replaced so it matches `body`.
     The request must then be sent to exactly `url` with these headers.
     """
-    target = URL(url)
+    target = parsed_url(url)
     host = target.host_port_subcomponent
     if not host:
         raise SignatureError(f"cannot sign a request to {url!r}: no host")

@@ -27,6 +27,12 @@ from node.config import NodeConfig
 from node.middleware import error_middleware, security_headers_middleware
 from node.ops.endpoints import request_metrics_middleware, setup_operations
 from node.ops.logs import request_context_middleware
+from node.protocol.handoff import (
+    DELIVERY_HANDOFF,
+    HANDOFF,
+    DeliveryHandoff,
+    forget_after_rollback,
+)
 from node.protocol.setup import setup_federation, wake_after_commit
 from node.responses import json_response
 from node.services.login_throttle import LOGIN_THROTTLE, LoginThrottle
@@ -55,8 +61,12 @@ def database_ctx(config: NodeConfig) -> Callable[[web.Application], AsyncIterato
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = create_engine(config.database_url)
         app[ENGINE] = engine
+        handoff = app[DELIVERY_HANDOFF] = DeliveryHandoff()
         app[SESSIONS] = create_session_factory(
-            engine, after_commit=lambda session: wake_after_commit(app, session)
+            engine,
+            after_commit=lambda session: wake_after_commit(app, session),
+            after_rollback=forget_after_rollback,
+            info={HANDOFF: handoff},
         )
         yield
         await engine.dispose()

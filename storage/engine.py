@@ -54,15 +54,26 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 def create_session_factory(
-    engine: AsyncEngine, *, after_commit: Callable[[Session], None] | None = None
+    engine: AsyncEngine,
+    *,
+    after_commit: Callable[[Session], None] | None = None,
+    after_rollback: Callable[[Session, Any], None] | None = None,
+    info: dict[str, Any] | None = None,
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions for one engine; `after_commit` runs after each successful commit.
+    """Sessions for one engine; `after_commit` runs after each successful commit,
+    `after_rollback` after each rollback (`after_soft_rollback`: of a savepoint
+    too), and every session's `info` starts with a copy of `info`.
 
-    The hook is registered on a session class of this factory's own, so two
+    The hooks are registered on a session class of this factory's own, so two
     nodes in one process (tests, the demo) never see each other's commits.
     """
-    if after_commit is None:
-        return async_sessionmaker(engine, expire_on_commit=False)
+    if after_commit is None and after_rollback is None:
+        return async_sessionmaker(engine, expire_on_commit=False, info=info)
     session_class = type("ObservedSession", (Session,), {})
-    event.listen(session_class, "after_commit", after_commit)
-    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=session_class)
+    if after_commit is not None:
+        event.listen(session_class, "after_commit", after_commit)
+    if after_rollback is not None:
+        event.listen(session_class, "after_soft_rollback", after_rollback)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, sync_session_class=session_class, info=info
+    )

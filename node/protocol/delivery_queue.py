@@ -21,10 +21,19 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.delivery import DeliveryJob, Settlement, Verdict, host_backoff
+from node.protocol.handoff import HANDED, HANDOFF
 from node.protocol.recipients import SendTimeCheck
 from storage.models import Community, utcnow
 from storage.repositories import DeliveryRepository
-from storage.repositories.deliveries import NOTHING, Carried, ClaimedDelivery, HostCaps
+from storage.repositories.deliveries import (
+    NOTHING,
+    Carried,
+    ClaimedDelivery,
+    HostCaps,
+    LeasedRow,
+    Outcomes,
+    PreLease,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +50,9 @@ async def enqueue_activity(
 
     Runs in the caller's session and does not commit; once the caller has
     committed, `node.protocol.workers.wake_delivery(app)` sends it at once
-    instead of at the worker's next poll. `carried` says which listing it
+    instead of at the worker's next poll. Where this process runs a delivery
+    worker with room, the rows go in leased to it and are handed over on
+    commit (`node.protocol.handoff`). `carried` says which listing it
     shares and with whom, for the check at send time. Returns how many
     deliveries were new.
     """
@@ -51,16 +62,42 @@ async def enqueue_activity(
     if not sender.is_local or not sender.key_id or not sender.private_key_pem:
         raise ValueError(f"{sender.ap_id} cannot sign: it is not a local community with keys")
     body = orjson.dumps(activity).decode("utf-8")
-    return await DeliveryRepository(session).enqueue(
-        activity_id, sender.id, inboxes, body, carried=carried
+    repo = DeliveryRepository(session)
+    handoff = session.info.get(HANDOFF)
+    vacancy = handoff.vacancy(session.sync_session) if handoff is not None else None
+    if vacancy is None:
+        return await repo.enqueue(activity_id, sender.id, inboxes, body, carried=carried)
+    leased: list[LeasedRow] = []
+    lease = PreLease(vacancy.lease_until, vacancy.limit, vacancy.per_host, vacancy.room)
+    added = await repo.enqueue(
+        activity_id, sender.id, inboxes, body, carried=carried, lease=lease, leased_out=leased
     )
+    if leased:
+        data = body.encode("utf-8")
+        session.info.setdefault(HANDED, []).extend(
+            DeliveryJob(
+                id=row.id,
+                activity_id=activity_id,
+                target_inbox=row.target_inbox,
+                host=row.host,
+                body=data,
+                key_id=sender.key_id,
+                private_key_pem=sender.private_key_pem,
+                attempts=0,
+                leased_until=lease.until,
+            )
+            for row in leased
+        )
+    return added
 
 
 def _ignore(_outcome: str) -> None:
     """The default `observe`: nobody is counting."""
 
 
-def _job(delivery: ClaimedDelivery, sender: Community) -> DeliveryJob | None:
+def _job(
+    delivery: ClaimedDelivery, sender: Community, leased_until: datetime
+) -> DeliveryJob | None:
     if not sender.key_id or not sender.private_key_pem:
         return None
     return DeliveryJob(
@@ -72,6 +109,7 @@ def _job(delivery: ClaimedDelivery, sender: Community) -> DeliveryJob | None:
         key_id=sender.key_id,
         private_key_pem=sender.private_key_pem,
         attempts=delivery.attempts,
+        leased_until=leased_until,
     )
 
 
@@ -113,14 +151,15 @@ class SqlDeliveryQueue:
             repo = DeliveryRepository(session)
             check = SendTimeCheck(session)
             jobs: list[DeliveryJob] = []
-            for delivery, sender in await repo.claim_due_rows(self._clock(), limit, lease, caps):
+            now = self._clock()
+            for delivery, sender in await repo.claim_due_rows(now, limit, lease, caps):
                 refusal = await check.refusal(delivery, sender)
                 if refusal is not None:
                     logger.info("delivery %s cancelled: %s", delivery.id, refusal)
                     if await repo.cancel(delivery.id, refusal):
                         self._observe("cancelled")
                     continue
-                job = _job(delivery, sender)
+                job = _job(delivery, sender, now + lease)
                 if job is None:
                     logger.warning("delivery %s: sender %s has no key", delivery.id, sender.ap_id)
                     await repo.mark_failed(delivery.id, None, "sender has no signing key")
@@ -133,22 +172,22 @@ class SqlDeliveryQueue:
         one statement, each host's health once, as if recorded one by one in order.
         """
         now = self._clock()
+        delivered: list[tuple[int, int]] = []
+        retries: list[tuple[int, datetime, int | None, str]] = []
+        failed: list[tuple[int, int | None, str]] = []
+        for settled in settlements:
+            job_id, status, error = settled.job.id, settled.status, settled.error
+            if settled.verdict is Verdict.DELIVERED:
+                assert status is not None
+                delivered.append((job_id, status))
+            elif settled.verdict is Verdict.RETRY:
+                assert settled.retry_at is not None
+                retries.append((job_id, settled.retry_at, status, error))
+            else:
+                failed.append((job_id, status, error))
         async with self._sessions() as session, session.begin():
             repo = DeliveryRepository(session)
-            delivered: dict[int, list[int]] = {}
-            for settled in settlements:
-                if settled.verdict is Verdict.DELIVERED:
-                    assert settled.status is not None
-                    delivered.setdefault(settled.status, []).append(settled.job.id)
-                elif settled.verdict is Verdict.RETRY:
-                    assert settled.retry_at is not None
-                    await repo.mark_retry(
-                        settled.job.id, settled.retry_at, settled.status, settled.error
-                    )
-                else:
-                    await repo.mark_failed(settled.job.id, settled.status, settled.error)
-            for status, ids in delivered.items():
-                await repo.mark_delivered_many(ids, now, status)
+            await repo.record_outcomes(Outcomes(delivered, retries, failed), now)
             await self._record_hosts(repo, settlements, now)
         for settled in settlements:
             self._observe(_OUTCOMES[settled.verdict])

@@ -25,6 +25,7 @@ from node.domain import urls
 from node.domain.conversion import listing_to_note
 from node.protocol.delivery_queue import enqueue_activity
 from node.protocol.documents import actor_document
+from node.protocol.handoff import HANDED
 from node.protocol.recipients import Audience, audience_for, follower_inboxes, partner_inboxes
 from storage.models import Community, Listing, utcnow
 from storage.repositories import DeliveryRepository
@@ -45,10 +46,13 @@ async def enqueue(
     inboxes: set[str],
     carried: Carried = NOTHING,
 ) -> None:
-    """Queue in the caller's transaction; its commit wakes the worker (`wake_after_commit`)."""
-    if inboxes and await enqueue_activity(
-        session, activity, community, sorted(inboxes), carried=carried
-    ):
+    """Queue in the caller's transaction; its commit wakes the worker (`wake_after_commit`),
+    unless every new delivery was handed to it already (`node.protocol.handoff`)."""
+    if not inboxes:
+        return
+    handed = len(session.info.get(HANDED, ()))
+    added = await enqueue_activity(session, activity, community, sorted(inboxes), carried=carried)
+    if added > len(session.info.get(HANDED, ())) - handed:
         session.info[WAKE_DELIVERY] = True
 
 

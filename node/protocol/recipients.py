@@ -51,13 +51,12 @@ async def follower_inboxes(session: AsyncSession, community: Community) -> froze
 
 async def partner_inboxes(session: AsyncSession, community: Community) -> dict[str, str]:
     """Active partners' actor id -> delivery inbox (shared where they have one)."""
-    active = await PartnershipRepository(session).get_active_for_community(community.id)
+    active = await PartnershipRepository(session).active_partner_inboxes(community.id)
     inboxes = {}
-    for partnership in active:
-        remote = partnership.remote_community
-        inbox = urls.delivery_inbox(remote.inbox_url, remote.shared_inbox_url, fan_out=True)
+    for actor, personal, shared in active:
+        inbox = urls.delivery_inbox(personal, shared, fan_out=True)
         if inbox:
-            inboxes[remote.ap_id] = inbox
+            inboxes[actor] = inbox
     return inboxes
 
 

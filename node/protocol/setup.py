@@ -12,6 +12,7 @@ from node.appkeys import CONFIG
 from node.media.store import remove_orphans_after_commit
 from node.protocol.documents import setup_document_routes
 from node.protocol.handlers import inbox_handlers
+from node.protocol.handoff import hand_over_after_commit
 from node.protocol.inbox import INBOX_BATCH, inbox_processor_ctx, setup_inbox_routes
 from node.protocol.jobs import WAKE_JOBS
 from node.protocol.listing_batches import ListingBatch
@@ -26,7 +27,9 @@ async def _document_loader_ctx(_app: web.Application) -> AsyncIterator[None]:
 
 
 def wake_after_commit(app: web.Application, session: Session) -> None:
-    """Session hook: a commit that queued deliveries or jobs wakes their worker at once."""
+    """Session hook: a commit that queued deliveries or jobs wakes their worker at once
+    (and hands it the deliveries leased to it)."""
+    hand_over_after_commit(app, session)
     if session.info.pop(WAKE_DELIVERY, False):
         wake_delivery(app)
     if session.info.pop(WAKE_JOBS, False):

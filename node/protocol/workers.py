@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from aiohttp import web
@@ -29,6 +31,7 @@ from node.appkeys import CONFIG, HTTP, SESSIONS, WORKER_POLL_SECONDS
 from node.ops.metrics import METRICS
 from node.protocol.crawl import enqueue_directory_refresh
 from node.protocol.delivery_queue import SqlDeliveryQueue
+from node.protocol.handoff import DELIVERY_HANDOFF
 from node.protocol.job_handlers import (
     directory_refresh_interval,
     enqueue_reconcile,
@@ -73,6 +76,7 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = SqlDeliveryQueue(
         app[SESSIONS], observe=metrics.delivery_outcome if metrics is not None else None
     )
+    signers = ThreadPoolExecutor(_cores(), thread_name_prefix="sign")
     worker = DeliveryWorker(
         queue,
         app[HTTP],
@@ -81,13 +85,27 @@ async def delivery_worker_ctx(app: web.Application) -> AsyncIterator[None]:
         lease=timedelta(seconds=app[CONFIG].delivery_lease_seconds),
         concurrency=app[CONFIG].delivery_concurrency,
         per_host=app[CONFIG].delivery_per_host,
+        sign_on=signers,
     )
     task = asyncio.create_task(
         worker.run_forever(app.get(WORKER_POLL_SECONDS, DELIVERY_POLL_SECONDS), wake),
         name="delivery-worker",
     )
+    handoff = app.get(DELIVERY_HANDOFF)
+    if handoff is not None:
+        handoff.attach(worker)
     yield
+    if handoff is not None:
+        handoff.attach(None)
     await _stop(task)
+    signers.shutdown(wait=False, cancel_futures=True)
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of them where that is not known)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 async def job_worker_ctx(app: web.Application) -> AsyncIterator[None]:

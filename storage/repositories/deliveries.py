@@ -18,13 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Row,
     Select,
+    Table,
+    bindparam,
     case,
     exists,
     func,
@@ -104,6 +107,7 @@ class HostSummary:
     clock_skew_at: datetime | None = None
 
 
+@lru_cache(maxsize=4096)
 def inbox_host(inbox: str) -> str:
     """The host a delivery counts against: `host`, or `host:port` off the default port.
 
@@ -186,6 +190,73 @@ def _due_fairly(now: datetime, limit: int, blocked_hosts: set[str], caps: HostCa
     return select(Delivery.id).where(Delivery.id.in_(picked))
 
 
+_TABLE = cast(Table, Delivery.__table__)
+_QUEUED_ROW = (_TABLE.c.id == bindparam("row_id")) & (_TABLE.c.state == QUEUED)
+_ENDED = {"attempts": _TABLE.c.attempts + 1, "locked_until": None}
+# Built once: the worker records every outcome through these, as executemany.
+_MARK_DELIVERED = (
+    update(_TABLE)
+    .where(_QUEUED_ROW)
+    .values(
+        **_ENDED,
+        state=DELIVERED,
+        delivered_at=bindparam("at"),
+        last_status=bindparam("status"),
+        last_error=None,
+    )
+)
+_MARK_RETRY = (
+    update(_TABLE)
+    .where(_QUEUED_ROW)
+    .values(
+        **_ENDED,
+        next_attempt_at=bindparam("at"),
+        last_status=bindparam("status"),
+        last_error=bindparam("error"),
+    )
+)
+_MARK_FAILED = (
+    update(_TABLE)
+    .where(_QUEUED_ROW)
+    .values(**_ENDED, state=FAILED, last_status=bindparam("status"), last_error=bindparam("error"))
+)
+
+
+_HOSTS_SUCCESS: dict[str, Any] = {}  # the upsert, by dialect name
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Many deliveries' outcomes, for `DeliveryRepository.record_outcomes`:
+    `delivered` as (id, status), `retries` as (id, next attempt, status, error),
+    `failed` as (id, status, error)."""
+
+    delivered: Sequence[tuple[int, int]] = ()
+    retries: Sequence[tuple[int, datetime, int | None, str]] = ()
+    failed: Sequence[tuple[int, int | None, str]] = ()
+
+
+@dataclass(frozen=True)
+class PreLease:
+    """Lease some of the rows being queued to this process's worker as they are
+    inserted: at most `limit`, at most `room[host]` (else `per_host`) of one
+    host, none of a host in backoff, each until `until`."""
+
+    until: datetime
+    limit: int
+    per_host: int
+    room: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class LeasedRow:
+    """A row queued already leased (`PreLease`), as its worker needs it."""
+
+    id: int
+    target_inbox: str
+    host: str
+
+
 def _rowcount(result: Any) -> int:
     assert isinstance(result, CursorResult)
     return result.rowcount
@@ -206,12 +277,18 @@ class DeliveryRepository:
         *,
         now: datetime | None = None,
         carried: Carried = NOTHING,
+        lease: PreLease | None = None,
+        leased_out: list[LeasedRow] | None = None,
     ) -> int:
         """Queue `body` for each distinct inbox; returns how many rows were added.
 
         Enqueuing the same activity to the same inbox again is a no-op, so a
         retried request or handler never sends twice. Blocked hosts get nothing.
+        With `lease`, the new rows it allows are inserted leased and listed in
+        `leased_out`, for this process's worker to send without claiming them.
         """
+        if lease is not None and leased_out is None:
+            raise ValueError("a lease needs a list to report the leased rows in")
         hosts = {inbox: inbox_host(inbox) for inbox in dict.fromkeys(inboxes)}
         blocked = await self._blocked_among(set(hosts.values()))
         when = now or utcnow()
@@ -233,9 +310,45 @@ class DeliveryRepository:
             for inbox, host in hosts.items()
             if host not in blocked
         ]
-        return await dialect.insert_ignoring_conflicts(
-            self.session, Delivery, rows, conflict_columns=("activity_id", "target_inbox")
+        if lease is None or not rows:
+            return await dialect.insert_ignoring_conflicts(
+                self.session, Delivery, rows, conflict_columns=("activity_id", "target_inbox")
+            )
+        assert leased_out is not None
+        await self._pre_lease(rows, lease, when)
+        inserted = await self._insert_returning(rows)
+        leased_out.extend(
+            LeasedRow(row_id, inbox, hosts[inbox]) for row_id, inbox, leased in inserted if leased
         )
+        return len(inserted)
+
+    async def _pre_lease(self, rows: list[dict[str, Any]], lease: PreLease, now: datetime) -> None:
+        """Mark the rows `lease` allows as leased, in queue order."""
+        hosts = {row["host"] for row in rows}
+        resting = set(
+            await self.session.scalars(
+                select(PeerHost.host).where(PeerHost.host.in_(hosts), PeerHost.backoff_until > now)
+            )
+        )
+        taken: dict[str, int] = {}
+        left = lease.limit
+        for row in rows:
+            host = row["host"]
+            fits = left > 0 and host not in resting
+            fits = fits and taken.get(host, 0) < lease.room.get(host, lease.per_host)
+            row["locked_until"] = lease.until if fits else None
+            if fits:
+                taken[host] = taken.get(host, 0) + 1
+                left -= 1
+
+    async def _insert_returning(self, rows: list[dict[str, Any]]) -> list[tuple[int, str, bool]]:
+        """Insert, skipping rows already queued; (id, inbox, leased) of each new row."""
+        insert = dialect.conflict_insert(self.session, _TABLE)
+        statement = insert.on_conflict_do_nothing(
+            index_elements=["activity_id", "target_inbox"]
+        ).returning(_TABLE.c.id, _TABLE.c.target_inbox, _TABLE.c.locked_until)
+        result = await self.session.execute(statement, rows)
+        return [(row_id, inbox, until is not None) for row_id, inbox, until in result.all()]
 
     async def _blocked_among(self, hosts: Iterable[str]) -> set[str]:
         """Which of `hosts` are blocked, by the one rule `host_is_blocked` keeps."""
@@ -361,6 +474,33 @@ class DeliveryRepository:
         )
         return _rowcount(result)
 
+    async def record_outcomes(self, outcomes: Outcomes, now: datetime) -> None:
+        """End many leases at once, one executemany of a prebuilt statement per kind
+        of outcome; like `mark_delivered`, `mark_retry` and `mark_failed`, a row no
+        longer queued is left as it is."""
+        connection = await self.session.connection()
+        if outcomes.delivered:
+            await connection.execute(
+                _MARK_DELIVERED,
+                [{"row_id": i, "at": now, "status": status} for i, status in outcomes.delivered],
+            )
+        if outcomes.retries:
+            await connection.execute(
+                _MARK_RETRY,
+                [
+                    {"row_id": i, "at": at, "status": status, "error": error}
+                    for i, at, status, error in outcomes.retries
+                ],
+            )
+        if outcomes.failed:
+            await connection.execute(
+                _MARK_FAILED,
+                [
+                    {"row_id": i, "status": status, "error": error}
+                    for i, status, error in outcomes.failed
+                ],
+            )
+
     async def mark_retry(
         self, delivery_id: int, at: datetime, status: int | None, error: str
     ) -> bool:
@@ -477,16 +617,20 @@ class DeliveryRepository:
         ]
         if not rows:
             return
-        insert = dialect.conflict_insert(self.session, PeerHost.__table__)  # type: ignore[arg-type]
-        upsert = insert.on_conflict_do_update(
-            index_elements=["host"],
-            set_={
-                "consecutive_failures": 0,
-                "backoff_until": None,
-                "last_success_at": insert.excluded.last_success_at,
-            },
-        )
-        await self.session.execute(upsert, rows)  # executemany: one cached statement
+        name = dialect.dialect_name(self.session)
+        upsert = _HOSTS_SUCCESS.get(name)
+        if upsert is None:
+            insert = dialect.conflict_insert(self.session, PeerHost.__table__)  # type: ignore[arg-type]
+            upsert = _HOSTS_SUCCESS[name] = insert.on_conflict_do_update(
+                index_elements=["host"],
+                set_={
+                    "consecutive_failures": 0,
+                    "backoff_until": None,
+                    "last_success_at": insert.excluded.last_success_at,
+                },
+            )
+        connection = await self.session.connection()
+        await connection.execute(upsert, rows)  # executemany of a statement built once
 
     async def record_clock_skew(self, host: str, skew_seconds: float, now: datetime) -> None:
         """What the `Date` of a verified signed request from `host` said, against our clock."""

@@ -77,6 +77,21 @@ class PartnershipRepository:
         )
         return result.scalars().all()
 
+    async def active_partner_inboxes(
+        self, local_community_id: int
+    ) -> Sequence[tuple[str, str | None, str | None]]:
+        """(actor id, inbox, shared inbox) of each active partner: only those columns,
+        since publishing and the send-time check read them for every listing."""
+        result = await self.session.execute(
+            select(Community.ap_id, Community.inbox_url, Community.shared_inbox_url)
+            .join(CommunityPartnership, CommunityPartnership.remote_community_id == Community.id)
+            .where(
+                CommunityPartnership.local_community_id == local_community_id,
+                CommunityPartnership.state == PartnershipState.ACTIVE,
+            )
+        )
+        return [(ap_id, inbox, shared) for ap_id, inbox, shared in result]
+
     async def active_between(self, local_community_id: int, remote_actor: str) -> bool:
         for partnership in await self.get_active_for_community(local_community_id):
             if partnership.remote_community.ap_id == remote_actor:

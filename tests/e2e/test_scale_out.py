@@ -59,8 +59,8 @@ under a live worker would let the other send its deliveries too."""
 PASSWORD = "steward-password"
 # The killed worker can have had at most its concurrent POSTs in flight, plus
 # answers it had not yet recorded: never more than the leases a worker holds,
-# by default twice its concurrency.
-IN_FLIGHT_BOUND = 2 * DeliveryWorker.__init__.__kwdefaults__["concurrency"]
+# by default four times its concurrency.
+IN_FLIGHT_BOUND = 4 * DeliveryWorker.__init__.__kwdefaults__["concurrency"]
 
 
 @dataclass

@@ -11,7 +11,7 @@ import asyncio
 import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,10 @@ from federation.http_client import HttpLimits, create_client_session
 from federation.keys import generate_key_pair
 from federation.signatures import PublicKeyRecord, SignatureInfo, verify_request
 from node.app import init_app
-from node.appkeys import SESSIONS
+from node.appkeys import ENGINE, SESSIONS, WORKER_POLL_SECONDS
 from node.config import write_config
 from node.protocol.delivery_queue import SqlDeliveryQueue, enqueue_activity
+from node.protocol.handoff import HANDED
 from node.protocol.workers import DELIVERY_WAKE, delivery_worker_ctx, wake_delivery
 from storage.engine import create_engine, create_session_factory
 from storage.models import Community, Delivery, PeerHost
@@ -611,9 +612,9 @@ async def test_one_round_takes_a_few_of_each_host_not_the_oldest_of_one(
     await enqueue(sessions, sender, [quiet.url()], n=2)
     worker = make_worker(sessions, http, clock, concurrency=4, per_host=2)
 
-    assert await worker.run_once() == 5  # 4 of the busy host (2 sending, 2 waiting), 1 quiet
+    assert await worker.run_once() == 9  # 8 of the busy host (2 sending, 6 waiting), 1 quiet
     assert len(quiet.accepted) == 1
-    assert len(busy.accepted) == 4
+    assert len(busy.accepted) == 8
 
 
 async def test_a_failing_host_gives_back_what_waits_for_it(
@@ -650,7 +651,9 @@ async def test_app_worker_delivers_on_wake_and_stops_with_the_app(
     app.cleanup_ctx.append(delivery_worker_ctx)
     client = await aiohttp_client(app)
 
-    async with app[SESSIONS]() as session, session.begin():
+    # A session of its own, not the app's: nothing is handed over, so only the
+    # wake-up can get the delivery sent before the next poll.
+    async with create_session_factory(app[ENGINE])() as session, session.begin():
         await enqueue_activity(session, activity(), community, [inbox.url()])
     wake_delivery(app)
     await asyncio.wait_for(inbox.arrived.wait(), EVENT_TIMEOUT)
@@ -662,6 +665,47 @@ async def test_app_worker_delivers_on_wake_and_stops_with_the_app(
     assert received.signature.key_owner == community.ap_id
 
 
+async def test_a_commit_hands_its_deliveries_to_the_worker_and_a_rollback_does_not(
+    tmp_path: Path, database_url: str, aiohttp_client: AiohttpClient, aiohttp_server: AiohttpServer
+) -> None:
+    config = write_config(
+        tmp_path,
+        base_url="http://tools.test",
+        slug="tools",
+        name="Tool Library",
+        database_url=database_url,
+        allow_private_addresses=True,
+    )
+    community = await create_node_community(config)
+    assert community.key_id is not None and community.public_key_pem is not None
+    key = PublicKeyRecord(community.key_id, community.ap_id, community.public_key_pem)
+    inbox = await FakeInbox(key).start(aiohttp_server)
+    app = init_app(config)
+    app[WORKER_POLL_SECONDS] = 3600.0  # no poll, no wake-up: only the hand-over sends
+    client = await aiohttp_client(app)
+
+    async with app[SESSIONS]() as session:
+        with pytest.raises(RuntimeError):
+            async with session.begin():
+                await enqueue_activity(session, activity(1), community, [inbox.url("/dropped")])
+                assert session.info.get(HANDED)  # leased to the worker as it was inserted
+                raise RuntimeError("the request failed after queueing")
+        assert not session.info.get(HANDED)
+        async with session.begin():
+            await enqueue_activity(session, activity(2), community, [inbox.url()])
+        await asyncio.wait_for(inbox.arrived.wait(), EVENT_TIMEOUT)
+
+    await client.close()  # the worker records what it sent as it stops
+    [received] = inbox.received
+    assert received.path == "/inbox" and received.signature.valid
+    engine = create_engine(database_url)
+    try:
+        [delivery] = await deliveries(create_session_factory(engine))
+    finally:
+        await engine.dispose()
+    assert (delivery.activity_id, delivery.state) == (activity(2)["id"], "delivered")
+
+
 async def test_enqueue_refuses_what_could_never_be_sent(sessions: Sessions) -> None:
     remote = Community(ap_id="http://far.test/c/x", is_local=False, slug="x", host="far.test")
     async with sessions() as session:
@@ -669,3 +713,25 @@ async def test_enqueue_refuses_what_could_never_be_sent(sessions: Sessions) -> N
             await enqueue_activity(session, activity(), remote, ["http://far.test/inbox"])
         with pytest.raises(ValueError, match="id"):
             await enqueue_activity(session, {"type": "Create"}, remote, [])
+
+
+class LateQueue(SqlDeliveryQueue):
+    """Hands out jobs whose lease is nearly over, as if they had waited in memory."""
+
+    async def claim(self, limit: int, lease: timedelta, **caps: Any) -> list[DeliveryJob]:
+        jobs = await super().claim(limit, lease, **caps)
+        return [replace(job, leased_until=self._clock() + lease / 4) for job in jobs]
+
+
+async def test_a_job_whose_lease_is_running_out_is_left_for_a_later_claim(
+    sessions: Sessions, sender: Community, http: aiohttp.ClientSession, clock: Clock, new_inbox: Any
+) -> None:
+    inbox = await new_inbox()
+    await enqueue(sessions, sender, [inbox.url()])
+    late = make_worker(sessions, http, clock, queue=LateQueue(sessions, clock=clock))
+
+    assert await late.run_once() == 0
+    assert inbox.received == []
+    clock.advance(timedelta(minutes=6))  # the lease lapses; an ordinary claim sends it once
+    assert await make_worker(sessions, http, clock).run_once() == 1
+    assert len(inbox.accepted) == 1

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.engine import create_engine, create_session_factory, is_sqlite
 from storage.models import Community, Delivery, PeerHost
 from storage.repositories import BlockRepository, CommunityRepository, DeliveryRepository
-from storage.repositories.deliveries import HostCaps, inbox_host
+from storage.repositories.deliveries import HostCaps, LeasedRow, PreLease, inbox_host
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -345,3 +345,42 @@ async def test_claimed_rows_carry_what_a_worker_sends(
     )
     assert (delivery.attempts, community.ap_id) == (0, sender.ap_id)
     assert (await rows(sessions))["http://far.test/inbox"].locked_until == T0 + LEASE
+
+
+async def test_rows_queued_for_this_process_are_leased_within_its_room(
+    sessions: Sessions, sender: Community
+) -> None:
+    await host_failure(sessions, "down.test", T0)
+    inboxes = [f"http://busy.test/u{n}/inbox" for n in range(4)]
+    inboxes += ["http://down.test/inbox", "http://full.test/inbox", "http://other.test/inbox"]
+    lease = PreLease(T0 + LEASE, limit=10, per_host=2, room={"full.test": 0})
+    leased: list[LeasedRow] = []
+    async with sessions() as session, session.begin():
+        added = await DeliveryRepository(session).enqueue(
+            "http://home.test/activities/a1",
+            sender.id,
+            inboxes,
+            "{}",
+            now=T0,
+            lease=lease,
+            leased_out=leased,
+        )
+    assert added == 7
+    # two of the busy host (its room), none of a host backing off or with no room
+    assert sorted(row.target_inbox for row in leased) == [
+        "http://busy.test/u0/inbox",
+        "http://busy.test/u1/inbox",
+        "http://other.test/inbox",
+    ]
+    stored = await rows(sessions)
+    assert {inbox for inbox, row in stored.items() if row.locked_until is not None} == {
+        row.target_inbox for row in leased
+    }
+    assert {row.id for row in leased} <= {row.id for row in stored.values()}
+    # the others are claimed as usual (once the host's backoff ends), the leased
+    # ones not while their lease runs
+    assert sorted(await claim(sessions, T0 + timedelta(minutes=1))) == [
+        "http://busy.test/u2/inbox",
+        "http://busy.test/u3/inbox",
+        "http://full.test/inbox",
+    ]
