@@ -8,11 +8,10 @@ check what only they can: that the object is ours to act on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.errors import FetchError
 from federation.inbox_processor import Handler, IgnoreActivity, InboundActivity, Retry
@@ -25,11 +24,11 @@ from node.protocol.context import FederationContext
 from node.protocol.mirror import NotMirrored, audience_of, mirror_note
 from node.protocol.proposal_limits import check_pending_cap
 from node.protocol.publishing import send
+from node.protocol.receiving import may_receive
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, resolve_sender
 from storage.models import Community
 from storage.repositories import CommunityRepository
 from storage.repositories.follows import FollowRepository
-from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.remote_listings import RemoteListingRepository
 from storage.states import Audience, FollowState
 
@@ -84,32 +83,6 @@ async def _refusing(step: Awaitable[None]) -> None:
         await step
     except partnerships.PartnershipRefused as exc:
         raise Ignored(str(exc)) from exc
-
-
-async def may_receive(session: AsyncSession, origin: Community, audience: str) -> bool:
-    """Public listings from communities we follow or partner with; partner
-    listings only from an active partner."""
-    if await PartnershipRepository(session).is_anyone_partnered_with(origin.id):
-        return True
-    if audience != Audience.PUBLIC:
-        return False
-    return await FollowRepository(session).is_followed(origin.ap_id)
-
-
-async def receivable(
-    session: AsyncSession, senders: Collection[tuple[Community, str]]
-) -> set[tuple[int, str]]:
-    """`may_receive` for many (origin, audience) pairs at once, in two queries: the
-    (origin id, audience) pairs whose listings we keep."""
-    origins = {origin.id for origin, _ in senders}
-    partnered = await PartnershipRepository(session).partnered_among(origins)
-    public = {o.ap_id for o, a in senders if a == Audience.PUBLIC and o.id not in partnered}
-    followed = await FollowRepository(session).followed_among(public)
-    return {
-        (origin.id, audience)
-        for origin, audience in senders
-        if origin.id in partnered or (audience == Audience.PUBLIC and origin.ap_id in followed)
-    }
 
 
 async def on_actor_update(ctx: FederationContext, activity: Activity) -> None:

@@ -25,8 +25,9 @@ from federation.jsonld import normalize_activity
 from federation.vocab import ACTOR_TYPES, Activity, Note, VocabError, parse_note
 from node.protocol import exchanges
 from node.protocol.context import FederationContext
-from node.protocol.handlers import Ignored, receivable
+from node.protocol.handlers import Ignored
 from node.protocol.mirror import audience_of, mirror_many
+from node.protocol.receiving import receivable
 from node.protocol.remote_actors import ActorUnavailable, resolve_sender
 from storage.models import Community
 from storage.write_turns import write_turn

@@ -42,13 +42,13 @@ from node.protocol.context import FederationContext
 from node.protocol.jobs import JobFailed, JobHandler, JobRun, RetryJob, enqueue_job
 from node.protocol.mirror import NotMirrored, mirror_note
 from node.protocol.publishing import send
+from node.protocol.receiving import may_receive
 from node.protocol.remote_actors import ActorUnavailable, resolve_actor, signed_get
 from node.protocol.ttl_cache import TtlCache
 from storage.models import Community, Relay
 from storage.repositories import BlockRepository, CommunityRepository
 from storage.repositories.actors import host_is_blocked
 from storage.repositories.follows import FollowRepository
-from storage.repositories.partnerships import PartnershipRepository
 from storage.repositories.relays import RelayRepository, public_listings_from
 from storage.repositories.remote_listings import RemoteListingRepository
 from storage.states import Audience, RelayState
@@ -308,9 +308,7 @@ async def _fetch_note(ctx: FederationContext, object_id: str, viewer: Community)
 async def _over_limit(session: AsyncSession, ctx: FederationContext, origin: Community) -> bool:
     """Whether the mirror already holds as many relayed listings of `origin` as it may
     (a community we follow or partner with is not limited: we asked for its listings)."""
-    if await PartnershipRepository(session).is_anyone_partnered_with(origin.id):
-        return False
-    if await FollowRepository(session).is_followed(origin.ap_id):
+    if await may_receive(session, origin, Audience.PUBLIC):
         return False
     held = await public_listings_from(session, origin.id)
     return held >= ctx.config.relay_max_listings_per_origin

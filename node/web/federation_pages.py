@@ -249,7 +249,7 @@ async def add_relay(page: Page) -> web.StreamResponse:
         if exc.status not in (400, 409, 422):
             raise
         # Refused before anything was written; returning without a commit keeps nothing.
-        forms.errors["relay"] = exc.message[:1:].upper() + exc.message[1:] + "."
+        forms.errors["relay"] = exc.message[:1].upper() + exc.message[1:] + "."
         return await _render(page, forms, 422)
     await page.db.commit()  # sends the Follow
     return redirect(

@@ -97,21 +97,8 @@ class FollowRepository:
         )
         return result.scalars().all()
 
-    async def is_followed(self, remote_actor: str) -> bool:
-        """Whether one of our communities follows `remote_actor` or has asked to."""
-        found = await self.session.scalar(
-            select(Follow.id)
-            .where(
-                Follow.direction == "out",
-                Follow.remote_actor == remote_actor,
-                Follow.state.in_((FollowState.PENDING, FollowState.ACTIVE)),
-            )
-            .limit(1)
-        )
-        return found is not None
-
     async def followed_among(self, remote_actors: Collection[str]) -> set[str]:
-        """`is_followed` for many actors in one query."""
+        """Those of `remote_actors` one of our communities follows or has asked to."""
         if not remote_actors:
             return set()
         result = await self.session.scalars(
